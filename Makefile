@@ -1,0 +1,54 @@
+# xaudit developer entry points. Every target sets itself up on first use:
+# a cached Python venv with torch==2.13.0 (libtorch for tch), then the release build.
+SHELL := /bin/bash
+XAUDIT_VENV ?= $(HOME)/.cache/xaudit/venv-torch-2.13.0
+export XAUDIT_VENV
+# torch-sys finds libtorch through the venv's python (LIBTORCH_USE_PYTORCH).
+export VIRTUAL_ENV := $(XAUDIT_VENV)
+export PATH := $(XAUDIT_VENV)/bin:$(PATH)
+export LIBTORCH_USE_PYTORCH := 1
+# Tests and proptest runs are reproducible: fixed case count and seed.
+export PROPTEST_CASES ?= 64
+CARGO ?= cargo
+XAUDIT := target/release/xaudit
+
+.PHONY: all env build demo test fmt fixtures bench clean-env
+
+all: build
+
+env:
+	@bash scripts/setup-env.sh
+
+build: env
+	$(CARGO) build --release --locked
+
+# The main job on the bundled fixtures: heatmaps for the digits CNN and the face classifier.
+demo: build
+	$(XAUDIT) doctor fixtures/models/digits_cnn_s0.pt --config fixtures/digits.toml
+	$(XAUDIT) explain fixtures/models/digits_cnn_s0.pt fixtures/data/digits_demo.csv \
+	  --config fixtures/digits.toml --method grad-cam --out reports/demo/digits-grad-cam
+	$(XAUDIT) explain fixtures/models/digits_cnn_s0.pt fixtures/data/digits_demo.csv \
+	  --config fixtures/digits.toml --method integrated-gradients --out reports/demo/digits-ig
+	$(XAUDIT) explain fixtures/models/onet_face.pt fixtures/data/faces_demo.csv \
+	  --config fixtures/faces.toml --method smoothgrad --out reports/demo/faces-smoothgrad
+	@echo "heatmaps written under reports/demo/"
+
+test: build
+	$(CARGO) test --release --locked
+	$(CARGO) fmt --check
+	$(CARGO) clippy --release --locked --all-targets -- -D warnings
+
+# Throughput of each method on the fixtures (numbers are machine-dependent; nothing asserted).
+bench: build
+	bash scripts/bench.sh
+
+fmt:
+	$(CARGO) fmt
+
+# Rebuilds every fixture (models, images, Captum golden maps); the results are committed.
+fixtures:
+	@bash scripts/setup-env.sh --fixtures
+	python fixtures/build_fixtures.py
+
+clean-env:
+	rm -rf $(XAUDIT_VENV)

@@ -1,0 +1,27 @@
+//! Control explainer: Sobel edge magnitude of the input's channel mean. It ignores the model,
+//! so a sanity audit must flag it (Adebayo et al. 2018 show edge detectors mimic saliency maps).
+use tch::{Kind, Tensor};
+
+/// `[B,C,H,W]` → `[B,1,H,W]`, reflect-padded like scipy.ndimage.sobel's default.
+pub fn attribute(x: &Tensor) -> Tensor {
+    let dev = x.device();
+    let grey = x
+        .to_kind(Kind::Float)
+        .mean_dim([1i64].as_slice(), true, Kind::Float);
+    let (h, w) = (grey.size()[2], grey.size()[3]);
+    // Reflect padding needs at least 2 pixels per side; tiny inputs fall back to replicate.
+    let padded = if h >= 2 && w >= 2 {
+        grey.reflection_pad2d([1, 1, 1, 1])
+    } else {
+        grey.replication_pad2d([1, 1, 1, 1])
+    };
+    let kx = Tensor::from_slice(&[-1f32, 0., 1., -2., 0., 2., -1., 0., 1.])
+        .view([1, 1, 3, 3])
+        .to_device(dev);
+    let ky = Tensor::from_slice(&[-1f32, -2., -1., 0., 0., 0., 1., 2., 1.])
+        .view([1, 1, 3, 3])
+        .to_device(dev);
+    let gx = padded.conv2d(&kx, None::<Tensor>, [1, 1], [0, 0], [1, 1], 1);
+    let gy = padded.conv2d(&ky, None::<Tensor>, [1, 1], [0, 0], [1, 1], 1);
+    (gx.square() + gy.square()).sqrt()
+}

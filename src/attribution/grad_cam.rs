@@ -1,0 +1,75 @@
+//! Grad-CAM (Selvaraju et al. 2017, arXiv:1610.02391) on the model's exported `features`.
+//!
+//! `α_k = mean_ij ∂y^c/∂A^k_ij`, `L = ReLU(Σ_k α_k A^k)`, upsampled bilinearly to the input.
+//! The features are recomputed as a detached leaf and fed to `head`: gradients w.r.t. a
+//! tensor *returned* by a scripted method are undefined from the second call on under the
+//! profiling executor (libtorch-tch.md §3.3).
+use super::{target_score, Ctx};
+use crate::error::{Error, Result};
+use serde::Serialize;
+use tch::{Kind, Tensor};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Upsample {
+    /// Bilinear, align_corners = false (PyTorch/Captum `interpolate` default for bilinear).
+    Bilinear,
+    Nearest,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Params {
+    /// Apply ReLU to the weighted sum (the paper; Captum's `relu_attributions`).
+    pub relu: bool,
+    pub upsample: Upsample,
+}
+
+impl Default for Params {
+    fn default() -> Self {
+        Params {
+            relu: true,
+            upsample: Upsample::Bilinear,
+        }
+    }
+}
+
+/// The low-resolution map `[B,1,h,w]` at the feature grid.
+pub fn lowres(ctx: &Ctx, p: &Params, x: &Tensor, targets: &Tensor) -> Result<Tensor> {
+    ctx.model.require_cam("grad-cam")?;
+    let feats = ctx.model.features(x)?;
+    let mut cam_parts = Vec::new();
+    let mut start = 0i64;
+    let b = x.size()[0];
+    super::for_chunks(b as usize, ctx.internal_batch, |r| {
+        let f = feats.narrow(0, start, r.len() as i64);
+        let t = targets.narrow(0, start, r.len() as i64);
+        start += r.len() as i64;
+        let g = tch::with_grad(|| -> Result<Tensor> {
+            let leaf = f.detach().set_requires_grad(true);
+            let logits = ctx.model.head(&leaf)?;
+            let s = target_score(&logits, &t, ctx.score);
+            let mut g = Tensor::f_run_backward(&[&s], &[&leaf], false, false)?;
+            g.pop().filter(Tensor::defined).ok_or_else(|| {
+                Error::method(
+                    "grad-cam",
+                    "no gradient reached the features",
+                    "check that `head` uses its input",
+                )
+            })
+        })?;
+        let alpha = g.mean_dim([2i64, 3].as_slice(), true, Kind::Float);
+        let cam = (alpha * &f).sum_dim_intlist(1, true, Kind::Float);
+        cam_parts.push(if p.relu { cam.relu() } else { cam });
+        Ok(())
+    })?;
+    Ok(Tensor::cat(&cam_parts, 0))
+}
+
+pub fn attribute(ctx: &Ctx, p: &Params, x: &Tensor, targets: &Tensor) -> Result<Tensor> {
+    let cam = lowres(ctx, p, x, targets)?;
+    let (h, w) = (x.size()[2], x.size()[3]);
+    Ok(match p.upsample {
+        Upsample::Bilinear => cam.upsample_bilinear2d([h, w], false, None, None),
+        Upsample::Nearest => cam.upsample_nearest2d([h, w], None, None),
+    })
+}

@@ -1,0 +1,330 @@
+//! Attribution methods. One file per method; this module holds what they share:
+//! targets, scores, batching of perturbations, channel aggregation and normalisation.
+pub mod edge;
+pub mod grad_cam;
+pub mod gradient_x_input;
+pub mod integrated_gradients;
+pub mod occlusion;
+pub mod random;
+pub mod rise;
+pub mod saliency;
+pub mod smoothgrad;
+
+use crate::error::{Error, Result};
+use crate::model::Model;
+use serde::Serialize;
+use tch::{Kind, Tensor};
+
+/// Which model output is explained.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Score {
+    /// Pre-softmax logit of the target class.
+    Logit,
+    /// Softmax probability of the target class.
+    Softmax,
+}
+
+/// Reduction of a `[C,H,W]` attribution to an `[H,W]` map (algorithms.md 0.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Aggregate {
+    /// max_c |a_c| (Simonyan et al.)
+    MaxAbs,
+    /// Σ_c |a_c| (PAIR, Ghorbani)
+    SumAbs,
+    /// Σ_c a_c, signed
+    Sum,
+}
+
+/// Per-image normalisation of the aggregated map (algorithms.md 0.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Normalize {
+    None,
+    /// (a - min)/(max - min), 0 for a constant map.
+    Minmax,
+    /// a / max|a| (Quantus normalise_by_max).
+    MaxAbs,
+    /// a / sqrt(mean(a²)) (Binder et al. 2023).
+    SecondMoment,
+}
+
+/// Everything a method needs besides its own parameters.
+pub struct Ctx<'a> {
+    pub model: &'a Model,
+    pub seed: u64,
+    /// Most samples (images x perturbations) per forward pass.
+    pub internal_batch: usize,
+    pub score: Score,
+}
+
+/// Raw attribution plus per-image diagnostics (e.g. IG completeness error).
+pub struct Attribution {
+    /// `[B,C,H,W]` for pixel methods, `[B,1,H,W]` for single-map methods.
+    pub maps: Tensor,
+    pub diagnostics: Vec<(String, Vec<f64>)>,
+}
+
+impl Attribution {
+    pub fn plain(maps: Tensor) -> Self {
+        Attribution {
+            maps,
+            diagnostics: Vec::new(),
+        }
+    }
+}
+
+/// Target-class score `[B]` from logits `[B,K]`.
+pub fn target_score(logits: &Tensor, targets: &Tensor, score: Score) -> Tensor {
+    let out = match score {
+        Score::Logit => logits.shallow_clone(),
+        Score::Softmax => logits.softmax(-1, Kind::Float),
+    };
+    out.gather(1, &targets.view([-1, 1]), false).view([-1])
+}
+
+/// d score(x_i)[t_i] / d x_i for every sample, in one backward pass.
+pub fn input_grads(model: &Model, x: &Tensor, targets: &Tensor, score: Score) -> Result<Tensor> {
+    // Grad mode is thread-local in libtorch; force it on whatever the caller did.
+    tch::with_grad(|| {
+        let leaf = x.detach().set_requires_grad(true);
+        let logits = model.forward_grad(&leaf)?;
+        let s = target_score(&logits, targets, score);
+        // Seeds every root with 1, i.e. the gradient of Σ_i s_i: samples are independent in eval mode.
+        let mut g = Tensor::f_run_backward(&[&s], &[&leaf], false, false)?;
+        g.pop().filter(Tensor::defined).ok_or_else(|| {
+            Error::method(
+                "gradient",
+                "libtorch returned no gradient with respect to the input",
+                "make sure forward uses its input through differentiable operations",
+            )
+        })
+    })
+}
+
+/// Evaluates `f` on consecutive sample ranges of at most `chunk` items.
+pub fn for_chunks(
+    total: usize,
+    chunk: usize,
+    mut f: impl FnMut(std::ops::Range<usize>) -> Result<()>,
+) -> Result<()> {
+    let chunk = chunk.max(1);
+    let mut start = 0;
+    while start < total {
+        let end = (start + chunk).min(total);
+        f(start..end)?;
+        start = end;
+    }
+    Ok(())
+}
+
+/// Adds `values[j]` into `acc[owner[j]]`, summing each contiguous run of one owner in order,
+/// so the result is deterministic on every device (no atomics as in index_add on CUDA).
+pub fn accumulate_runs(acc: &mut Tensor, owner: &[usize], values: &Tensor) {
+    let mut j = 0;
+    while j < owner.len() {
+        let o = owner[j];
+        let mut k = j;
+        while k < owner.len() && owner[k] == o {
+            k += 1;
+        }
+        let part =
+            values
+                .narrow(0, j as i64, (k - j) as i64)
+                .sum_dim_intlist(0, false, values.kind());
+        let mut row = acc.get(o as i64);
+        row += part;
+        j = k;
+    }
+}
+
+/// `[B,C,H,W]` → `[B,H,W]`.
+pub fn aggregate(maps: &Tensor, how: Aggregate) -> Tensor {
+    match how {
+        Aggregate::MaxAbs => maps.abs().amax([1i64].as_slice(), false),
+        Aggregate::SumAbs => maps.abs().sum_dim_intlist(1, false, Kind::Float),
+        Aggregate::Sum => maps.sum_dim_intlist(1, false, Kind::Float),
+    }
+}
+
+/// Per-image normalisation of `[B,H,W]` maps.
+pub fn normalize(maps: &Tensor, how: Normalize) -> Tensor {
+    let dims = [1i64, 2].as_slice();
+    match how {
+        Normalize::None => maps.shallow_clone(),
+        Normalize::Minmax => {
+            let mn = maps.amin(dims, true);
+            let range = maps.amax(dims, true) - &mn;
+            let safe = range.where_self(&range.gt(0.0), &range.ones_like());
+            ((maps - &mn) / safe) * range.gt(0.0).to_kind(Kind::Float)
+        }
+        Normalize::MaxAbs => {
+            let m = maps.abs().amax(dims, true);
+            let safe = m.where_self(&m.gt(0.0), &m.ones_like());
+            maps / safe
+        }
+        Normalize::SecondMoment => {
+            let m = maps.square().mean_dim(dims, true, Kind::Float).sqrt();
+            let safe = m.where_self(&m.gt(0.0), &m.ones_like());
+            maps / safe
+        }
+    }
+}
+
+/// The methods xaudit implements.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum MethodKind {
+    Saliency,
+    GradientXInput,
+    IntegratedGradients,
+    Smoothgrad,
+    GradCam,
+    Occlusion,
+    Rise,
+    /// Control: seeded uniform noise, ignores model and input.
+    Random,
+    /// Control: Sobel edge magnitude of the input, ignores the model.
+    Edge,
+}
+
+impl MethodKind {
+    pub const ALL: [MethodKind; 9] = [
+        MethodKind::Saliency,
+        MethodKind::GradientXInput,
+        MethodKind::IntegratedGradients,
+        MethodKind::Smoothgrad,
+        MethodKind::GradCam,
+        MethodKind::Occlusion,
+        MethodKind::Rise,
+        MethodKind::Random,
+        MethodKind::Edge,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            MethodKind::Saliency => "saliency",
+            MethodKind::GradientXInput => "gradient-x-input",
+            MethodKind::IntegratedGradients => "integrated-gradients",
+            MethodKind::Smoothgrad => "smoothgrad",
+            MethodKind::GradCam => "grad-cam",
+            MethodKind::Occlusion => "occlusion",
+            MethodKind::Rise => "rise",
+            MethodKind::Random => "random",
+            MethodKind::Edge => "edge",
+        }
+    }
+
+    /// The score the reference implementation explains (algorithms.md 0.1).
+    pub fn default_score(self) -> Score {
+        match self {
+            MethodKind::IntegratedGradients | MethodKind::Occlusion | MethodKind::Rise => {
+                Score::Softmax
+            }
+            _ => Score::Logit,
+        }
+    }
+
+    /// Default channel aggregation: the paper's for saliency, PAIR/Ghorbani's Σ|a| for
+    /// products with the input; single-map methods are left as they are (signed).
+    pub fn default_aggregate(self) -> Aggregate {
+        match self {
+            MethodKind::Saliency | MethodKind::Smoothgrad => Aggregate::MaxAbs,
+            MethodKind::GradientXInput | MethodKind::IntegratedGradients => Aggregate::SumAbs,
+            _ => Aggregate::Sum,
+        }
+    }
+
+    pub fn summary(self) -> &'static str {
+        match self {
+            MethodKind::Saliency => "vanilla gradient of the score w.r.t. the input (Simonyan et al. 2014)",
+            MethodKind::GradientXInput => "input ⊙ gradient (Shrikumar et al. 2016)",
+            MethodKind::IntegratedGradients => "path integral of gradients from a baseline (Sundararajan et al. 2017)",
+            MethodKind::Smoothgrad => "gradients averaged over Gaussian-noised copies (Smilkov et al. 2017)",
+            MethodKind::GradCam => "gradient-weighted class activation map on the `features` output (Selvaraju et al. 2017)",
+            MethodKind::Occlusion => "score drop when sliding a baseline patch over the input (Zeiler & Fergus 2014)",
+            MethodKind::Rise => "score-weighted random masks (Petsiuk et al. 2018)",
+            MethodKind::Random => "control: seeded uniform noise map",
+            MethodKind::Edge => "control: Sobel edge magnitude of the input, model-independent",
+        }
+    }
+}
+
+/// A method with all its parameters.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "method", rename_all = "kebab-case")]
+pub enum MethodSpec {
+    Saliency,
+    GradientXInput,
+    IntegratedGradients(integrated_gradients::Params),
+    Smoothgrad(smoothgrad::Params),
+    GradCam(grad_cam::Params),
+    Occlusion(occlusion::Params),
+    Rise(rise::Params),
+    Random,
+    Edge,
+}
+
+impl MethodSpec {
+    pub fn kind(&self) -> MethodKind {
+        match self {
+            MethodSpec::Saliency => MethodKind::Saliency,
+            MethodSpec::GradientXInput => MethodKind::GradientXInput,
+            MethodSpec::IntegratedGradients(_) => MethodKind::IntegratedGradients,
+            MethodSpec::Smoothgrad(_) => MethodKind::Smoothgrad,
+            MethodSpec::GradCam(_) => MethodKind::GradCam,
+            MethodSpec::Occlusion(_) => MethodKind::Occlusion,
+            MethodSpec::Rise(_) => MethodKind::Rise,
+            MethodSpec::Random => MethodKind::Random,
+            MethodSpec::Edge => MethodKind::Edge,
+        }
+    }
+
+    /// The method with its reference defaults.
+    pub fn with_defaults(kind: MethodKind) -> MethodSpec {
+        match kind {
+            MethodKind::Saliency => MethodSpec::Saliency,
+            MethodKind::GradientXInput => MethodSpec::GradientXInput,
+            MethodKind::IntegratedGradients => MethodSpec::IntegratedGradients(Default::default()),
+            MethodKind::Smoothgrad => MethodSpec::Smoothgrad(Default::default()),
+            MethodKind::GradCam => MethodSpec::GradCam(Default::default()),
+            MethodKind::Occlusion => MethodSpec::Occlusion(Default::default()),
+            MethodKind::Rise => MethodSpec::Rise(Default::default()),
+            MethodKind::Random => MethodSpec::Random,
+            MethodKind::Edge => MethodSpec::Edge,
+        }
+    }
+
+    /// Raw attributions for images `x` `[B,C,H,W]` (model space) and `targets` `[B]`;
+    /// `ids` are the images' data-set positions, which key every random draw.
+    pub fn attribute(
+        &self,
+        ctx: &Ctx,
+        x: &Tensor,
+        targets: &Tensor,
+        ids: &[u64],
+    ) -> Result<Attribution> {
+        match self {
+            MethodSpec::Saliency => saliency::attribute(ctx, x, targets).map(Attribution::plain),
+            MethodSpec::GradientXInput => {
+                gradient_x_input::attribute(ctx, x, targets).map(Attribution::plain)
+            }
+            MethodSpec::IntegratedGradients(p) => {
+                integrated_gradients::attribute(ctx, p, x, targets)
+            }
+            MethodSpec::Smoothgrad(p) => {
+                smoothgrad::attribute(ctx, p, x, targets, ids).map(Attribution::plain)
+            }
+            MethodSpec::GradCam(p) => {
+                grad_cam::attribute(ctx, p, x, targets).map(Attribution::plain)
+            }
+            MethodSpec::Occlusion(p) => {
+                occlusion::attribute(ctx, p, x, targets).map(Attribution::plain)
+            }
+            MethodSpec::Rise(p) => rise::attribute(ctx, p, x, targets).map(Attribution::plain),
+            MethodSpec::Random => Ok(Attribution::plain(random::attribute(ctx, x, ids))),
+            MethodSpec::Edge => Ok(Attribution::plain(edge::attribute(x))),
+        }
+    }
+}

@@ -1,0 +1,112 @@
+//! Occlusion (Zeiler & Fergus 2014, arXiv:1311.2901) with Captum's semantics: square
+//! windows over all channels, first window at 0, stride `t` until the side is covered
+//! (the last window may be truncated); each pixel gets the mean score drop of the windows
+//! covering it. Defaults: window 15, stride 8, baseline 0 (model space), softmax score.
+use super::{target_score, Ctx};
+use crate::error::Result;
+use serde::Serialize;
+use tch::{Kind, Tensor};
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Params {
+    pub window: usize,
+    pub stride: usize,
+    /// Value written into the window, in model-input space.
+    pub baseline: f64,
+}
+
+impl Default for Params {
+    fn default() -> Self {
+        Params {
+            window: 15,
+            stride: 8,
+            baseline: 0.0,
+        }
+    }
+}
+
+/// Window start positions along a side of length `n` (Captum: ceil((n - w)/t) + 1 windows).
+pub fn starts(n: usize, w: usize, t: usize) -> Vec<usize> {
+    let t = t.max(1);
+    let count = if n > w { (n - w).div_ceil(t) + 1 } else { 1 };
+    (0..count).map(|k| k * t).collect()
+}
+
+/// Window masks `[n_windows, H*W]` (1 inside).
+pub fn masks(h: usize, w: usize, p: &Params) -> (usize, Vec<f32>) {
+    let (ys, xs) = (starts(h, p.window, p.stride), starts(w, p.window, p.stride));
+    let mut m = vec![0f32; ys.len() * xs.len() * h * w];
+    let mut k = 0;
+    for &y0 in &ys {
+        for &x0 in &xs {
+            for y in y0..(y0 + p.window).min(h) {
+                for x in x0..(x0 + p.window).min(w) {
+                    m[k * h * w + y * w + x] = 1.0;
+                }
+            }
+            k += 1;
+        }
+    }
+    (k, m)
+}
+
+/// Returns `[B,1,H,W]` (Captum repeats the same map over the channels).
+pub fn attribute(ctx: &Ctx, p: &Params, x: &Tensor, targets: &Tensor) -> Result<Tensor> {
+    let size = x.size();
+    let (b, h, w) = (size[0], size[2] as usize, size[3] as usize);
+    let dev = x.device();
+    let (nw, m) = masks(h, w, p);
+    let m = Tensor::from_slice(&m)
+        .view([nw as i64, (h * w) as i64])
+        .to_device(dev);
+    let s0 = target_score(&ctx.model.logits(x)?, targets, ctx.score); // [B]
+    let mut drops = Vec::new();
+    let total = b as usize * nw;
+    super::for_chunks(total, ctx.internal_batch, |r| {
+        let img: Vec<i64> = r.clone().map(|s| (s / nw) as i64).collect();
+        let win: Vec<i64> = r.clone().map(|s| (s % nw) as i64).collect();
+        let img = Tensor::from_slice(&img).to_device(dev);
+        let win = Tensor::from_slice(&win).to_device(dev);
+        let mk = m.index_select(0, &win).view([-1, 1, h as i64, w as i64]);
+        let xs = x.index_select(0, &img) * (1.0 - &mk) + &mk * p.baseline;
+        let s = target_score(
+            &ctx.model.logits(&xs)?,
+            &targets.index_select(0, &img),
+            ctx.score,
+        );
+        drops.push(s0.index_select(0, &img) - s);
+        Ok(())
+    })?;
+    let drops = Tensor::cat(&drops, 0)
+        .view([b, nw as i64])
+        .to_kind(Kind::Float);
+    let counts = m.sum_dim_intlist(0, false, Kind::Float);
+    let attr = drops.matmul(&m) / counts;
+    Ok(attr.view([b, 1, h as i64, w as i64]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn window_starts_follow_captum() {
+        assert_eq!(starts(28, 7, 4), vec![0, 4, 8, 12, 16, 20, 24]);
+        assert_eq!(starts(28, 7, 3), vec![0, 3, 6, 9, 12, 15, 18, 21]);
+        assert_eq!(starts(8, 15, 8), vec![0]);
+    }
+
+    #[test]
+    fn masks_cover_every_pixel() {
+        let p = Params {
+            window: 3,
+            stride: 2,
+            baseline: 0.0,
+        };
+        let (n, m) = masks(5, 6, &p);
+        assert_eq!(n, 2 * 3);
+        for px in 0..30 {
+            assert!((0..n).any(|k| m[k * 30 + px] == 1.0));
+        }
+    }
+}

@@ -1,0 +1,150 @@
+//! RISE (Petsiuk, Das & Saenko 2018, arXiv:1806.07421), masks generated exactly as the
+//! official code (eclique/RISE): an s×s Bernoulli(p) grid, bilinearly upsampled to
+//! (s+1)·⌈H/s⌉ with skimage's `resize(order=1, mode='reflect')` convention, randomly
+//! shifted by less than one cell and cropped. Saliency `Σ_i f_c(x ⊙ M_i) M_i / (N p)`.
+//! Masks are shared by all images and drawn from `--seed` per mask index.
+use super::{target_score, Ctx};
+use crate::error::Result;
+use rand::Rng;
+use serde::Serialize;
+use tch::{Kind, Tensor};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Norm {
+    /// Divide by N·p (official code; the default).
+    Official,
+    /// Divide by Σ_i M_i per pixel (xplique): a ratio estimator, exact for constant models.
+    MaskSum,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Params {
+    pub masks: usize,
+    pub grid: usize,
+    pub p: f64,
+    pub norm: Norm,
+}
+
+impl Default for Params {
+    fn default() -> Self {
+        Params {
+            masks: 4000,
+            grid: 7,
+            p: 0.5,
+            norm: Norm::Official,
+        }
+    }
+}
+
+/// Linear-interpolation taps for resizing `n` → `up` with half-pixel centres and mirror
+/// boundary (scipy.ndimage 'mirror', which skimage calls 'reflect').
+fn taps(n: usize, up: usize) -> Vec<(usize, usize, f32)> {
+    let mirror = |i: i64| -> usize {
+        if n == 1 {
+            return 0;
+        }
+        let period = 2 * (n as i64 - 1);
+        let mut i = i.rem_euclid(period);
+        if i > n as i64 - 1 {
+            i = period - i;
+        }
+        i as usize
+    };
+    (0..up)
+        .map(|o| {
+            let src = (o as f64 + 0.5) * n as f64 / up as f64 - 0.5;
+            let i0 = src.floor();
+            let f = (src - i0) as f32;
+            (mirror(i0 as i64), mirror(i0 as i64 + 1), f)
+        })
+        .collect()
+}
+
+/// Mask `j` as H*W values in [0,1]; depends only on (seed, j) and the parameters.
+pub fn mask(seed: u64, j: u64, p: &Params, h: usize, w: usize) -> Vec<f32> {
+    let s = p.grid.max(1);
+    let mut rng = crate::rng::stream(seed, "rise-mask", j, 0);
+    let grid: Vec<f32> = (0..s * s)
+        .map(|_| if rng.random::<f64>() < p.p { 1.0 } else { 0.0 })
+        .collect();
+    let (ch, cw) = (h.div_ceil(s), w.div_ceil(s));
+    let dy = rng.random_range(0..ch);
+    let dx = rng.random_range(0..cw);
+    let (ty, tx) = (taps(s, (s + 1) * ch), taps(s, (s + 1) * cw));
+    let mut out = vec![0f32; h * w];
+    for y in 0..h {
+        let (y0, y1, fy) = ty[y + dy];
+        for x in 0..w {
+            let (x0, x1, fx) = tx[x + dx];
+            let top = grid[y0 * s + x0] * (1.0 - fx) + grid[y0 * s + x1] * fx;
+            let bot = grid[y1 * s + x0] * (1.0 - fx) + grid[y1 * s + x1] * fx;
+            out[y * w + x] = top * (1.0 - fy) + bot * fy;
+        }
+    }
+    out
+}
+
+/// Returns `[B,1,H,W]`.
+pub fn attribute(ctx: &Ctx, p: &Params, x: &Tensor, targets: &Tensor) -> Result<Tensor> {
+    let size = x.size();
+    let (b, h, w) = (size[0], size[2] as usize, size[3] as usize);
+    let dev = x.device();
+    let n = p.masks.max(1);
+    let per = (ctx.internal_batch / b as usize).max(1);
+    let mut sal = Tensor::zeros([b, (h * w) as i64], (Kind::Float, dev));
+    let mut mask_sum = Tensor::zeros([(h * w) as i64], (Kind::Float, dev));
+    super::for_chunks(n, per, |r| {
+        let mut m = Vec::with_capacity(r.len() * h * w);
+        for j in r.clone() {
+            m.extend(mask(ctx.seed, j as u64, p, h, w));
+        }
+        let k = r.len() as i64;
+        let m = Tensor::from_slice(&m)
+            .view([k, (h * w) as i64])
+            .to_device(dev);
+        let xs = (x.unsqueeze(1) * m.view([1, k, 1, h as i64, w as i64])).flatten(0, 1);
+        let t = targets.repeat_interleave_self_int(k, Some(0), None);
+        let s = target_score(&ctx.model.logits(&xs)?, &t, ctx.score).view([b, k]);
+        sal += s.to_kind(Kind::Float).matmul(&m);
+        mask_sum += m.sum_dim_intlist(0, false, Kind::Float);
+        Ok(())
+    })?;
+    let sal = match p.norm {
+        Norm::Official => sal / (n as f64 * p.p),
+        Norm::MaskSum => {
+            let safe = mask_sum.where_self(&mask_sum.gt(0.0), &mask_sum.ones_like());
+            sal / safe
+        }
+    };
+    Ok(sal.view([b, 1, h as i64, w as i64]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn masks_in_unit_range_and_reproducible() {
+        let p = Params {
+            masks: 10,
+            grid: 4,
+            p: 0.5,
+            norm: Norm::Official,
+        };
+        let a = mask(3, 5, &p, 10, 12);
+        assert_eq!(a, mask(3, 5, &p, 10, 12));
+        assert_ne!(a, mask(3, 6, &p, 10, 12));
+        assert!(a.iter().all(|v| (0.0..=1.0).contains(v)));
+    }
+
+    #[test]
+    fn mirror_taps_match_ndimage() {
+        // 2 → 4 with half-pixel centres: src = -0.25, 0.25, 0.75, 1.25.
+        let t = taps(2, 4);
+        assert_eq!((t[0].0, t[0].1), (1, 0)); // mirror(-1) = 1
+        assert!((t[0].2 - 0.75).abs() < 1e-6);
+        assert_eq!((t[3].0, t[3].1), (1, 0)); // mirror(2) = 0
+        assert!((t[3].2 - 0.25).abs() < 1e-6);
+    }
+}

@@ -1,0 +1,128 @@
+//! Sub-commands. Each file owns one; this module holds the shared flags.
+mod doctor;
+mod explain;
+mod methods;
+
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+use xaudit::config::{Config, Filter, Preprocess};
+
+#[derive(Parser)]
+#[command(
+    name = "xaudit",
+    version,
+    about = "Audit the robustness of saliency explanations of a TorchScript image classifier"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Compute attribution maps (.npy + PNG overlay per image).
+    Explain(explain::ExplainArgs),
+    /// Report versions, devices and threads; check a model against the contract.
+    Doctor(doctor::DoctorArgs),
+    /// List attribution methods with their defaults.
+    Methods,
+}
+
+pub fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Explain(a) => explain::run(a),
+        Command::Doctor(a) => doctor::run(a),
+        Command::Methods => methods::run(),
+    }
+}
+
+/// Flags shared by every command that loads a model.
+#[derive(Args, Clone)]
+pub struct CommonArgs {
+    /// Configuration file (default: ./xaudit.toml when present).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// auto (CUDA when available), cpu, cuda or cuda:N.
+    #[arg(long, default_value = "auto")]
+    pub device: String,
+    /// Intra-op CPU threads for libtorch (default: libtorch's choice).
+    #[arg(long)]
+    pub threads: Option<i32>,
+    /// Model input channels (overrides [preprocess] channels).
+    #[arg(long)]
+    pub channels: Option<usize>,
+    /// Model input size HxW or N (overrides [preprocess] size).
+    #[arg(long, value_parser = parse_size)]
+    pub size: Option<[usize; 2]>,
+    /// Resize the shorter image side to this before the centre crop.
+    #[arg(long)]
+    pub resize: Option<usize>,
+    /// Per-channel mean in [0,1] units, comma-separated.
+    #[arg(long, value_delimiter = ',', allow_hyphen_values = true)]
+    pub mean: Option<Vec<f32>>,
+    /// Per-channel std in [0,1] units, comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    pub std: Option<Vec<f32>>,
+    /// Resampling filter for resizing.
+    #[arg(long, value_enum)]
+    pub filter: Option<Filter>,
+}
+
+fn parse_size(s: &str) -> std::result::Result<[usize; 2], String> {
+    let parts: Vec<&str> = s.split(['x', 'X', ',']).collect();
+    let nums: Vec<usize> = parts
+        .iter()
+        .map(|p| p.trim().parse::<usize>())
+        .collect::<std::result::Result<_, _>>()
+        .map_err(|_| format!("`{s}`: use HxW (e.g. 224x224) or N"))?;
+    match nums.as_slice() {
+        [n] => Ok([*n, *n]),
+        [h, w] => Ok([*h, *w]),
+        _ => Err(format!("`{s}`: use HxW (e.g. 224x224) or N")),
+    }
+}
+
+impl CommonArgs {
+    /// Configuration file merged with command-line overrides, validated.
+    pub fn resolve(&self) -> Result<(Config, Preprocess)> {
+        if let Some(n) = self.threads {
+            anyhow::ensure!(n >= 1, "--threads must be at least 1");
+            // Must precede any libtorch work (PyTorch's own rule).
+            tch::set_num_threads(n);
+            let _ = rayon::ThreadPoolBuilder::new()
+                .num_threads(n as usize)
+                .build_global();
+        }
+        let cfg = Config::load(self.config.as_deref())?;
+        let mut p = cfg.preprocess.clone().unwrap_or_default();
+        let any_cli = self.channels.is_some() || self.size.is_some();
+        if cfg.preprocess.is_none() && any_cli {
+            // Flags describe the model from scratch: no ImageNet normalisation unless asked.
+            p.resize = None;
+            p.mean = None;
+            p.std = None;
+        }
+        if let Some(c) = self.channels {
+            p.channels = c;
+        }
+        if let Some(s) = self.size {
+            p.size = s;
+        }
+        if self.resize.is_some() {
+            p.resize = self.resize;
+        }
+        if self.mean.is_some() {
+            p.mean = self.mean.clone();
+        }
+        if self.std.is_some() {
+            p.std = self.std.clone();
+        }
+        if let Some(f) = self.filter {
+            p.filter = f;
+        }
+        p.validate("command line / config")
+            .context("invalid preprocessing")?;
+        Ok((cfg, p))
+    }
+}

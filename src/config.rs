@@ -1,0 +1,239 @@
+//! `xaudit.toml`: how images become model inputs, and the class names.
+//!
+//! Only preprocessing lives here for now; audit thresholds will join it in their own tables.
+use crate::error::{Error, Result};
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+/// Resampling filter used when an image must be resized.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Filter {
+    Nearest,
+    /// Bilinear (triangle) filter, antialiased when shrinking, like PIL's BILINEAR.
+    Bilinear,
+    Bicubic,
+}
+
+/// Declared preprocessing: decode → channels → resize shorter side → centre crop → /scale → (x-mean)/std.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Preprocess {
+    /// Channels the model consumes: 1 (grey) or 3 (RGB).
+    pub channels: usize,
+    /// Model input [height, width].
+    pub size: [usize; 2],
+    /// Shorter image side is resized to this before the centre crop; default: no resize
+    /// when the image already has `size`, else the larger of `size`.
+    #[serde(default)]
+    pub resize: Option<usize>,
+    #[serde(default = "default_filter")]
+    pub filter: Filter,
+    /// Per-channel mean in [0,1] pixel units (after dividing by 255).
+    #[serde(default)]
+    pub mean: Option<Vec<f32>>,
+    /// Per-channel standard deviation in [0,1] pixel units.
+    #[serde(default)]
+    pub std: Option<Vec<f32>>,
+}
+
+fn default_filter() -> Filter {
+    Filter::Bilinear
+}
+
+impl Preprocess {
+    pub fn mean(&self) -> Vec<f32> {
+        self.mean
+            .clone()
+            .unwrap_or_else(|| vec![0.0; self.channels])
+    }
+    pub fn std(&self) -> Vec<f32> {
+        self.std.clone().unwrap_or_else(|| vec![1.0; self.channels])
+    }
+
+    pub fn validate(&self, origin: &str) -> Result<()> {
+        if self.channels != 1 && self.channels != 3 {
+            return Err(Error::config(
+                origin,
+                format!("preprocess.channels = {} is not supported", self.channels),
+                "set channels = 1 (greyscale models) or 3 (RGB models)",
+            ));
+        }
+        if self.size[0] == 0 || self.size[1] == 0 {
+            return Err(Error::config(
+                origin,
+                "preprocess.size has a zero side",
+                "set size = [height, width] of the model input, e.g. [224, 224]",
+            ));
+        }
+        for (name, v) in [("mean", self.mean()), ("std", self.std())] {
+            if v.len() != self.channels {
+                return Err(Error::config(
+                    origin,
+                    format!(
+                        "preprocess.{name} has {} values but channels = {}",
+                        v.len(),
+                        self.channels
+                    ),
+                    format!("give one {name} value per channel"),
+                ));
+            }
+            if v.iter().any(|x| !x.is_finite()) {
+                return Err(Error::config(
+                    origin,
+                    format!("preprocess.{name} contains a non-finite value"),
+                    format!("give finite {name} values"),
+                ));
+            }
+        }
+        if self.std().iter().any(|s| *s <= 0.0) {
+            return Err(Error::config(
+                origin,
+                "preprocess.std must be > 0",
+                "use the positive per-channel std the model was trained with",
+            ));
+        }
+        if self.resize == Some(0) {
+            return Err(Error::config(
+                origin,
+                "preprocess.resize = 0",
+                "omit resize or give the shorter-side length",
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl Default for Preprocess {
+    fn default() -> Self {
+        // ImageNet convention, what most torchvision classifiers expect.
+        Preprocess {
+            channels: 3,
+            size: [224, 224],
+            resize: Some(256),
+            filter: Filter::Bilinear,
+            mean: Some(vec![0.485, 0.456, 0.406]),
+            std: Some(vec![0.229, 0.224, 0.225]),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ModelSection {
+    /// Class names in logit order; optional.
+    #[serde(default)]
+    pub class_names: Option<Vec<String>>,
+}
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub preprocess: Option<Preprocess>,
+    #[serde(default)]
+    pub model: ModelSection,
+    /// Where the configuration came from (for messages and provenance).
+    #[serde(skip)]
+    pub origin: Option<PathBuf>,
+}
+
+impl Config {
+    /// Parses a configuration from text; `origin` names it in errors.
+    pub fn parse(text: &str, origin: &str) -> Result<Config> {
+        let cfg: Config = toml::from_str(text).map_err(|e| {
+            Error::config(
+                origin,
+                e.message().to_string()
+                    + &e.span()
+                        .map(|s| format!(" (at byte {})", s.start))
+                        .unwrap_or_default(),
+                "see the configuration reference in README.md (section xaudit.toml)",
+            )
+        })?;
+        if let Some(p) = &cfg.preprocess {
+            p.validate(origin)?;
+        }
+        if let Some(names) = &cfg.model.class_names {
+            if names.is_empty() {
+                return Err(Error::config(
+                    origin,
+                    "model.class_names is empty",
+                    "list one name per logit, or remove the key",
+                ));
+            }
+        }
+        Ok(cfg)
+    }
+
+    /// Loads `path`, or `./xaudit.toml` when none is given and it exists, else defaults.
+    pub fn load(path: Option<&Path>) -> Result<Config> {
+        let path = match path {
+            Some(p) => p.to_path_buf(),
+            None => {
+                let p = PathBuf::from("xaudit.toml");
+                if !p.exists() {
+                    return Ok(Config::default());
+                }
+                p
+            }
+        };
+        let origin = path.display().to_string();
+        let text = std::fs::read(&path).map_err(|e| {
+            Error::config(
+                &origin,
+                format!("cannot read: {e}"),
+                "pass an existing file with --config",
+            )
+        })?;
+        let text = String::from_utf8(text).map_err(|_| {
+            Error::config(
+                &origin,
+                "not UTF-8 text",
+                "save the configuration as UTF-8 TOML",
+            )
+        })?;
+        let mut cfg = Config::parse(&text, &origin)?;
+        cfg.origin = Some(path);
+        Ok(cfg)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_full_config() {
+        let c = Config::parse(
+            "[preprocess]\nchannels = 1\nsize = [28, 28]\nmean = [0.5]\nstd = [0.5]\n[model]\nclass_names = [\"a\",\"b\"]\n",
+            "t",
+        )
+        .unwrap();
+        let p = c.preprocess.unwrap();
+        assert_eq!(p.size, [28, 28]);
+        assert_eq!(p.mean(), vec![0.5]);
+        assert_eq!(c.model.class_names.unwrap().len(), 2);
+    }
+
+    #[test]
+    fn rejects_mismatched_mean() {
+        let e = Config::parse(
+            "[preprocess]\nchannels = 3\nsize = [8, 8]\nmean = [0.5]\n",
+            "t",
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("mean has 1 values"), "{e}");
+    }
+
+    #[test]
+    fn rejects_unknown_key() {
+        let e = Config::parse(
+            "[preprocess]\nchannels = 3\nsize = [8, 8]\nsizes = 3\n",
+            "t",
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("sizes"), "{e}");
+    }
+}

@@ -1,0 +1,303 @@
+//! Data sets: single images, flat folders, ImageFolder trees and CSV manifests, streamed in batches.
+pub mod image;
+
+use crate::config::Preprocess;
+use crate::error::{Error, Result};
+use rayon::prelude::*;
+use std::path::{Path, PathBuf};
+use tch::{Device, Tensor};
+
+const IMAGE_EXTS: &[&str] = &["png", "jpg", "jpeg"];
+
+fn is_image(p: &Path) -> bool {
+    p.extension()
+        .and_then(|e| e.to_str())
+        .map(|e| IMAGE_EXTS.contains(&e.to_ascii_lowercase().as_str()))
+        .unwrap_or(false)
+}
+
+/// One entry of a data set: a file and, when known, its class index.
+#[derive(Debug, Clone)]
+pub struct Item {
+    pub path: PathBuf,
+    pub label: Option<i64>,
+}
+
+/// An ordered list of images; only paths are held, pixels are decoded per batch.
+#[derive(Debug, Clone, Default)]
+pub struct Dataset {
+    pub items: Vec<Item>,
+    /// Class names from ImageFolder sub-folder names (sorted, as torchvision does).
+    pub folder_classes: Option<Vec<String>>,
+}
+
+fn sorted_entries(dir: &Path) -> Result<Vec<PathBuf>> {
+    let rd = std::fs::read_dir(dir)
+        .map_err(|e| Error::data(dir, format!("cannot list folder: {e}"), "check the path"))?;
+    let mut v = Vec::new();
+    for e in rd {
+        let e =
+            e.map_err(|e| Error::data(dir, format!("cannot list folder: {e}"), "check the path"))?;
+        v.push(e.path());
+    }
+    v.sort();
+    Ok(v)
+}
+
+impl Dataset {
+    /// Builds a data set from CLI inputs: image files, folders (ImageFolder or flat) and `.csv` manifests.
+    pub fn from_inputs(inputs: &[PathBuf]) -> Result<Dataset> {
+        let mut ds = Dataset::default();
+        for input in inputs {
+            let part = Dataset::from_input(input)?;
+            if part.folder_classes.is_some() {
+                if ds.folder_classes.is_some() && ds.folder_classes != part.folder_classes {
+                    return Err(Error::data(
+                        input,
+                        "its class sub-folders differ from an earlier input's",
+                        "pass ImageFolder trees with the same class folders, or one at a time",
+                    ));
+                }
+                ds.folder_classes = part.folder_classes;
+            }
+            ds.items.extend(part.items);
+        }
+        if ds.items.is_empty() {
+            return Err(Error::data(
+                inputs.first().map(PathBuf::as_path).unwrap_or(Path::new("")),
+                "no images found",
+                "give PNG/JPEG files, a folder of them (optionally one sub-folder per class), or a CSV manifest with a `path,label` header",
+            ));
+        }
+        Ok(ds)
+    }
+
+    fn from_input(input: &Path) -> Result<Dataset> {
+        let meta = std::fs::metadata(input)
+            .map_err(|e| Error::data(input, format!("cannot open: {e}"), "check the path"))?;
+        if meta.is_dir() {
+            return Dataset::from_dir(input);
+        }
+        let ext = input.extension().and_then(|e| e.to_str()).unwrap_or("");
+        if ext.eq_ignore_ascii_case("csv") {
+            return Dataset::from_manifest(input);
+        }
+        Ok(Dataset {
+            items: vec![Item {
+                path: input.to_path_buf(),
+                label: None,
+            }],
+            folder_classes: None,
+        })
+    }
+
+    /// ImageFolder layout when the folder has sub-folders (one per class, sorted), else a flat folder.
+    pub fn from_dir(dir: &Path) -> Result<Dataset> {
+        let entries = sorted_entries(dir)?;
+        let subdirs: Vec<&PathBuf> = entries.iter().filter(|p| p.is_dir()).collect();
+        if subdirs.is_empty() {
+            let items: Vec<Item> = entries
+                .iter()
+                .filter(|p| is_image(p))
+                .map(|p| Item {
+                    path: p.clone(),
+                    label: None,
+                })
+                .collect();
+            if items.is_empty() {
+                return Err(Error::data(
+                    dir,
+                    "folder holds no PNG or JPEG images",
+                    "point at a folder of images, or at an ImageFolder tree (one sub-folder per class)",
+                ));
+            }
+            return Ok(Dataset {
+                items,
+                folder_classes: None,
+            });
+        }
+        let mut items = Vec::new();
+        let mut classes = Vec::new();
+        for (idx, sub) in subdirs.iter().enumerate() {
+            classes.push(
+                sub.file_name()
+                    .map(|s| s.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+            );
+            for p in sorted_entries(sub)? {
+                if p.is_file() && is_image(&p) {
+                    items.push(Item {
+                        path: p,
+                        label: Some(idx as i64),
+                    });
+                }
+            }
+        }
+        if items.is_empty() {
+            return Err(Error::data(
+                dir,
+                "ImageFolder tree holds no PNG or JPEG images in its class sub-folders",
+                "put images in <folder>/<class>/*.png",
+            ));
+        }
+        Ok(Dataset {
+            items,
+            folder_classes: Some(classes),
+        })
+    }
+
+    /// CSV manifest with a header containing `path` and optionally `label`; relative paths
+    /// resolve against the manifest's folder.
+    pub fn from_manifest(csv_path: &Path) -> Result<Dataset> {
+        let base = csv_path.parent().unwrap_or(Path::new("."));
+        let mut rdr = csv::ReaderBuilder::new()
+            .trim(csv::Trim::All)
+            .from_path(csv_path)
+            .map_err(|e| {
+                Error::data(
+                    csv_path,
+                    format!("cannot read manifest: {e}"),
+                    "check the path",
+                )
+            })?;
+        let headers = rdr
+            .headers()
+            .map_err(|e| {
+                Error::data(
+                    csv_path,
+                    format!("bad CSV header: {e}"),
+                    "the first line must be `path,label`",
+                )
+            })?
+            .clone();
+        let pcol = headers.iter().position(|h| h == "path").ok_or_else(|| {
+            Error::data(
+                csv_path,
+                "manifest has no `path` column",
+                "make the first line `path,label`",
+            )
+        })?;
+        let lcol = headers.iter().position(|h| h == "label");
+        let mut items = Vec::new();
+        for (i, rec) in rdr.records().enumerate() {
+            let line = i + 2;
+            let rec = rec.map_err(|e| {
+                Error::data(csv_path, format!("line {line}: {e}"), "fix the CSV row")
+            })?;
+            let p = rec.get(pcol).unwrap_or("");
+            if p.is_empty() {
+                return Err(Error::data(
+                    csv_path,
+                    format!("line {line}: empty path"),
+                    "fill in the path",
+                ));
+            }
+            let label = match lcol.and_then(|c| rec.get(c)).filter(|s| !s.is_empty()) {
+                None => None,
+                Some(s) => Some(s.parse::<i64>().ok().filter(|v| *v >= 0).ok_or_else(|| {
+                    Error::data(
+                        csv_path,
+                        format!("line {line}: label `{s}` is not a class index"),
+                        "labels are non-negative integers (the logit index)",
+                    )
+                })?),
+            };
+            let path = Path::new(p);
+            let path = if path.is_absolute() {
+                path.to_path_buf()
+            } else {
+                base.join(path)
+            };
+            items.push(Item { path, label });
+        }
+        if items.is_empty() {
+            return Err(Error::data(
+                csv_path,
+                "manifest lists no images",
+                "add `path,label` rows",
+            ));
+        }
+        Ok(Dataset {
+            items,
+            folder_classes: None,
+        })
+    }
+
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    /// Index ranges of consecutive batches.
+    pub fn batch_ranges(&self, batch_size: usize) -> impl Iterator<Item = std::ops::Range<usize>> {
+        let n = self.items.len();
+        let bs = batch_size.max(1);
+        (0..n.div_ceil(bs)).map(move |b| b * bs..((b + 1) * bs).min(n))
+    }
+
+    /// Decodes a batch (in parallel) into a normalised `[B,C,H,W]` tensor on `device`.
+    pub fn load_batch(
+        &self,
+        range: std::ops::Range<usize>,
+        p: &Preprocess,
+        device: Device,
+    ) -> Result<Batch> {
+        let items = &self.items[range.clone()];
+        let decoded: Vec<image::Decoded> = items
+            .par_iter()
+            .map(|it| image::decode_file(&it.path, p))
+            .collect::<Result<_>>()?;
+        let [h, w] = p.size;
+        let mut flat = Vec::with_capacity(decoded.len() * p.channels * h * w);
+        for d in &decoded {
+            flat.extend_from_slice(&d.pixels);
+        }
+        let x01 = Tensor::from_slice(&flat).view([
+            decoded.len() as i64,
+            p.channels as i64,
+            h as i64,
+            w as i64,
+        ]);
+        let x = normalise(&x01, p).to_device(device);
+        Ok(Batch {
+            indices: range,
+            x,
+            labels: items.iter().map(|i| i.label).collect(),
+            paths: items.iter().map(|i| i.path.clone()).collect(),
+            displays: decoded.into_iter().map(|d| d.display).collect(),
+        })
+    }
+}
+
+/// `(x01 - mean) / std` per channel.
+pub fn normalise(x01: &Tensor, p: &Preprocess) -> Tensor {
+    let c = p.channels as i64;
+    let mean = Tensor::from_slice(&p.mean())
+        .view([1, c, 1, 1])
+        .to_device(x01.device());
+    let std = Tensor::from_slice(&p.std())
+        .view([1, c, 1, 1])
+        .to_device(x01.device());
+    (x01 - mean) / std
+}
+
+/// A decoded batch; `indices` are positions in the data set (they key per-image seeds).
+pub struct Batch {
+    pub indices: std::ops::Range<usize>,
+    pub x: Tensor,
+    pub labels: Vec<Option<i64>>,
+    pub paths: Vec<PathBuf>,
+    pub displays: Vec<::image::RgbImage>,
+}
+
+impl Batch {
+    pub fn len(&self) -> usize {
+        self.paths.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.paths.is_empty()
+    }
+}

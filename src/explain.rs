@@ -1,0 +1,304 @@
+//! `xaudit explain`: attribution maps for every image of a data set, streamed in batches.
+//! Outputs are staged in a hidden folder and moved into place only when every image
+//! succeeded, so a failed run leaves no half-written results.
+use crate::attribution::{aggregate, normalize, Aggregate, Ctx, MethodSpec, Normalize, Score};
+use crate::config::Preprocess;
+use crate::data::Dataset;
+use crate::error::{Error, Result};
+use crate::model::Model;
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+use tch::{Device, Kind, Tensor};
+
+/// Which class each map explains.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Target {
+    /// The model's top-1 class on the clean image (every reference implementation's default).
+    Predicted,
+    /// The data set's label (ImageFolder folder or manifest `label`).
+    Label,
+    Index(i64),
+}
+
+impl std::str::FromStr for Target {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "predicted" | "pred" => Ok(Target::Predicted),
+            "label" => Ok(Target::Label),
+            _ => s
+                .parse::<i64>()
+                .ok()
+                .filter(|v| *v >= 0)
+                .map(Target::Index)
+                .ok_or_else(|| format!("`{s}`: use predicted, label or a class index")),
+        }
+    }
+}
+
+pub struct Request {
+    pub method: MethodSpec,
+    pub target: Target,
+    pub score: Score,
+    pub aggregate: Aggregate,
+    pub normalize: Normalize,
+    pub batch_size: usize,
+    pub internal_batch: usize,
+    pub seed: u64,
+    pub out_dir: PathBuf,
+    /// Also write the unaggregated `[C,H,W]` attribution.
+    pub write_raw: bool,
+    pub png_min_side: u32,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ImageRecord {
+    pub index: usize,
+    pub path: PathBuf,
+    pub label: Option<i64>,
+    pub predicted: i64,
+    pub predicted_name: String,
+    pub probability: f64,
+    pub target: i64,
+    pub target_name: String,
+    pub diagnostics: Vec<(String, f64)>,
+    pub map_file: String,
+    pub png_file: String,
+    pub raw_file: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Summary {
+    pub xaudit_version: &'static str,
+    pub model: PathBuf,
+    pub device: String,
+    pub method: MethodSpec,
+    pub target: Target,
+    pub score: Score,
+    pub aggregate: Aggregate,
+    pub normalize: Normalize,
+    pub seed: u64,
+    pub preprocess: PreprocessRecord,
+    pub images: Vec<ImageRecord>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct PreprocessRecord {
+    pub channels: usize,
+    pub size: [usize; 2],
+    pub resize: Option<usize>,
+    pub mean: Vec<f32>,
+    pub std: Vec<f32>,
+}
+
+/// A folder whose contents move into `final_dir` on success and vanish on failure.
+struct Staging {
+    dir: PathBuf,
+    final_dir: PathBuf,
+    done: bool,
+}
+
+impl Staging {
+    fn new(final_dir: &Path) -> Result<Staging> {
+        std::fs::create_dir_all(final_dir)
+            .map_err(|e| Error::output(final_dir, format!("cannot create: {e}")))?;
+        let dir = final_dir.join(format!(".xaudit-partial-{}", std::process::id()));
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| Error::output(&dir, format!("cannot create: {e}")))?;
+        Ok(Staging {
+            dir,
+            final_dir: final_dir.to_path_buf(),
+            done: false,
+        })
+    }
+
+    fn commit(mut self) -> Result<()> {
+        let rd =
+            std::fs::read_dir(&self.dir).map_err(|e| Error::output(&self.dir, e.to_string()))?;
+        for e in rd {
+            let e = e.map_err(|e| Error::output(&self.dir, e.to_string()))?;
+            let to = self.final_dir.join(e.file_name());
+            std::fs::rename(e.path(), &to).map_err(|err| Error::output(&to, err.to_string()))?;
+        }
+        let _ = std::fs::remove_dir(&self.dir);
+        self.done = true;
+        Ok(())
+    }
+}
+
+impl Drop for Staging {
+    fn drop(&mut self) {
+        if !self.done {
+            let _ = std::fs::remove_dir_all(&self.dir);
+            // Leave no empty output folder behind either.
+            let _ = std::fs::remove_dir(&self.final_dir);
+        }
+    }
+}
+
+fn class_name(names: Option<&[String]>, k: i64) -> String {
+    names
+        .and_then(|n| n.get(k as usize))
+        .cloned()
+        .unwrap_or_else(|| k.to_string())
+}
+
+/// Runs the request; `on_image` sees each record as soon as its batch is done.
+pub fn run(
+    model: &Model,
+    data: &Dataset,
+    pre: &Preprocess,
+    class_names: Option<&[String]>,
+    req: &Request,
+    mut on_image: impl FnMut(&ImageRecord),
+) -> Result<Summary> {
+    if let Target::Index(k) = req.target {
+        if k >= model.num_classes {
+            return Err(Error::config(
+                "--target",
+                format!(
+                    "class index {k} but the model has {} classes",
+                    model.num_classes
+                ),
+                format!("use an index below {}", model.num_classes),
+            ));
+        }
+    }
+    let staging = Staging::new(&req.out_dir)?;
+    let ctx = Ctx {
+        model,
+        seed: req.seed,
+        internal_batch: req.internal_batch.max(1),
+        score: req.score,
+    };
+    let mut records = Vec::with_capacity(data.len());
+    for range in data.batch_ranges(req.batch_size) {
+        let batch = data.load_batch(range, pre, model.device)?;
+        let logits = model.logits(&batch.x)?;
+        if !bool::try_from(logits.isfinite().all()).unwrap_or(false) {
+            return Err(Error::model(
+                &model.path,
+                format!(
+                    "forward returned NaN or infinite logits for a batch containing {}",
+                    batch
+                        .paths
+                        .first()
+                        .map(|p| p.display().to_string())
+                        .unwrap_or_default()
+                ),
+                "check the model and the preprocessing (mean/std) in xaudit.toml",
+            ));
+        }
+        let probs = logits.softmax(-1, Kind::Float);
+        let (pmax, pred) = probs.max_dim(1, false);
+        let pred_v: Vec<i64> = Vec::try_from(pred.to_device(Device::Cpu))?;
+        let pmax_v: Vec<f64> = Vec::try_from(pmax.to_kind(Kind::Double).to_device(Device::Cpu))?;
+        let mut targets = Vec::with_capacity(batch.len());
+        for (i, p) in pred_v.iter().enumerate() {
+            targets.push(match req.target {
+                Target::Predicted => *p,
+                Target::Index(k) => k,
+                Target::Label => match batch.labels[i] {
+                    Some(l) if l < model.num_classes => l,
+                    Some(l) => {
+                        return Err(Error::data(
+                            &batch.paths[i],
+                            format!("label {l} is not a class of the model ({} classes)", model.num_classes),
+                            "fix the label, or explain the predicted class with --target predicted",
+                        ))
+                    }
+                    None => {
+                        return Err(Error::data(
+                            &batch.paths[i],
+                            "--target label but this image has no label",
+                            "use an ImageFolder tree or a manifest with a label column, or --target predicted",
+                        ))
+                    }
+                },
+            });
+        }
+        let t = Tensor::from_slice(&targets).to_device(model.device);
+        let ids: Vec<u64> = batch.indices.clone().map(|i| i as u64).collect();
+        let attr = req.method.attribute(&ctx, &batch.x, &t, &ids)?;
+        let maps = normalize(&aggregate(&attr.maps, req.aggregate), req.normalize)
+            .to_kind(Kind::Float)
+            .to_device(Device::Cpu);
+        let raw = attr.maps.to_kind(Kind::Float).to_device(Device::Cpu);
+        let (h, w) = (maps.size()[1] as usize, maps.size()[2] as usize);
+        for (i, idx) in batch.indices.clone().enumerate() {
+            let stem = format!(
+                "{idx:05}_{}",
+                batch.paths[i]
+                    .file_stem()
+                    .map(|s| s.to_string_lossy())
+                    .unwrap_or_default()
+            );
+            let map: Vec<f32> = Vec::try_from(maps.get(i as i64).flatten(0, -1))?;
+            let map_file = format!("{stem}.npy");
+            crate::npy::write_f32(&staging.dir.join(&map_file), &[h as u64, w as u64], &map)?;
+            let png_file = format!("{stem}.png");
+            crate::render::heatmap::write_overlay(
+                &staging.dir.join(&png_file),
+                &batch.displays[i],
+                &map,
+                req.png_min_side,
+            )?;
+            let raw_file = if req.write_raw {
+                let r = raw.get(i as i64);
+                let shape: Vec<u64> = r.size().iter().map(|v| *v as u64).collect();
+                let v: Vec<f32> = Vec::try_from(r.flatten(0, -1))?;
+                let f = format!("{stem}.raw.npy");
+                crate::npy::write_f32(&staging.dir.join(&f), &shape, &v)?;
+                Some(f)
+            } else {
+                None
+            };
+            let rec = ImageRecord {
+                index: idx,
+                path: batch.paths[i].clone(),
+                label: batch.labels[i],
+                predicted: pred_v[i],
+                predicted_name: class_name(class_names, pred_v[i]),
+                probability: pmax_v[i],
+                target: targets[i],
+                target_name: class_name(class_names, targets[i]),
+                diagnostics: attr
+                    .diagnostics
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v[i]))
+                    .collect(),
+                map_file,
+                png_file,
+                raw_file,
+            };
+            on_image(&rec);
+            records.push(rec);
+        }
+    }
+    let summary = Summary {
+        xaudit_version: env!("CARGO_PKG_VERSION"),
+        model: model.path.clone(),
+        device: crate::device::describe(model.device),
+        method: req.method.clone(),
+        target: req.target,
+        score: req.score,
+        aggregate: req.aggregate,
+        normalize: req.normalize,
+        seed: req.seed,
+        preprocess: PreprocessRecord {
+            channels: pre.channels,
+            size: pre.size,
+            resize: pre.resize,
+            mean: pre.mean(),
+            std: pre.std(),
+        },
+        images: records,
+    };
+    let js = serde_json::to_vec_pretty(&summary)
+        .map_err(|e| Error::output(&req.out_dir, e.to_string()))?;
+    let sp = staging.dir.join("summary.json");
+    std::fs::write(&sp, js).map_err(|e| Error::output(&sp, e.to_string()))?;
+    staging.commit()?;
+    Ok(summary)
+}

@@ -1,0 +1,245 @@
+//! Loading a user's TorchScript classifier and checking it against the model contract
+//! (docs/model-contract.md) before any explanation is computed.
+use crate::error::{torch_msg, Error, Result};
+use rand_distr::{Distribution, StandardNormal};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use tch::{CModule, Device, Kind, Tensor};
+
+const EXPORT_FIX: &str = "export with `torch.jit.script(model.eval()).save(\"model.pt\")` (or torch.jit.trace of a wrapper); see docs/model-contract.md";
+
+/// Whether CAM methods can run, and why not.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CamSupport {
+    Available { feature_shape: Vec<i64> },
+    Unavailable(String),
+}
+
+/// A loaded, checked classifier.
+pub struct Model {
+    pub module: CModule,
+    pub path: PathBuf,
+    pub device: Device,
+    /// Input shape [C, H, W] the model was checked with.
+    pub input_shape: [i64; 3],
+    pub num_classes: i64,
+    pub num_parameter_tensors: usize,
+    pub num_parameters: i64,
+    pub cam: CamSupport,
+}
+
+/// What kind of file this is, judged from its bytes before libtorch sees it.
+fn sniff(path: &Path) -> Result<()> {
+    let mut f = std::fs::File::open(path)
+        .map_err(|e| Error::model(path, format!("cannot open: {e}"), "check the model path"))?;
+    let mut head = [0u8; 4];
+    let n = f
+        .read(&mut head)
+        .map_err(|e| Error::model(path, format!("cannot read: {e}"), "check the file"))?;
+    if n == 0 {
+        return Err(Error::model(path, "file is empty", EXPORT_FIX));
+    }
+    if head[..n.min(4)] != b"PK\x03\x04"[..n.min(4)] || n < 4 {
+        let what = if head[0] == 0x80 {
+            "a plain Python pickle (torch.save with the legacy format, or pickle.dump), not TorchScript"
+        } else {
+            "not a TorchScript archive (TorchScript files are zip archives)"
+        };
+        return Err(Error::model(path, format!("file is {what}"), EXPORT_FIX));
+    }
+    let archive =
+        zip::ZipArchive::new(std::fs::File::open(path).map_err(|e| {
+            Error::model(path, format!("cannot open: {e}"), "check the model path")
+        })?)
+        .map_err(|e| {
+            Error::model(
+                path,
+                format!("zip archive is truncated or corrupt ({e})"),
+                "re-export or re-download the model; compare its sha256 with the original",
+            )
+        })?;
+    let has_code = archive
+        .file_names()
+        .any(|n| n.contains("/code/") || n.starts_with("code/"));
+    if !has_code {
+        return Err(Error::model(
+            path,
+            "file is a torch.save checkpoint (weights only, no TorchScript code)",
+            EXPORT_FIX,
+        ));
+    }
+    Ok(())
+}
+
+fn probe_input(shape: [i64; 3], n: i64, device: Device) -> Tensor {
+    let mut rng = crate::rng::stream(0, "model-probe", 0, 0);
+    let numel = (n * shape[0] * shape[1] * shape[2]) as usize;
+    let v: Vec<f32> = (0..numel)
+        .map(|_| StandardNormal.sample(&mut rng))
+        .collect();
+    Tensor::from_slice(&v)
+        .view([n, shape[0], shape[1], shape[2]])
+        .to_device(device)
+}
+
+impl Model {
+    /// Loads `path` on `device` and checks the contract with a probe batch of `input_shape`.
+    pub fn load(path: &Path, device: Device, input_shape: [i64; 3]) -> Result<Model> {
+        sniff(path)?;
+        let mut module = CModule::load_on_device(path, device).map_err(|e| {
+            Error::model(
+                path,
+                format!("libtorch cannot load it: {}", torch_msg(&e)),
+                EXPORT_FIX,
+            )
+        })?;
+        module.set_eval();
+        let params = module.named_parameters().map_err(|e| {
+            Error::model(
+                path,
+                format!("cannot list parameters: {}", torch_msg(&e)),
+                EXPORT_FIX,
+            )
+        })?;
+        if params.is_empty() {
+            return Err(Error::model(
+                path,
+                "model has no parameters: it looks frozen (torch.jit.freeze / optimize_for_inference), which inlines the weights and drops exported methods, so randomisation audits and CAM methods cannot work",
+                "save the scripted module WITHOUT freezing: `torch.jit.script(model.eval()).save(\"model.pt\")`",
+            ));
+        }
+        let num_parameters = params.iter().map(|(_, t)| t.numel() as i64).sum();
+        let num_parameter_tensors = params.len();
+        drop(params);
+
+        let x = probe_input(input_shape, 2, device);
+        let shape_fix = "check `channels` and `size` under [preprocess] in xaudit.toml (or --channels/--size): they must match what the model consumes";
+        let logits = tch::no_grad(|| module.forward_ts(&[&x])).map_err(|e| {
+            let m = torch_msg(&e);
+            if m.contains("did not return a tensor") {
+                Error::model(path, "forward returned a tuple or other value, not a [N,K] logits tensor", "make forward return only the logits tensor; export feature maps through a separate `features` method")
+            } else {
+                Error::model(path, format!("forward failed on a probe input of shape {:?}: {m}", x.size()), shape_fix)
+            }
+        })?;
+        let osize = logits.size();
+        if osize.len() != 2 || osize[0] != 2 || osize[1] < 1 {
+            return Err(Error::model(
+                path,
+                format!("forward returned shape {osize:?} for a batch of 2; the contract is [N,K] logits"),
+                "make forward return a 2-D tensor [batch, classes] (flatten or squeeze the output in the exported wrapper)",
+            ));
+        }
+        if logits.kind() != Kind::Float && logits.kind() != Kind::Double {
+            return Err(Error::model(
+                path,
+                format!("forward returned {:?}, not float logits", logits.kind()),
+                "return float32 logits",
+            ));
+        }
+        if !bool::try_from(logits.isfinite().all()).unwrap_or(false) {
+            return Err(Error::model(
+                path,
+                "forward returned NaN or infinite logits on a probe input",
+                "fix the model (check for division by zero, log of 0, uninitialised weights) and re-export it",
+            ));
+        }
+        let num_classes = osize[1];
+        let cam = check_cam(&module, &x, &logits);
+        Ok(Model {
+            module,
+            path: path.to_path_buf(),
+            device,
+            input_shape,
+            num_classes,
+            num_parameter_tensors,
+            num_parameters,
+            cam,
+        })
+    }
+
+    /// Logits without building a graph.
+    pub fn logits(&self, x: &Tensor) -> Result<Tensor> {
+        let _g = tch::no_grad_guard();
+        Ok(self.module.forward_ts(&[x])?)
+    }
+
+    /// Logits with autograd recording (x should require grad).
+    pub fn forward_grad(&self, x: &Tensor) -> Result<Tensor> {
+        Ok(self.module.forward_ts(&[x])?)
+    }
+
+    pub fn features(&self, x: &Tensor) -> Result<Tensor> {
+        let _g = tch::no_grad_guard();
+        Ok(self.module.method_ts("features", &[x])?)
+    }
+
+    pub fn head(&self, a: &Tensor) -> Result<Tensor> {
+        Ok(self.module.method_ts("head", &[a])?)
+    }
+
+    /// Errors with the reason when CAM methods cannot run.
+    pub fn require_cam(&self, method: &str) -> Result<()> {
+        match &self.cam {
+            CamSupport::Available { .. } => Ok(()),
+            CamSupport::Unavailable(why) => Err(Error::method(
+                method,
+                format!("needs the model's `features`/`head` methods: {why}"),
+                "export `features(x) -> [N,C',h,w]` and `head(a) -> [N,K]` with forward(x) == head(features(x)) (docs/model-contract.md), or pick a gradient or perturbation method",
+            )),
+        }
+    }
+}
+
+fn check_cam(module: &CModule, x: &Tensor, logits: &Tensor) -> CamSupport {
+    let _g = tch::no_grad_guard();
+    let feats = match module.method_ts("features", &[x]) {
+        Ok(f) => f,
+        Err(e) => {
+            let m = torch_msg(&e);
+            return CamSupport::Unavailable(
+                if m.contains("not defined") || m.contains("not found") {
+                    "the model exports no `features` method".into()
+                } else {
+                    format!("`features` failed: {m}")
+                },
+            );
+        }
+    };
+    if feats.dim() != 4 {
+        return CamSupport::Unavailable(format!(
+            "`features` returned shape {:?}, expected [N,C',h,w]",
+            feats.size()
+        ));
+    }
+    let out = match module.method_ts("head", &[&feats]) {
+        Ok(o) => o,
+        Err(e) => {
+            let m = torch_msg(&e);
+            return CamSupport::Unavailable(
+                if m.contains("not defined") || m.contains("not found") {
+                    "the model exports `features` but no `head` method".into()
+                } else {
+                    format!("`head` failed: {m}")
+                },
+            );
+        }
+    };
+    if out.size() != logits.size() {
+        return CamSupport::Unavailable(format!(
+            "head(features(x)) has shape {:?} but forward(x) has {:?}",
+            out.size(),
+            logits.size()
+        ));
+    }
+    let diff = (&out - logits).abs().max().double_value(&[]);
+    let scale = logits.abs().max().double_value(&[]).max(1.0);
+    if diff.is_nan() || diff > 1e-4 * scale {
+        return CamSupport::Unavailable(format!(
+            "forward(x) != head(features(x)) on a probe input (max abs difference {diff:.3e})"
+        ));
+    }
+    CamSupport::Available {
+        feature_shape: feats.size()[1..].to_vec(),
+    }
+}

@@ -1,0 +1,52 @@
+//! PNG heatmaps: the map in a perceptual colour map, blended over the image the model saw.
+use crate::error::{Error, Result};
+use image::{imageops::FilterType, Rgb, RgbImage};
+use std::path::Path;
+
+/// Blends `map` (`h*w`, any range) over `img` and writes a PNG at least `min_side` pixels
+/// on its shorter side (small model inputs are enlarged, nearest-neighbour for the image so
+/// pixels stay honest, bilinear for the map). Signed maps use a diverging colour map
+/// centred on 0; non-negative maps use min-max scaling with `turbo`.
+pub fn write_overlay(path: &Path, img: &RgbImage, map: &[f32], min_side: u32) -> Result<()> {
+    let (w, h) = img.dimensions();
+    let colours = colourise(map);
+    let heat = RgbImage::from_fn(w, h, |x, y| {
+        let c = colours[(y * w + x) as usize];
+        Rgb([c.r, c.g, c.b])
+    });
+    let scale = min_side.div_ceil(w.min(h).max(1)).max(1);
+    let (ow, oh) = (w * scale, h * scale);
+    let base = image::imageops::resize(img, ow, oh, FilterType::Nearest);
+    let heat = image::imageops::resize(&heat, ow, oh, FilterType::Triangle);
+    let out = RgbImage::from_fn(ow, oh, |x, y| {
+        let b = base.get_pixel(x, y).0;
+        // Grey base so the colour map is read only from the explanation.
+        let g = 0.299 * b[0] as f32 + 0.587 * b[1] as f32 + 0.114 * b[2] as f32;
+        let hc = heat.get_pixel(x, y).0;
+        let mix = |c: u8| (0.45 * g + 0.55 * c as f32).round().clamp(0.0, 255.0) as u8;
+        Rgb([mix(hc[0]), mix(hc[1]), mix(hc[2])])
+    });
+    out.save_with_format(path, image::ImageFormat::Png)
+        .map_err(|e| Error::output(path, e.to_string()))
+}
+
+fn colourise(map: &[f32]) -> Vec<colorous::Color> {
+    let finite = map.iter().copied().filter(|v| v.is_finite());
+    let (mn, mx) = finite.fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), v| {
+        (a.min(v), b.max(v))
+    });
+    if mn < 0.0 {
+        let m = mn.abs().max(mx.abs()).max(f32::MIN_POSITIVE);
+        map.iter()
+            .map(|v| {
+                colorous::RED_BLUE
+                    .eval_continuous(1.0 - ((v / m) as f64 * 0.5 + 0.5).clamp(0.0, 1.0))
+            })
+            .collect()
+    } else {
+        let r = (mx - mn).max(f32::MIN_POSITIVE);
+        map.iter()
+            .map(|v| colorous::TURBO.eval_continuous((((v - mn) / r) as f64).clamp(0.0, 1.0)))
+            .collect()
+    }
+}

@@ -1,0 +1,2 @@
+//! Rendering of maps for people. One module per output kind.
+pub mod heatmap;

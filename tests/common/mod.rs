@@ -1,0 +1,60 @@
+//! Helpers shared by the integration tests: fixture paths, golden files, comparisons.
+#![allow(dead_code)]
+use std::path::PathBuf;
+use tch::{Device, Kind, Tensor};
+use xaudit::attribution::{Ctx, Score};
+use xaudit::model::Model;
+
+pub fn fixture(rel: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures")
+        .join(rel)
+}
+
+pub fn npy(rel: &str) -> Tensor {
+    let (shape, data) = xaudit::npy::read_f32(&fixture(rel)).expect("golden file");
+    let shape: Vec<i64> = shape.iter().map(|v| *v as i64).collect();
+    Tensor::from_slice(&data).view(shape.as_slice())
+}
+
+pub fn npy_i64(rel: &str) -> Tensor {
+    let (_, data) = xaudit::npy::read_i64(&fixture(rel)).expect("golden file");
+    Tensor::from_slice(&data)
+}
+
+pub fn load(rel: &str, shape: [i64; 3]) -> Model {
+    Model::load(&fixture(rel), Device::Cpu, shape).expect("fixture model loads")
+}
+
+pub fn digits() -> Model {
+    load("models/digits_cnn_s0.pt", [1, 28, 28])
+}
+
+pub fn ctx(model: &Model, score: Score) -> Ctx<'_> {
+    Ctx {
+        model,
+        seed: 0,
+        internal_batch: 64,
+        score,
+    }
+}
+
+/// ‖a − b‖₂ / ‖b‖₂ over the whole tensor.
+pub fn rel_l2(a: &Tensor, b: &Tensor) -> f64 {
+    let a = a.to_kind(Kind::Double);
+    let b = b.to_kind(Kind::Double);
+    let num = (&a - &b)
+        .square()
+        .sum(Kind::Double)
+        .sqrt()
+        .double_value(&[]);
+    let den = b.square().sum(Kind::Double).sqrt().double_value(&[]);
+    num / den.max(1e-300)
+}
+
+pub fn max_abs_diff(a: &Tensor, b: &Tensor) -> f64 {
+    (a.to_kind(Kind::Double) - b.to_kind(Kind::Double))
+        .abs()
+        .max()
+        .double_value(&[])
+}
