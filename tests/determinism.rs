@@ -3,20 +3,8 @@ mod common;
 use common::*;
 use tch::Tensor;
 use xaudit::attribution::{rise, smoothgrad, Aggregate, MethodSpec, Normalize, Score};
-use xaudit::config::{Filter, Preprocess};
 use xaudit::data::Dataset;
 use xaudit::explain::{Request, Target};
-
-fn digits_pre() -> Preprocess {
-    Preprocess {
-        channels: 1,
-        size: [28, 28],
-        resize: None,
-        filter: Filter::Bilinear,
-        mean: Some(vec![0.5]),
-        std: Some(vec![0.5]),
-    }
-}
 
 fn run(
     spec: &MethodSpec,

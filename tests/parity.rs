@@ -5,7 +5,6 @@ mod common;
 use common::*;
 use tch::Tensor;
 use xaudit::attribution::{grad_cam, integrated_gradients as ig, occlusion, MethodSpec, Score};
-use xaudit::config::{Filter, Preprocess};
 use xaudit::data::Dataset;
 
 fn inputs(set: &str) -> (Tensor, Tensor) {
@@ -195,30 +194,7 @@ fn faces_integrated_gradients_match_captum_to_float32_limit() {
 /// The Rust image pipeline reproduces the tensors the goldens were computed on.
 #[test]
 fn preprocessing_matches_python() {
-    for (set, pre) in [
-        (
-            "digits",
-            Preprocess {
-                channels: 1,
-                size: [28, 28],
-                resize: None,
-                filter: Filter::Bilinear,
-                mean: Some(vec![0.5]),
-                std: Some(vec![0.5]),
-            },
-        ),
-        (
-            "faces",
-            Preprocess {
-                channels: 3,
-                size: [48, 48],
-                resize: None,
-                filter: Filter::Bilinear,
-                mean: Some(vec![0.5; 3]),
-                std: Some(vec![0.501_960_8; 3]),
-            },
-        ),
-    ] {
+    for (set, pre) in [("digits", digits_pre()), ("faces", faces_pre())] {
         let files: Vec<String> = serde_json::from_slice(
             &std::fs::read(fixture(&format!("golden/{set}_files.json"))).unwrap(),
         )

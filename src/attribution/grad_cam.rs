@@ -4,8 +4,8 @@
 //! The features are recomputed as a detached leaf and fed to `head`: gradients w.r.t. a
 //! tensor *returned* by a scripted method are undefined from the second call on under the
 //! profiling executor (libtorch-tch.md §3.3).
-use super::{target_score, Ctx};
-use crate::error::{Error, Result};
+use super::{leaf_grads, Ctx};
+use crate::error::Result;
 use serde::Serialize;
 use tch::{Kind, Tensor};
 
@@ -44,19 +44,7 @@ pub fn lowres(ctx: &Ctx, p: &Params, x: &Tensor, targets: &Tensor) -> Result<Ten
         let f = feats.narrow(0, start, r.len() as i64);
         let t = targets.narrow(0, start, r.len() as i64);
         start += r.len() as i64;
-        let g = tch::with_grad(|| -> Result<Tensor> {
-            let leaf = f.detach().set_requires_grad(true);
-            let logits = ctx.model.head(&leaf)?;
-            let s = target_score(&logits, &t, ctx.score);
-            let mut g = Tensor::f_run_backward(&[&s], &[&leaf], false, false)?;
-            g.pop().filter(Tensor::defined).ok_or_else(|| {
-                Error::method(
-                    "grad-cam",
-                    "no gradient reached the features",
-                    "check that `head` uses its input",
-                )
-            })
-        })?;
+        let g = leaf_grads(&f, &t, ctx.score, |leaf| ctx.model.head(leaf))?;
         let alpha = g.mean_dim([2i64, 3].as_slice(), true, Kind::Float);
         let cam = (alpha * &f).sum_dim_intlist(1, true, Kind::Float);
         cam_parts.push(if p.relu { cam.relu() } else { cam });

@@ -84,23 +84,33 @@ pub fn target_score(logits: &Tensor, targets: &Tensor, score: Score) -> Tensor {
     out.gather(1, &targets.view([-1, 1]), false).view([-1])
 }
 
-/// d score(x_i)[t_i] / d x_i for every sample, in one backward pass.
-pub fn input_grads(model: &Model, x: &Tensor, targets: &Tensor, score: Score) -> Result<Tensor> {
+/// d score(g(v_i))[t_i] / d v_i for every sample, in one backward pass, where `g` maps a
+/// fresh leaf copy of `v` to logits (the model's forward for inputs, `head` for features).
+pub fn leaf_grads(
+    v: &Tensor,
+    targets: &Tensor,
+    score: Score,
+    g: impl FnOnce(&Tensor) -> Result<Tensor>,
+) -> Result<Tensor> {
     // Grad mode is thread-local in libtorch; force it on whatever the caller did.
     tch::with_grad(|| {
-        let leaf = x.detach().set_requires_grad(true);
-        let logits = model.forward_grad(&leaf)?;
-        let s = target_score(&logits, targets, score);
+        let leaf = v.detach().set_requires_grad(true);
+        let s = target_score(&g(&leaf)?, targets, score);
         // Seeds every root with 1, i.e. the gradient of Σ_i s_i: samples are independent in eval mode.
-        let mut g = Tensor::f_run_backward(&[&s], &[&leaf], false, false)?;
-        g.pop().filter(Tensor::defined).ok_or_else(|| {
+        let mut grads = Tensor::f_run_backward(&[&s], &[&leaf], false, false)?;
+        grads.pop().filter(Tensor::defined).ok_or_else(|| {
             Error::method(
                 "gradient",
-                "libtorch returned no gradient with respect to the input",
-                "make sure forward uses its input through differentiable operations",
+                "libtorch returned no gradient with respect to the input or features",
+                "make sure forward (and head) use their input through differentiable operations",
             )
         })
     })
+}
+
+/// d score(x_i)[t_i] / d x_i for every sample.
+pub fn input_grads(model: &Model, x: &Tensor, targets: &Tensor, score: Score) -> Result<Tensor> {
+    leaf_grads(x, targets, score, |leaf| model.forward_grad(leaf))
 }
 
 /// Evaluates `f` on consecutive sample ranges of at most `chunk` items.

@@ -97,10 +97,12 @@ pub fn decode_bytes(bytes: &[u8], path: &Path, p: &Preprocess) -> Result<Decoded
     let display = img.to_rgb8();
     match p.channels {
         1 => {
-            // ITU-R 601-2 luma, as PIL's convert("L"), so greyscale models match torchvision.
-            let grey = img.to_luma8();
-            for (o, v) in pixels.iter_mut().zip(grey.as_raw()) {
-                *o = *v as f32 / 255.0;
+            // ITU-R 601-2 luma in PIL's fixed point (convert("L")), so greyscale models see
+            // what torchvision fed them; the image crate's own to_luma8 uses Rec. 709 weights.
+            for (o, px) in pixels.iter_mut().zip(display.pixels()) {
+                let [r, g, b] = px.0.map(u32::from);
+                let l = (r * 19595 + g * 38470 + b * 7471 + 0x8000) >> 16;
+                *o = l as f32 / 255.0;
             }
         }
         _ => {
@@ -150,6 +152,31 @@ mod tests {
         assert_eq!(d.pixels[1], 10.0 / 255.0);
         assert_eq!(d.pixels[8 + 1], 10.0 / 255.0);
         assert_eq!(d.pixels[16 + 5], 11.0 / 255.0);
+    }
+
+    #[test]
+    fn rgba_drops_alpha_and_grey_uses_luma() {
+        let c = image::RgbaImage::from_fn(2, 2, |_, _| image::Rgba([200, 100, 50, 7]));
+        let bytes = png(DynamicImage::ImageRgba8(c));
+        let rgb = decode_bytes(&bytes, Path::new("c.png"), &pre(3, 2, 2)).unwrap();
+        assert_eq!(rgb.pixels[0] * 255.0, 200.0);
+        assert_eq!(rgb.pixels[4] * 255.0, 100.0);
+        assert_eq!(rgb.pixels[8] * 255.0, 50.0);
+        let grey = decode_bytes(&bytes, Path::new("c.png"), &pre(1, 2, 2)).unwrap();
+        // ITU-R 601-2 luma, as PIL: 0.299 R + 0.587 G + 0.114 B = 124.25 → 124.
+        assert!((grey.pixels[0] * 255.0 - 124.0).abs() <= 1.0, "{}", grey.pixels[0] * 255.0);
+    }
+
+    #[test]
+    fn resize_shorter_side_then_crop() {
+        let g = image::GrayImage::from_fn(40, 20, |x, _| image::Luma([(x * 6) as u8]));
+        let mut p = pre(1, 8, 8);
+        p.resize = Some(8);
+        let d = decode_bytes(&png(DynamicImage::ImageLuma8(g)), Path::new("g.png"), &p).unwrap();
+        assert_eq!(d.pixels.len(), 64);
+        assert_eq!((d.display.width(), d.display.height()), (8, 8));
+        // Resized to 16x8, the centre crop keeps columns 4..12, so values rise left to right.
+        assert!(d.pixels[0] < d.pixels[7]);
     }
 
     #[test]

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 use tch::{Device, Kind, Tensor};
 use xaudit::attribution::{Ctx, Score};
+use xaudit::config::{Filter, Preprocess};
 use xaudit::model::Model;
 
 pub fn fixture(rel: &str) -> PathBuf {
@@ -57,4 +58,24 @@ pub fn max_abs_diff(a: &Tensor, b: &Tensor) -> f64 {
         .abs()
         .max()
         .double_value(&[])
+}
+
+/// Preprocessing of the fixture models (fixtures/digits.toml, fixtures/faces.toml).
+pub fn preprocess(channels: usize, side: usize, mean: f32, std: f32) -> Preprocess {
+    Preprocess {
+        channels,
+        size: [side, side],
+        resize: None,
+        filter: Filter::Bilinear,
+        mean: Some(vec![mean; channels]),
+        std: Some(vec![std; channels]),
+    }
+}
+
+pub fn digits_pre() -> Preprocess {
+    preprocess(1, 28, 0.5, 0.5)
+}
+
+pub fn faces_pre() -> Preprocess {
+    preprocess(3, 48, 0.5, 0.501_960_8)
 }
