@@ -42,8 +42,9 @@ pub enum Error {
     /// Writing an output file failed.
     #[error("output {path}: {msg}")]
     Output { path: PathBuf, msg: String },
-    /// libtorch reported an error while running the model.
-    #[error("libtorch: {0}")]
+    /// libtorch reported an error while running the model (first line only: the rest is a
+    /// C++ backtrace).
+    #[error("libtorch: {}\n  fix: check that the model accepts the configured input shape for every batch size (a trace may freeze the batch size)", torch_msg(.0))]
     Torch(#[from] tch::TchError),
 }
 

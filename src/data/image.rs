@@ -164,7 +164,11 @@ mod tests {
         assert_eq!(rgb.pixels[8] * 255.0, 50.0);
         let grey = decode_bytes(&bytes, Path::new("c.png"), &pre(1, 2, 2)).unwrap();
         // ITU-R 601-2 luma, as PIL: 0.299 R + 0.587 G + 0.114 B = 124.25 → 124.
-        assert!((grey.pixels[0] * 255.0 - 124.0).abs() <= 1.0, "{}", grey.pixels[0] * 255.0);
+        assert!(
+            (grey.pixels[0] * 255.0 - 124.0).abs() <= 1.0,
+            "{}",
+            grey.pixels[0] * 255.0
+        );
     }
 
     #[test]

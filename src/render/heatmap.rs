@@ -1,5 +1,6 @@
 //! PNG heatmaps: the map in a perceptual colour map, blended over the image the model saw.
 use crate::error::{Error, Result};
+use image::codecs::png::{CompressionType, FilterType as PngFilter, PngEncoder};
 use image::{imageops::FilterType, Rgb, RgbImage};
 use std::path::Path;
 
@@ -26,7 +27,15 @@ pub fn write_overlay(path: &Path, img: &RgbImage, map: &[f32], min_side: u32) ->
         let mix = |c: u8| (0.45 * g + 0.55 * c as f32).round().clamp(0.0, 255.0) as u8;
         Rgb([mix(hc[0]), mix(hc[1]), mix(hc[2])])
     });
-    out.save_with_format(path, image::ImageFormat::Png)
+    // Fast compression: noisy maps (random control, raw gradients) compress poorly and the
+    // default level made PNG encoding dominate `explain` for cheap methods.
+    let file = std::fs::File::create(path).map_err(|e| Error::output(path, e.to_string()))?;
+    let enc = PngEncoder::new_with_quality(
+        std::io::BufWriter::new(file),
+        CompressionType::Fast,
+        PngFilter::Adaptive,
+    );
+    out.write_with_encoder(enc)
         .map_err(|e| Error::output(path, e.to_string()))
 }
 
