@@ -8,6 +8,8 @@ fn main() {
     let lib = std::env::var_os("DEP_TCH_LIBTORCH_LIB");
     if std::env::var("CARGO_CFG_TARGET_OS").as_deref() == Ok("linux") {
         if let Some(lib) = &lib {
+            // DT_RPATH (not RUNPATH) also applies to libtorch's own dependencies.
+            println!("cargo:rustc-link-arg=-Wl,--disable-new-dtags");
             println!("cargo:rustc-link-arg=-Wl,-rpath,{}", lib.to_string_lossy());
         }
         println!("cargo:rustc-link-arg=-Wl,--no-as-needed");

@@ -15,15 +15,15 @@ pub struct DoctorArgs {
 
 pub fn run(a: DoctorArgs) -> Result<()> {
     let (_cfg, pre) = a.common.resolve()?;
-    println!("xaudit {}", env!("CARGO_PKG_VERSION"));
-    println!(
+    outln!("xaudit {}", env!("CARGO_PKG_VERSION"));
+    outln!(
         "libtorch {} ({})",
         env!("XAUDIT_LIBTORCH_VERSION"),
         env!("XAUDIT_LIBTORCH_LIB")
     );
     let cuda = tch::Cuda::is_available();
     let n = tch::Cuda::device_count();
-    println!(
+    outln!(
         "cuda: {} ({} device(s){})",
         if cuda { "available" } else { "not available" },
         n,
@@ -33,7 +33,7 @@ pub fn run(a: DoctorArgs) -> Result<()> {
             "; libtorch_cuda.so NOT loaded: rebuild with the project's build.rs"
         }
     );
-    println!(
+    outln!(
         "cudnn: {}",
         if tch::Cuda::cudnn_is_available() {
             "available"
@@ -41,33 +41,34 @@ pub fn run(a: DoctorArgs) -> Result<()> {
             "not available"
         }
     );
-    println!(
+    outln!(
         "threads: intra-op {}, inter-op {}, rayon {}",
         tch::get_num_threads(),
         tch::get_num_interop_threads(),
         rayon::current_num_threads()
     );
     let device = xaudit::device::parse_device(&a.common.device)?;
-    println!("device: {}", xaudit::device::describe(device));
+    outln!("device: {}", xaudit::device::describe(device));
     if let Some(path) = a.model {
         let shape = [pre.channels as i64, pre.size[0] as i64, pre.size[1] as i64];
         let m = Model::load(&path, device, shape)?;
-        println!("model: {}", path.display());
-        println!("  input [C,H,W]: {shape:?} (from preprocessing)");
-        println!("  classes: {}", m.num_classes);
-        println!(
+        outln!("model: {}", path.display());
+        outln!("  input [C,H,W]: {shape:?} (from preprocessing)");
+        outln!("  classes: {}", m.num_classes);
+        outln!(
             "  parameters: {} in {} tensors",
-            m.num_parameters, m.num_parameter_tensors
+            m.num_parameters,
+            m.num_parameter_tensors
         );
         match &m.cam {
             CamSupport::Available { feature_shape } => {
-                println!("  features/head: ok, features {feature_shape:?}; CAM methods available")
+                outln!("  features/head: ok, features {feature_shape:?}; CAM methods available")
             }
             CamSupport::Unavailable(why) => {
-                println!("  features/head: {why}; CAM methods unavailable")
+                outln!("  features/head: {why}; CAM methods unavailable")
             }
         }
-        println!("  contract: ok");
+        outln!("  contract: ok");
     }
     Ok(())
 }

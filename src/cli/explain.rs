@@ -2,7 +2,6 @@
 use super::CommonArgs;
 use anyhow::Result;
 use clap::Args;
-use std::io::Write;
 use std::path::PathBuf;
 use xaudit::attribution::{
     grad_cam, integrated_gradients, occlusion, rise, smoothgrad, Aggregate, MethodKind, MethodSpec,
@@ -238,8 +237,7 @@ pub fn run(a: ExplainArgs) -> Result<()> {
             .map(|(k, v)| format!("  {k}={v:.2e}"))
             .collect();
         // A closed pipe (`| head`) must not abort the run: the files are the product.
-        let _ = writeln!(
-            std::io::stdout().lock(),
+        outln!(
             "{}  predicted={} p={:.4}  target={}{}",
             r.path.display(),
             r.predicted_name,

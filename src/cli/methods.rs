@@ -5,8 +5,8 @@ use xaudit::attribution::{MethodKind, MethodSpec};
 pub fn run() -> Result<()> {
     for k in MethodKind::ALL {
         let params = serde_json::to_string(&MethodSpec::with_defaults(k))?;
-        println!("{:<22} {}", k.name(), k.summary());
-        println!(
+        outln!("{:<22} {}", k.name(), k.summary());
+        outln!(
             "{:<22} score={:?} aggregate={:?} params={params}",
             "",
             k.default_score(),

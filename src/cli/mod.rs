@@ -1,4 +1,13 @@
 //! Sub-commands. Each file owns one; this module holds the shared flags.
+
+/// println! that ignores a closed stdout (`| head`) instead of panicking.
+macro_rules! outln {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout().lock(), $($t)*);
+    }};
+}
+
 mod doctor;
 mod explain;
 mod methods;
