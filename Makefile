@@ -22,7 +22,8 @@ env:
 build: env
 	$(CARGO) build --release --locked
 
-# The main job on the bundled fixtures: heatmaps for the digits CNN and the face classifier.
+# The main job on the bundled fixtures: heatmaps for the digits CNN and the face classifier,
+# then the robustness gate on the digits CNN.
 demo: build
 	$(XAUDIT) doctor fixtures/models/digits_cnn_s0.pt --config fixtures/digits.toml
 	$(XAUDIT) explain fixtures/models/digits_cnn_s0.pt fixtures/data/digits_demo.csv \
@@ -32,6 +33,13 @@ demo: build
 	$(XAUDIT) explain fixtures/models/onet_face.pt fixtures/data/faces_demo.csv \
 	  --config fixtures/faces.toml --method smoothgrad --out reports/demo/faces-smoothgrad
 	@echo "heatmaps written under reports/demo/"
+	@# The gate: robustness suite on the digits CNN (exit 1 = some audits failed, which is
+	@# the honest answer for this fixture; the report is written either way).
+	@status=0; $(XAUDIT) check fixtures/models/digits_cnn_s0.pt --suite robustness \
+	  --config fixtures/digits.toml --data fixtures/data/digits/test --max-images 40 \
+	  --out-dir reports/demo/check || status=$$?; \
+	  echo "xaudit check exit code: $$status (0 pass, 1 gate failed, 2 error)"; \
+	  test $$status -le 1
 
 test: build
 	$(CARGO) test --release --locked

@@ -126,14 +126,68 @@ pub struct ModelSection {
     pub class_names: Option<Vec<String>>,
 }
 
+/// Per-audit overrides: threshold, metric and parameters (keys: audit code or name).
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct AuditOverride {
+    #[serde(default)]
+    pub threshold: Option<f64>,
+    #[serde(default)]
+    pub metric: Option<String>,
+    #[serde(default)]
+    pub rationale: Option<String>,
+    #[serde(default)]
+    pub params: toml::Table,
+}
+
+/// An accepted exception: the audit still runs and is reported, but does not gate.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct IgnoreEntry {
+    /// Audit code or name.
+    pub audit: String,
+    /// Only this method (default: every method).
+    #[serde(default)]
+    pub method: Option<String>,
+    /// Required: why the failure is accepted.
+    pub reason: String,
+    /// YYYY-MM-DD after which the ignore no longer applies.
+    #[serde(default)]
+    pub expires: Option<String>,
+}
+
 /// The whole configuration file.
 #[derive(Debug, Clone, Deserialize, Default)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Config {
     #[serde(default)]
     pub preprocess: Option<Preprocess>,
     #[serde(default)]
     pub model: ModelSection,
+    /// Built-in suite name or suite file for `xaudit check`.
+    #[serde(default)]
+    pub suite: Option<String>,
+    /// Images for `xaudit check` (folder, ImageFolder tree or CSV manifest).
+    #[serde(default)]
+    pub data: Option<PathBuf>,
+    #[serde(default)]
+    pub seed: Option<u64>,
+    /// Methods audited (overrides the suite's list).
+    #[serde(default)]
+    pub methods: Option<Vec<String>>,
+    /// Significance level of every test (Holm-adjusted across the run).
+    #[serde(default)]
+    pub alpha: Option<f64>,
+    /// Fewer usable images than this gives INCONCLUSIVE.
+    #[serde(default)]
+    pub min_n: Option<usize>,
+    /// Whether INCONCLUSIVE fails the gate (default true: an unproven audit never passes).
+    #[serde(default)]
+    pub fail_on_inconclusive: Option<bool>,
+    #[serde(default)]
+    pub audits: std::collections::BTreeMap<String, AuditOverride>,
+    #[serde(default)]
+    pub ignore: Vec<IgnoreEntry>,
     /// Where the configuration came from (for messages and provenance).
     #[serde(skip)]
     pub origin: Option<PathBuf>,
@@ -142,16 +196,38 @@ pub struct Config {
 impl Config {
     /// Parses a configuration from text; `origin` names it in errors.
     pub fn parse(text: &str, origin: &str) -> Result<Config> {
-        let cfg: Config = toml::from_str(text).map_err(|e| {
-            Error::config(
-                origin,
-                e.message().to_string()
-                    + &e.span()
-                        .map(|s| format!(" (at byte {})", s.start))
-                        .unwrap_or_default(),
-                "see the configuration reference in README.md (section xaudit.toml)",
-            )
-        })?;
+        let cfg: Config = crate::suite::parse_toml(
+            text,
+            origin,
+            "see the configuration reference in README.md (section xaudit.toml)",
+        )?;
+        if let Some(a) = cfg.alpha {
+            if !(a > 0.0 && a < 1.0) {
+                return Err(Error::config(
+                    origin,
+                    format!("alpha = {a} is not in (0, 1)"),
+                    "use e.g. alpha = 0.05",
+                ));
+            }
+        }
+        for ig in &cfg.ignore {
+            if ig.reason.trim().is_empty() {
+                return Err(Error::config(
+                    origin,
+                    format!("ignore of `{}` has an empty reason", ig.audit),
+                    "say why the failure is accepted (reason = \"...\")",
+                ));
+            }
+            if let Some(d) = &ig.expires {
+                if chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").is_err() {
+                    return Err(Error::config(
+                        origin,
+                        format!("ignore of `{}`: expires = \"{d}\" is not a date", ig.audit),
+                        "use YYYY-MM-DD",
+                    ));
+                }
+            }
+        }
         if let Some(p) = &cfg.preprocess {
             p.validate(origin)?;
         }
@@ -167,14 +243,14 @@ impl Config {
         Ok(cfg)
     }
 
-    /// Loads `path`, or `./xaudit.toml` when none is given and it exists, else defaults.
+    /// Loads `path`, or `./xaudit.toml`, or `[tool.xaudit]` of `./pyproject.toml`, else defaults.
     pub fn load(path: Option<&Path>) -> Result<Config> {
         let path = match path {
             Some(p) => p.to_path_buf(),
             None => {
                 let p = PathBuf::from("xaudit.toml");
                 if !p.exists() {
-                    return Ok(Config::default());
+                    return Config::from_pyproject(Path::new("pyproject.toml"));
                 }
                 p
             }
@@ -194,8 +270,41 @@ impl Config {
                 "save the configuration as UTF-8 TOML",
             )
         })?;
-        let mut cfg = Config::parse(&text, &origin)?;
+        let mut cfg = if path.file_name().is_some_and(|n| n == "pyproject.toml") {
+            Config::from_pyproject_text(&text, &origin)?
+        } else {
+            Config::parse(&text, &origin)?
+        };
         cfg.origin = Some(path);
+        Ok(cfg)
+    }
+
+    fn from_pyproject(path: &Path) -> Result<Config> {
+        let Ok(text) = std::fs::read_to_string(path) else {
+            return Ok(Config::default());
+        };
+        let mut cfg = Config::from_pyproject_text(&text, &path.display().to_string())?;
+        if cfg.origin.is_some() {
+            cfg.origin = Some(path.to_path_buf());
+        }
+        Ok(cfg)
+    }
+
+    /// `[tool.xaudit]` of a pyproject.toml (absent: defaults).
+    fn from_pyproject_text(text: &str, origin: &str) -> Result<Config> {
+        let doc: toml::Table = toml::from_str(text).map_err(|e| {
+            Error::config(
+                origin,
+                e.message().to_string(),
+                "fix the TOML syntax of pyproject.toml",
+            )
+        })?;
+        let Some(t) = doc.get("tool").and_then(|t| t.get("xaudit")) else {
+            return Ok(Config::default());
+        };
+        let inner = toml::to_string(t).unwrap_or_default();
+        let mut cfg = Config::parse(&inner, &format!("{origin} [tool.xaudit]"))?;
+        cfg.origin = Some(PathBuf::from(origin));
         Ok(cfg)
     }
 }

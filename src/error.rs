@@ -42,6 +42,10 @@ pub enum Error {
     /// Writing an output file failed.
     #[error("output {path}: {msg}")]
     Output { path: PathBuf, msg: String },
+    /// The audit does not apply to this model, method or data (reported as not run, with
+    /// the reason; not an error).
+    #[error("not applicable: {0}")]
+    NotApplicable(String),
     /// libtorch reported an error while running the model (first line only: the rest is a
     /// C++ backtrace).
     #[error("libtorch: {}\n  fix: check that the model accepts the configured input shape for every batch size (a trace may freeze the batch size)", torch_msg(.0))]

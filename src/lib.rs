@@ -2,16 +2,27 @@
 //!
 //! Library layout: `model` loads and checks a classifier, `data` streams images,
 //! `attribution` holds one file per explanation method, `explain` runs a method over a
-//! data set, `render` turns maps into pictures.
+//! data set, `render` turns maps into pictures. `audit` holds one file per audit (measuring
+//! only), `suite` loads the suites, `gate` and `stats` decide verdicts, `check` runs a suite,
+//! `report` holds the canonical result and its renderings.
 pub mod attribution;
+pub mod audit;
+pub mod check;
 pub mod config;
 pub mod data;
 pub mod device;
 pub mod error;
 pub mod explain;
+pub mod gate;
 pub mod model;
 pub mod npy;
 pub mod render;
+pub mod report;
 pub mod rng;
+pub mod similarity;
+pub mod stats;
+pub mod suggest;
+pub mod suite;
+pub mod transform;
 
 pub use error::{Error, Result};

@@ -12,11 +12,11 @@ pub mod smoothgrad;
 
 use crate::error::{Error, Result};
 use crate::model::Model;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tch::{Kind, Tensor};
 
 /// Which model output is explained.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum Score {
     /// Pre-softmax logit of the target class.
@@ -26,7 +26,7 @@ pub enum Score {
 }
 
 /// Reduction of a `[C,H,W]` attribution to an `[H,W]` map (algorithms.md 0.2).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum Aggregate {
     /// max_c |a_c| (Simonyan et al.)
@@ -38,7 +38,7 @@ pub enum Aggregate {
 }
 
 /// Per-image normalisation of the aggregated map (algorithms.md 0.3).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum Normalize {
     None,

@@ -8,8 +8,11 @@ macro_rules! outln {
     }};
 }
 
+mod check;
+mod docs;
 mod doctor;
 mod explain;
+mod list;
 mod methods;
 
 use anyhow::{Context, Result};
@@ -36,13 +39,23 @@ pub enum Command {
     Doctor(doctor::DoctorArgs),
     /// List attribution methods with their defaults.
     Methods,
+    /// Run an audit suite on a model and exit with the gate (0 pass, 1 fail, 2 error).
+    Check(Box<check::CheckArgs>),
+    /// List audits, suites and methods.
+    List,
+    /// Print an audit's documentation and parameters.
+    Docs(docs::DocsArgs),
 }
 
-pub fn run(cli: Cli) -> Result<()> {
+/// Runs a command; the value is the process exit code.
+pub fn run(cli: Cli) -> Result<i32> {
     match cli.command {
-        Command::Explain(a) => explain::run(a),
-        Command::Doctor(a) => doctor::run(a),
-        Command::Methods => methods::run(),
+        Command::Explain(a) => explain::run(a).map(|_| 0),
+        Command::Doctor(a) => doctor::run(a).map(|_| 0),
+        Command::Methods => methods::run().map(|_| 0),
+        Command::Check(a) => check::run(*a),
+        Command::List => list::run().map(|_| 0),
+        Command::Docs(a) => docs::run(a).map(|_| 0),
     }
 }
 

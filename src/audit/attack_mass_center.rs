@@ -1,0 +1,36 @@
+//! XA003 attack-mass-center: Ghorbani et al.'s centre-of-mass attack.
+use super::attack::{self, Objective, Params};
+use super::{AuditDoc, AuditEntry, Direction, Finding, RunCtx};
+use crate::attribution::MethodSpec;
+use crate::error::Result;
+
+pub static DOC: AuditDoc = AuditDoc {
+    code: "XA003",
+    name: "attack-mass-center",
+    title: "Explanation fragility under the centre-of-mass attack (Ghorbani et al.)",
+    what: "Whether a label-preserving perturbation inside a small L-infinity ball can drag the explanation's centre of mass away from where it was.",
+    why: "Reviewers read saliency maps as 'the model looked here'. If an imperceptible change moves the centre of the map across the image while the prediction stays put, that reading is unreliable.",
+    how: "Same iterative attack as XA002 with D = ||C(x_t) - C(x)||^2, where C is the attribution-weighted mean pixel position (Ghorbani: map = sum over channels of |a|, normalised to sum H*W; the original centre is integer-cast as in the official code). grad D is estimated with SPSA (recorded as estimator = spsa) because TorchScript models cannot be given softplus activations. The kept iterate is the label-preserving one with the largest shift. Recorded per image: centre-of-mass shift in pixels and relative to the image diagonal, top-k intersection, Spearman, realised L-inf, confidence; plus the attack success rate.",
+    pass: "Default gate: median relative centre-of-mass shift < 0.1 of the image diagonal (one-sided Wilcoxon signed-rank, Holm-adjusted). The 0.1 is an xaudit convention, not a paper value.",
+    references: &[
+        "Ghorbani, Abid, Zou. Interpretation of Neural Networks is Fragile. AAAI 2019, arXiv:1710.10547",
+        "Official code: github.com/amiratag/InterpretationFragility (utils.py, mass_center)",
+    ],
+    default_metric: "center-of-mass-shift-relative",
+    default_direction: Direction::Lower,
+    metrics: attack::METRICS,
+};
+
+fn measure(run: &RunCtx, m: &MethodSpec, t: &toml::Table) -> Result<Vec<Finding>> {
+    let p: Params = super::params(DOC.code, t)?;
+    attack::run(run, m, &p, Objective::MassCenter, DOC.code)
+}
+
+pub const ENTRY: AuditEntry = AuditEntry {
+    doc: &DOC,
+    measure,
+    family: "robustness",
+    two_sample: false,
+    default_params: super::defaults::<Params>,
+    check: super::check::<Params>,
+};

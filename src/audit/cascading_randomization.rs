@@ -1,0 +1,137 @@
+//! XA101 cascading-randomization: Adebayo et al.'s cascading model parameter randomisation.
+use super::compare::{self, CompareParams};
+use super::randomize::{self, Restore};
+use super::{AuditDoc, AuditEntry, Curve, Direction, Finding, RunCtx};
+use crate::attribution::MethodSpec;
+use crate::error::{Error, Result};
+use serde::{Deserialize, Serialize};
+
+pub static DOC: AuditDoc = AuditDoc {
+    code: "XA101",
+    name: "cascading-randomization",
+    title: "Model parameter randomisation test, cascading (Adebayo et al.)",
+    what: "Whether the explanation depends on what the model learned: parameters are re-initialised layer by layer from the output back to the input, and the explanation must change.",
+    why: "An explanation that looks the same for a trained and a randomly initialised network is a property of the input (edges, textures) or of the method, not of the model. Adebayo et al. showed that Guided Backprop and Guided Grad-CAM pass this visual inspection while ignoring the weights; reviewers cannot tell by eye.",
+    how: "Parameter groups are the modules that own parameters (named_parameters), in reverse registration order. Stage i re-initialises groups 1..i with PyTorch's default initialisers by shape (U(+-1/sqrt(fan_in)) for weights and biases, 1/0 for normalisation weights/biases; BatchNorm running statistics are kept, as in the official code), seeded by --seed. At each stage the explanation of the class predicted by the randomised model is compared with the original explanation: Spearman rank correlation with absolute values on PAIR's grayscale map (sum over channels of |a|, 99th-percentile clip), Spearman without absolute values on PAIR's diverging map, and SSIM on the min-max normalised mask (Gaussian window sigma 1.5, K1 0.01, K2 0.03, data range 1; 2 reproduces the paper's numbers). The per-layer curve is recorded; the gated value is the fully randomised stage. The trained weights are restored bit-exactly afterwards (checked), also when the audit fails midway.",
+    pass: "Default gate: median Spearman (abs) between the original and the fully randomised explanation < 0.5 (one-sided Wilcoxon signed-rank, Holm-adjusted; xaudit convention, algorithms.md F5; the paper gives no number).",
+    references: &[
+        "Adebayo, Gilmer, Muelly, Goodfellow, Hardt, Kim. Sanity Checks for Saliency Maps. NeurIPS 2018, arXiv:1810.03292",
+        "Official code: github.com/adebayoj/sanity_checks_saliency (cascading randomization notebook)",
+        "Binder et al. Shortcomings of Top-Down Randomization-Based Sanity Checks. CVPR 2023, arXiv:2211.12486",
+    ],
+    default_metric: "spearman-abs",
+    default_direction: Direction::Lower,
+    metrics: compare::METRICS,
+};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Params {
+    #[serde(default = "d_pct")]
+    pub percentile: f64,
+    #[serde(default = "d_dr")]
+    pub ssim_data_range: f64,
+}
+fn d_pct() -> f64 {
+    99.0
+}
+fn d_dr() -> f64 {
+    1.0
+}
+
+impl Params {
+    pub fn compare(&self, code: &str) -> Result<CompareParams> {
+        if !(super::positive(self.percentile)
+            && self.percentile <= 100.0
+            && super::positive(self.ssim_data_range))
+        {
+            return Err(Error::config(
+                format!("parameters of {code}"),
+                "percentile must be in (0, 100] and ssim-data-range > 0",
+                format!("see `xaudit docs {code}`"),
+            ));
+        }
+        Ok(CompareParams {
+            percentile: self.percentile,
+            ssim_data_range: self.ssim_data_range,
+        })
+    }
+}
+
+/// Records per-image similarities per stage as curves, and the last stage as the finding.
+pub fn finish(
+    mut f: Finding,
+    stages: Vec<(String, compare::Sims)>,
+    gated: impl Fn(&[compare::Sims], usize) -> [f64; 3],
+    x_label: &str,
+) -> Finding {
+    let Some((_, last)) = stages.last() else {
+        return f;
+    };
+    let per_stage: Vec<compare::Sims> = stages.iter().map(|s| s.1.clone()).collect();
+    for (row, (i, _)) in last.iter().enumerate() {
+        let v = gated(&per_stage, row);
+        let named: Vec<(&str, f64)> = compare::METRICS.iter().copied().zip(v).collect();
+        f.push(*i, &named, None);
+    }
+    for (m, name) in compare::METRICS.iter().enumerate() {
+        let mut cols = vec![("original".to_string(), vec![1.0; last.len()])];
+        cols.extend(
+            stages
+                .iter()
+                .map(|(s, v)| (s.clone(), v.iter().map(|r| r.1[m]).collect())),
+        );
+        f.curves
+            .push(Curve::from_columns(name, x_label, name, &cols));
+    }
+    f
+}
+
+fn measure(run: &RunCtx, m: &MethodSpec, t: &toml::Table) -> Result<Vec<Finding>> {
+    let p: Params = super::params(DOC.code, t)?;
+    let cp = p.compare(DOC.code)?;
+    compare::warm(run, m)?;
+    let groups = randomize::groups(run.model)?;
+    let guard = Restore::new(run.model)?;
+    let mut stages = Vec::new();
+    for (k, (gi, g)) in groups.iter().enumerate().rev().enumerate() {
+        randomize::reinit(g, run.seed, gi)?;
+        let sims = compare::sweep(run, m, run.model, &cp, 1 + k as u64, |_, _, rand_pred| {
+            rand_pred
+        })?;
+        stages.push((g.name.clone(), sims));
+    }
+    guard.restore()?;
+    if !guard.is_intact()? {
+        return Err(Error::model(
+            &run.model.path,
+            "trained weights could not be restored after randomisation",
+            "this is a bug in xaudit; please report it",
+        ));
+    }
+    let mut f = Finding::new("");
+    f.summary(
+        "layer_order",
+        stages.iter().map(|s| s.0.clone()).collect::<Vec<_>>(),
+    );
+    f.summary(
+        "groups",
+        groups.iter().map(randomize::describe).collect::<Vec<_>>(),
+    );
+    f.summary("weights_restored_bit_exact", true);
+    Ok(vec![finish(
+        f,
+        stages,
+        |st, row| st.last().map(|s| s[row].1).unwrap_or([f64::NAN; 3]),
+        "randomised up to layer (output first)",
+    )])
+}
+
+pub const ENTRY: AuditEntry = AuditEntry {
+    doc: &DOC,
+    measure,
+    family: "sanity",
+    two_sample: false,
+    default_params: super::defaults::<Params>,
+    check: super::check::<Params>,
+};

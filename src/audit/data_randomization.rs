@@ -1,0 +1,66 @@
+//! XA104 data-randomization: true-label model vs a model trained on shuffled labels.
+use super::cascading_randomization::Params;
+use super::compare;
+use super::{AuditDoc, AuditEntry, Direction, Finding, RunCtx};
+use crate::attribution::MethodSpec;
+use crate::error::{Error, Result};
+
+pub static DOC: AuditDoc = AuditDoc {
+    code: "XA104",
+    name: "data-randomization",
+    title: "Data randomisation test (Adebayo et al.)",
+    what: "Whether the explanation depends on the relation between images and labels: explanations of the audited model are compared with those of the same architecture trained on randomly permuted labels (given with --random-label-model).",
+    why: "A model trained on shuffled labels can only memorise; it has learned nothing about the task. If its explanations look like the real model's, the explanation method reflects the input or the architecture, not the learned task, and cannot support claims about what the model learned.",
+    how: "Both models explain the same images, each for its own predicted class. Maps are compared as in the cascading test: Spearman with abs on PAIR grayscale maps (gated), Spearman without abs on PAIR diverging maps, SSIM on min-max masks. The random-label model must have memorised its training set (>= 95% training accuracy in the paper's protocol); xaudit cannot check that from the weights, so state it when filing the report. Not run when no random-label model is given.",
+    pass: "Default gate: median Spearman (abs) < 0.5 (one-sided Wilcoxon signed-rank, Holm-adjusted; xaudit convention, algorithms.md F5).",
+    references: &[
+        "Adebayo et al. Sanity Checks for Saliency Maps. NeurIPS 2018, arXiv:1810.03292 (data randomization test)",
+        "Zhang et al. Understanding deep learning requires rethinking generalization. ICLR 2017",
+    ],
+    default_metric: "spearman-abs",
+    default_direction: Direction::Lower,
+    metrics: compare::METRICS,
+};
+
+fn measure(run: &RunCtx, m: &MethodSpec, t: &toml::Table) -> Result<Vec<Finding>> {
+    let p: Params = super::params(DOC.code, t)?;
+    let cp = p.compare(DOC.code)?;
+    let Some(other) = run.random_label_model else {
+        return Err(Error::NotApplicable(
+            "no model trained on shuffled labels was given (--random-label-model FILE)".into(),
+        ));
+    };
+    if other.num_classes != run.model.num_classes {
+        return Err(Error::model(
+            &other.path,
+            format!(
+                "random-label model has {} classes but the audited model has {}",
+                other.num_classes, run.model.num_classes
+            ),
+            "train the random-label model with the same architecture and class count",
+        ));
+    }
+    if m.kind() == crate::attribution::MethodKind::GradCam {
+        other.require_cam("grad-cam")?;
+    }
+    let sims = compare::sweep(run, m, other, &cp, 1, |_, _, other_pred| other_pred)?;
+    let mut f = Finding::new("");
+    for (i, v) in sims {
+        f.push(
+            i,
+            &[("spearman-abs", v[0]), ("spearman", v[1]), ("ssim", v[2])],
+            None,
+        );
+    }
+    f.summary("random_label_model", other.path.display().to_string());
+    Ok(vec![f])
+}
+
+pub const ENTRY: AuditEntry = AuditEntry {
+    doc: &DOC,
+    measure,
+    family: "sanity",
+    two_sample: false,
+    default_params: super::defaults::<Params>,
+    check: super::check::<Params>,
+};

@@ -1,0 +1,251 @@
+//! XA201 equivariance: does the explanation follow geometric transforms of the input?
+use super::run::{eval_id, to_vecs};
+use super::{AuditDoc, AuditEntry, Curve, Direction, Finding, RunCtx};
+use crate::attribution::{aggregate, MethodSpec};
+use crate::error::{Error, Result};
+use crate::transform::Transform;
+use serde::{Deserialize, Serialize};
+use tch::{Device, Kind, Tensor};
+
+pub static DOC: AuditDoc = AuditDoc {
+    code: "XA201",
+    name: "equivariance",
+    title: "Salience follows geometric transformations (Crum et al. 2023, reconstructed)",
+    what: "Whether the explanation of a transformed image is the transformed explanation: S(T x) against T S(x) for flips, quarter turns, small rotations, translations and scalings, on a grid of magnitudes.",
+    why: "If the model's evidence moves with the object, its salience must move too. A map that stays put when the image is flipped or shifted is tied to pixel positions or to the method, not to the content, and will mislead anyone reading it on images framed differently from the test set.",
+    how: "For each transform T and magnitude: x' = T(x) (bilinear resampling for non-exact transforms; pixels from outside are black), S(x') is explained for the clean predicted class and compared with T(S(x)) by Pearson correlation over the valid region (pixels whose source lies inside the image); MSE is also recorded. Maps use the method's default channel reduction. Images whose prediction changes under T are excluded for that magnitude and counted. One result per transform family: the per-image value is the mean over the magnitudes, and a curve of the mean similarity against magnitude is recorded. Reconstructed from the abstract of Crum et al. (the paper's code is not available): label it as such.",
+    pass: "Default gate per transform: median Pearson > 0.7 (one-sided Wilcoxon signed-rank, Holm-adjusted; xaudit convention, algorithms.md F5).",
+    references: &[
+        "Crum, Tinsley, Boyd, Piland, Sweet, Kelley, Bowyer, Czajka. Explain To Me: Salience-Based Explainability for Synthetic Face Detection Models. IEEE TAI 2023, arXiv:2303.11969 (reconstructed)",
+        "Lenc, Vedaldi. Understanding image representations by measuring their equivariance and equivalence. CVPR 2015",
+    ],
+    default_metric: "pearson",
+    default_direction: Direction::Higher,
+    metrics: &["pearson", "mse"],
+};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Params {
+    /// Transform families to test.
+    #[serde(default = "d_fam")]
+    pub transforms: Vec<String>,
+    #[serde(default = "d_rot")]
+    pub rotate_degrees: Vec<f64>,
+    /// Translations as a fraction of the image side (applied along x and along y).
+    #[serde(default = "d_tr")]
+    pub translate_fraction: Vec<f64>,
+    #[serde(default = "d_sc")]
+    pub scale_factors: Vec<f64>,
+}
+fn d_fam() -> Vec<String> {
+    ["hflip", "vflip", "rot90", "rotate", "translate", "scale"]
+        .map(String::from)
+        .to_vec()
+}
+fn d_rot() -> Vec<f64> {
+    vec![5.0, 10.0, 15.0]
+}
+fn d_tr() -> Vec<f64> {
+    vec![0.05, 0.1]
+}
+fn d_sc() -> Vec<f64> {
+    vec![0.9, 1.1]
+}
+
+/// The transforms of one family, for an `h`×`w` input.
+fn family(name: &str, p: &Params, h: i64, w: i64) -> Result<Vec<Transform>> {
+    Ok(match name {
+        "hflip" => vec![Transform::HFlip],
+        "vflip" => vec![Transform::VFlip],
+        "rot90" if h == w => (1..=3).map(|turns| Transform::Rot90 { turns }).collect(),
+        "rot90" => Vec::new(),
+        "rotate" => p
+            .rotate_degrees
+            .iter()
+            .map(|&degrees| Transform::Rotate { degrees })
+            .collect(),
+        "translate" => p
+            .translate_fraction
+            .iter()
+            .flat_map(|&f| {
+                [
+                    Transform::Translate {
+                        dx: (f * w as f64).round(),
+                        dy: 0.0,
+                    },
+                    Transform::Translate {
+                        dx: 0.0,
+                        dy: (f * h as f64).round(),
+                    },
+                ]
+            })
+            .collect(),
+        "scale" => p
+            .scale_factors
+            .iter()
+            .map(|&factor| Transform::Scale { factor })
+            .collect(),
+        other => {
+            let known = ["hflip", "vflip", "rot90", "rotate", "translate", "scale"];
+            let hint = crate::suggest::closest(other, &known)
+                .map(|s| format!("did you mean `{s}`? "))
+                .unwrap_or_default();
+            return Err(Error::config(
+                format!("parameters of {}", DOC.code),
+                format!("unknown transform `{other}`"),
+                format!("{hint}use some of {}", known.join(", ")),
+            ));
+        }
+    })
+}
+
+/// One image at one magnitude: (image, Some((pearson, mse))) or None when the prediction changed.
+type Cell = (usize, Option<(f64, f64)>);
+
+/// Pearson and MSE over the valid pixels.
+fn compare(a: &[f32], b: &[f32], valid: &[bool]) -> (f64, f64) {
+    let (va, vb): (Vec<f32>, Vec<f32>) = a
+        .iter()
+        .zip(b)
+        .zip(valid)
+        .filter(|(_, v)| **v)
+        .map(|((x, y), _)| (*x, *y))
+        .unzip();
+    (
+        crate::similarity::pearson(&va, &vb),
+        crate::similarity::mse(&va, &vb),
+    )
+}
+
+fn measure(run: &RunCtx, m: &MethodSpec, t: &toml::Table) -> Result<Vec<Finding>> {
+    let p: Params = super::params(DOC.code, t)?;
+    if p.scale_factors.iter().any(|s| !super::positive(*s)) {
+        return Err(Error::config(
+            format!("parameters of {}", DOC.code),
+            "scale-factors must be > 0",
+            format!("see `xaudit docs {}`", DOC.code),
+        ));
+    }
+    let [_, h, w] = run.model.input_shape;
+    let fams: Vec<(String, Vec<Transform>)> = p
+        .transforms
+        .iter()
+        .map(|n| family(n, &p, h, w).map(|t| (n.clone(), t)))
+        .collect::<Result<_>>()?;
+    let agg = m.kind().default_aggregate();
+    let (black, _) = run.valid_range();
+    // Per family, per magnitude: (image, pearson, mse) or excluded.
+    let mut rows: Vec<Vec<Vec<Cell>>> = fams
+        .iter()
+        .map(|(_, ts)| vec![Vec::new(); ts.len()])
+        .collect();
+    run.for_batches(|b| {
+        let clean = run.clean(b)?;
+        let targets: Vec<i64> = clean.iter().map(|c| c.pred).collect();
+        let idx: Vec<usize> = b.indices.clone().collect();
+        let s0 = aggregate(&run.clean_maps(m, b)?, agg).unsqueeze(1);
+        let zero = Tensor::zeros([1, 1, 1, 1], (Kind::Float, run.device()));
+        let mut k = 1u64;
+        for (fi, (_, ts)) in fams.iter().enumerate() {
+            for (ti, tr) in ts.iter().enumerate() {
+                let xt = tr.apply(&b.x, &black);
+                let (pred, _) = run.predict(run.model, &xt)?;
+                let ids: Vec<u64> = idx.iter().map(|&i| eval_id(i, k)).collect();
+                k += 1;
+                let st = aggregate(&run.attribute(run.model, m, &xt, &targets, &ids)?, agg);
+                let ts0 = tr.apply(&s0, &zero).squeeze_dim(1);
+                let valid: Vec<bool> = Vec::try_from(
+                    tr.valid(h, w, run.device())
+                        .view([-1])
+                        .to_device(Device::Cpu),
+                )?;
+                let a = to_vecs(&st)?;
+                let bb = to_vecs(&ts0)?;
+                for j in 0..idx.len() {
+                    let v = (pred[j] == targets[j]).then(|| compare(&a[j], &bb[j], &valid));
+                    rows[fi][ti].push((idx[j], v));
+                }
+            }
+        }
+        (run.progress)(idx.len());
+        Ok(())
+    })?;
+    let mut out = Vec::new();
+    for ((name, ts), per_t) in fams.iter().zip(rows) {
+        if ts.is_empty() {
+            continue;
+        }
+        let mut f = Finding::new(name);
+        let n_img = per_t[0].len();
+        let mut changed = vec![0usize; ts.len()];
+        for r in 0..n_img {
+            let vals: Vec<(f64, f64)> = per_t
+                .iter()
+                .enumerate()
+                .filter_map(|(ti, col)| {
+                    if col[r].1.is_none() {
+                        changed[ti] += 1;
+                    }
+                    col[r].1
+                })
+                .collect();
+            let i = per_t[0][r].0;
+            if vals.is_empty() {
+                f.push(
+                    i,
+                    &[],
+                    Some("prediction changed under every magnitude".into()),
+                );
+            } else {
+                let n = vals.len() as f64;
+                f.push(
+                    i,
+                    &[
+                        ("pearson", vals.iter().map(|v| v.0).sum::<f64>() / n),
+                        ("mse", vals.iter().map(|v| v.1).sum::<f64>() / n),
+                    ],
+                    None,
+                );
+            }
+        }
+        let cols: Vec<(String, Vec<f64>)> = ts
+            .iter()
+            .zip(&per_t)
+            .map(|(t, col)| {
+                (
+                    t.label(),
+                    col.iter().filter_map(|c| c.1.map(|v| v.0)).collect(),
+                )
+            })
+            .collect();
+        f.curves.push(Curve::from_columns(
+            "pearson",
+            "magnitude",
+            "Pearson(S(Tx), T S(x))",
+            &cols,
+        ));
+        f.summary(
+            "magnitudes",
+            ts.iter().map(|t| t.label()).collect::<Vec<_>>(),
+        );
+        f.summary("prediction_changed_per_magnitude", changed);
+        f.summary("fill", "black (pixel 0)");
+        out.push(f);
+    }
+    if out.is_empty() {
+        return Err(Error::NotApplicable(
+            "no transform applies to this input shape (quarter turns need square inputs)".into(),
+        ));
+    }
+    Ok(out)
+}
+
+pub const ENTRY: AuditEntry = AuditEntry {
+    doc: &DOC,
+    measure,
+    family: "salience",
+    two_sample: false,
+    default_params: super::defaults::<Params>,
+    check: super::check::<Params>,
+};

@@ -1,0 +1,301 @@
+//! Audits measure; they never decide. Each audit file holds its documentation (`DOC`), its
+//! parameters (with the paper's defaults) and a `measure` function that turns a model, a data
+//! set and one attribution method into per-image values. Thresholds, tests and verdicts live in
+//! suites and in `crate::gate`.
+pub mod attack;
+pub mod attack_mass_center;
+pub mod attack_random_sign;
+pub mod attack_top_k;
+pub mod cascading_randomization;
+pub mod compare;
+pub mod data_randomization;
+pub mod equivariance;
+pub mod independent_randomization;
+pub mod local_lipschitz;
+pub mod out_of_set;
+pub mod random_logit;
+pub mod randomize;
+pub mod run;
+pub mod salience_entropy;
+pub mod sampling;
+pub mod sensitivity_max;
+
+use crate::error::{Error, Result};
+pub use run::RunCtx;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Which side of the threshold is good.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Direction {
+    /// PASS when the median is above the threshold.
+    Higher,
+    /// PASS when the median is below the threshold.
+    Lower,
+    /// Two-sample audits: PASS when the groups differ by at least the threshold effect size.
+    Different,
+}
+
+impl Direction {
+    pub fn symbol(self) -> &'static str {
+        match self {
+            Direction::Higher => ">",
+            Direction::Lower => "<",
+            Direction::Different => "|r| >=",
+        }
+    }
+}
+
+/// An audit's documentation: the text `xaudit docs CODE` prints and reports embed.
+pub struct AuditDoc {
+    pub code: &'static str,
+    pub name: &'static str,
+    pub title: &'static str,
+    pub what: &'static str,
+    pub why: &'static str,
+    pub how: &'static str,
+    pub pass: &'static str,
+    pub references: &'static [&'static str],
+    /// The metric gated unless the suite names another, and its good direction.
+    pub default_metric: &'static str,
+    pub default_direction: Direction,
+    /// Every metric the audit records per image (first is the default).
+    pub metrics: &'static [&'static str],
+}
+
+impl AuditDoc {
+    /// The documentation as plain text (terminal, SARIF rule help).
+    pub fn render(&self) -> String {
+        let refs: String = self
+            .references
+            .iter()
+            .map(|r| format!("  - {r}\n"))
+            .collect();
+        format!(
+            "{code} {name}: {title}\n\n## What it checks\n{what}\n\n## Why it matters\n{why}\n\n## How it is measured\n{how}\n\n## Pass criterion\n{pass}\n\nMetrics recorded per image: {metrics} (gated by default: {dm}, {dir:?} is better).\n\n## References\n{refs}",
+            code = self.code,
+            name = self.name,
+            title = self.title,
+            what = self.what,
+            why = self.why,
+            how = self.how,
+            pass = self.pass,
+            metrics = self.metrics.join(", "),
+            dm = self.default_metric,
+            dir = self.default_direction,
+        )
+    }
+}
+
+/// Per-image values of one metric; `None` marks an excluded image (reason in `Finding`).
+pub type Column = Vec<Option<f64>>;
+
+/// A curve (e.g. similarity per randomised layer): mean and median of a metric at each x.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Curve {
+    pub name: String,
+    pub x_label: String,
+    pub y_label: String,
+    pub x: Vec<String>,
+    pub mean: Vec<f64>,
+    pub median: Vec<f64>,
+    pub n: Vec<usize>,
+}
+
+impl Curve {
+    /// Builds a curve from per-image values at each x (non-finite values skipped).
+    pub fn from_columns(
+        name: &str,
+        x_label: &str,
+        y_label: &str,
+        cols: &[(String, Vec<f64>)],
+    ) -> Curve {
+        let mut c = Curve {
+            name: name.into(),
+            x_label: x_label.into(),
+            y_label: y_label.into(),
+            x: Vec::new(),
+            mean: Vec::new(),
+            median: Vec::new(),
+            n: Vec::new(),
+        };
+        for (x, v) in cols {
+            let f: Vec<f64> = v.iter().copied().filter(|v| v.is_finite()).collect();
+            c.x.push(x.clone());
+            c.mean.push(crate::stats::mean(&f));
+            c.median.push(crate::stats::median(&f));
+            c.n.push(f.len());
+        }
+        c
+    }
+}
+
+/// What one audit measured for one method (and one variant, e.g. one transform).
+#[derive(Debug, Clone, Default)]
+pub struct Finding {
+    /// Sub-result name (`hflip`, `gaussian-noise`), empty when the audit has one result.
+    pub variant: String,
+    /// Data-set index of each measured image, in order.
+    pub index: Vec<usize>,
+    /// Metric name → one value per image (`None` = excluded).
+    pub metrics: BTreeMap<String, Column>,
+    /// Why an image was excluded (same order as `index`; `None` when kept).
+    pub excluded: Vec<Option<String>>,
+    /// Reference group for two-sample audits (e.g. in-set entropies), per metric.
+    pub reference: BTreeMap<String, Vec<f64>>,
+    pub curves: Vec<Curve>,
+    /// Audit-specific facts (attack success rate, estimator used, per-class medians...).
+    pub summary: BTreeMap<String, serde_json::Value>,
+}
+
+impl Finding {
+    pub fn new(variant: &str) -> Self {
+        Finding {
+            variant: variant.into(),
+            ..Default::default()
+        }
+    }
+
+    /// Records one image: its metric values, or the reason it is excluded.
+    pub fn push(&mut self, index: usize, values: &[(&str, f64)], excluded: Option<String>) {
+        let row = self.index.len();
+        self.index.push(index);
+        for (name, v) in values {
+            let col = self.metrics.entry((*name).to_string()).or_default();
+            col.resize(row, None);
+            col.push(if excluded.is_none() { Some(*v) } else { None });
+        }
+        self.excluded.push(excluded);
+        for col in self.metrics.values_mut() {
+            col.resize(row + 1, None);
+        }
+    }
+
+    pub fn summary(&mut self, key: &str, v: impl Serialize) {
+        self.summary
+            .insert(key.into(), serde_json::to_value(v).unwrap_or_default());
+    }
+}
+
+/// The function type every audit implements.
+pub type MeasureFn =
+    fn(&RunCtx, &crate::attribution::MethodSpec, &toml::Table) -> Result<Vec<Finding>>;
+
+/// An audit in the registry.
+pub struct AuditEntry {
+    pub doc: &'static AuditDoc,
+    pub measure: MeasureFn,
+    /// Suite where it belongs (`robustness`, `sanity`, `salience`).
+    pub family: &'static str,
+    /// Two-sample audits compare `Finding::reference` with the per-image values.
+    pub two_sample: bool,
+    /// The parameters with their defaults, for `xaudit docs` and reports.
+    pub default_params: fn() -> toml::Table,
+    /// Parses a parameter table (types, unknown keys) without running anything.
+    pub check: fn(&toml::Table) -> Result<()>,
+}
+
+/// An audit's parameter defaults as a table.
+pub fn defaults<T: Serialize + serde::de::DeserializeOwned>() -> toml::Table {
+    T::deserialize(toml::Value::Table(toml::Table::new()))
+        .map(|p| to_table(&p))
+        .unwrap_or_default()
+}
+
+/// Parses `t` as the audit's parameters.
+pub fn check<T: serde::de::DeserializeOwned>(t: &toml::Table) -> Result<()> {
+    params::<T>("audit", t).map(|_| ())
+}
+
+/// Every audit xaudit knows. Adding an audit: its file, one line here, its suite entry.
+pub static REGISTRY: &[AuditEntry] = &[
+    attack_random_sign::ENTRY,
+    attack_top_k::ENTRY,
+    attack_mass_center::ENTRY,
+    sensitivity_max::ENTRY,
+    local_lipschitz::ENTRY,
+    cascading_randomization::ENTRY,
+    independent_randomization::ENTRY,
+    random_logit::ENTRY,
+    data_randomization::ENTRY,
+    equivariance::ENTRY,
+    out_of_set::ENTRY,
+    salience_entropy::ENTRY,
+];
+
+/// Looks an audit up by code (`XA002`) or name (`attack-top-k`), case-insensitively.
+pub fn find(key: &str) -> Option<&'static AuditEntry> {
+    REGISTRY
+        .iter()
+        .find(|a| a.doc.code.eq_ignore_ascii_case(key) || a.doc.name.eq_ignore_ascii_case(key))
+}
+
+/// Like `find`, with an error that suggests the closest known name.
+pub fn lookup(key: &str, origin: &str) -> Result<&'static AuditEntry> {
+    find(key).ok_or_else(|| {
+        let names: Vec<&str> = REGISTRY.iter().map(|a| a.doc.name).collect();
+        let hint = crate::suggest::closest(key, &names)
+            .map(|s| format!("did you mean `{s}`? "))
+            .unwrap_or_default();
+        Error::config(
+            origin,
+            format!("unknown audit `{key}`"),
+            format!("{hint}run `xaudit list` to see the audits"),
+        )
+    })
+}
+
+/// Deserialises an audit's parameter table over its defaults, naming the audit on error.
+pub fn params<T: serde::de::DeserializeOwned>(code: &str, t: &toml::Table) -> Result<T> {
+    T::deserialize(toml::Value::Table(t.clone())).map_err(|e| {
+        Error::config(
+            format!("parameters of {code}"),
+            e.message().to_string(),
+            format!("see `xaudit docs {code}` for the parameters and their types"),
+        )
+    })
+}
+
+/// True for finite numbers > 0 (rejects NaN, which `!(x > 0.0)` would also do, less readably).
+pub fn positive(x: f64) -> bool {
+    x.is_finite() && x > 0.0
+}
+
+/// Serialises a parameter struct back to a table (defaults listing, report `params`).
+pub fn to_table<T: Serialize>(p: &T) -> toml::Table {
+    toml::Table::try_from(p).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_and_names_are_unique_and_documented() {
+        let mut codes = std::collections::HashSet::new();
+        let mut names = std::collections::HashSet::new();
+        for a in REGISTRY {
+            assert!(codes.insert(a.doc.code), "duplicate code {}", a.doc.code);
+            assert!(names.insert(a.doc.name), "duplicate name {}", a.doc.name);
+            assert!(a.doc.metrics.contains(&a.doc.default_metric));
+            for s in [a.doc.what, a.doc.why, a.doc.how, a.doc.pass] {
+                assert!(s.len() > 40, "{} has a thin doc section", a.doc.code);
+            }
+            assert!(!a.doc.references.is_empty());
+            // Defaults must round-trip through the parameter parser.
+            (a.check)(&(a.default_params)()).unwrap();
+        }
+    }
+
+    #[test]
+    fn finding_push_keeps_columns_aligned() {
+        let mut f = Finding::new("");
+        f.push(0, &[("a", 1.0), ("b", 2.0)], None);
+        f.push(3, &[("a", 5.0)], Some("label changed".into()));
+        f.push(4, &[("b", 7.0)], None);
+        assert_eq!(f.metrics["a"], vec![Some(1.0), None, None]);
+        assert_eq!(f.metrics["b"], vec![Some(2.0), None, Some(7.0)]);
+        assert_eq!(f.index, vec![0, 3, 4]);
+    }
+}

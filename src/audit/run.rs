@@ -1,0 +1,254 @@
+//! What every audit shares during one `xaudit check` run: the model, the streamed data, the
+//! seed, batch sizes, conversions between pixel units and model space, and the clean
+//! predictions and explanations (computed once per run, reused by every audit).
+use crate::attribution::{Ctx, MethodSpec, Score};
+use crate::config::Preprocess;
+use crate::data::{Batch, Dataset};
+use crate::error::{Error, Result};
+use crate::model::Model;
+use std::collections::HashMap;
+use std::sync::Mutex;
+use tch::{Device, Kind, Tensor};
+
+/// Clean (unperturbed) results for one image.
+#[derive(Clone)]
+pub struct Clean {
+    pub pred: i64,
+    pub prob: f64,
+}
+
+pub struct RunCtx<'a> {
+    pub model: &'a Model,
+    pub data: &'a Dataset,
+    pub pre: &'a Preprocess,
+    pub seed: u64,
+    /// Images per data batch.
+    pub batch_size: usize,
+    /// Most model inputs per forward/backward pass inside a method or audit.
+    pub internal_batch: usize,
+    /// Optional second model trained on shuffled labels (data-randomization).
+    pub random_label_model: Option<&'a Model>,
+    /// Optional user-supplied out-of-set images.
+    pub out_of_set: Option<&'a Dataset>,
+    /// Called with the number of images an audit finished (progress bars).
+    pub progress: &'a (dyn Fn(usize) + Sync),
+    clean: Mutex<HashMap<usize, Clean>>,
+    maps: Mutex<HashMap<(String, usize), Tensor>>,
+}
+
+impl<'a> RunCtx<'a> {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        model: &'a Model,
+        data: &'a Dataset,
+        pre: &'a Preprocess,
+        seed: u64,
+        batch_size: usize,
+        internal_batch: usize,
+        progress: &'a (dyn Fn(usize) + Sync),
+    ) -> Self {
+        RunCtx {
+            model,
+            data,
+            pre,
+            seed,
+            batch_size: batch_size.max(1),
+            internal_batch: internal_batch.max(1),
+            random_label_model: None,
+            out_of_set: None,
+            progress,
+            clean: Mutex::new(HashMap::new()),
+            maps: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn device(&self) -> Device {
+        self.model.device
+    }
+
+    /// Streams the data set in batches (model space, on the device).
+    pub fn for_batches(&self, mut f: impl FnMut(&Batch) -> Result<()>) -> Result<()> {
+        for range in self.data.batch_ranges(self.batch_size) {
+            let b = self.data.load_batch(range, self.pre, self.device())?;
+            f(&b)?;
+        }
+        Ok(())
+    }
+
+    /// The attribution context for `method` on `model`.
+    pub fn ctx<'m>(&self, model: &'m Model, method: &MethodSpec) -> Ctx<'m> {
+        Ctx {
+            model,
+            seed: self.seed,
+            internal_batch: self.internal_batch,
+            score: method.kind().default_score(),
+        }
+    }
+
+    /// Predicted class and its probability for each image of `x`, checked finite.
+    pub fn predict(&self, model: &Model, x: &Tensor) -> Result<(Vec<i64>, Vec<f64>)> {
+        let mut preds = Vec::with_capacity(x.size()[0] as usize);
+        let mut probs = Vec::with_capacity(preds.capacity());
+        crate::attribution::for_chunks(x.size()[0] as usize, self.internal_batch, |r| {
+            let xs = x.narrow(0, r.start as i64, r.len() as i64);
+            let logits = model.logits(&xs)?;
+            if !bool::try_from(logits.isfinite().all()).unwrap_or(false) {
+                return Err(Error::model(
+                    &model.path,
+                    "forward returned NaN or infinite logits on an audit input",
+                    "check the model and the preprocessing (mean/std) in xaudit.toml",
+                ));
+            }
+            let (p, c) = logits.softmax(-1, Kind::Float).max_dim(1, false);
+            preds.extend(Vec::<i64>::try_from(c.to_device(Device::Cpu))?);
+            probs.extend(Vec::<f64>::try_from(
+                p.to_kind(Kind::Double).to_device(Device::Cpu),
+            )?);
+            Ok(())
+        })?;
+        Ok((preds, probs))
+    }
+
+    /// Clean predictions of the audited model for a batch (cached per image).
+    pub fn clean(&self, b: &Batch) -> Result<Vec<Clean>> {
+        let idx: Vec<usize> = b.indices.clone().collect();
+        {
+            let cache = self.clean.lock().expect("clean cache poisoned");
+            if idx.iter().all(|i| cache.contains_key(i)) {
+                return Ok(idx.iter().map(|i| cache[i].clone()).collect());
+            }
+        }
+        let (pred, prob) = self.predict(self.model, &b.x)?;
+        let out: Vec<Clean> = pred
+            .iter()
+            .zip(&prob)
+            .map(|(&pred, &prob)| Clean { pred, prob })
+            .collect();
+        let mut cache = self.clean.lock().expect("clean cache poisoned");
+        for (i, c) in idx.iter().zip(&out) {
+            cache.insert(*i, c.clone());
+        }
+        Ok(out)
+    }
+
+    /// Raw attributions `[B,C',H,W]` of `method` on `model` for `targets`, checked finite.
+    /// `ids` key the method's random draws: a perturbed evaluation passes its own ids
+    /// (see `eval_id`) so stochastic methods draw fresh noise for it.
+    pub fn attribute(
+        &self,
+        model: &Model,
+        method: &MethodSpec,
+        x: &Tensor,
+        targets: &[i64],
+        ids: &[u64],
+    ) -> Result<Tensor> {
+        let t = Tensor::from_slice(targets).to_device(model.device);
+        let a = method.attribute(&self.ctx(model, method), x, &t, ids)?;
+        let maps = a.maps.to_kind(Kind::Float);
+        if !bool::try_from(maps.isfinite().all()).unwrap_or(false) {
+            return Err(Error::method(
+                method.kind().name(),
+                "produced NaN or infinite attributions",
+                "check the model for numerical problems, or use another method",
+            ));
+        }
+        Ok(maps)
+    }
+
+    /// Clean explanations of the predicted class (cached per method and image, on the CPU).
+    pub fn clean_maps(&self, method: &MethodSpec, b: &Batch) -> Result<Tensor> {
+        let key = serde_json::to_string(method).unwrap_or_default();
+        let idx: Vec<usize> = b.indices.clone().collect();
+        {
+            let cache = self.maps.lock().expect("map cache poisoned");
+            if idx.iter().all(|i| cache.contains_key(&(key.clone(), *i))) {
+                let v: Vec<Tensor> = idx
+                    .iter()
+                    .map(|i| cache[&(key.clone(), *i)].shallow_clone())
+                    .collect();
+                return Ok(Tensor::stack(&v, 0).to_device(self.device()));
+            }
+        }
+        let clean = self.clean(b)?;
+        let targets: Vec<i64> = clean.iter().map(|c| c.pred).collect();
+        let ids: Vec<u64> = idx.iter().map(|&i| i as u64).collect();
+        let maps = self.attribute(self.model, method, &b.x, &targets, &ids)?;
+        let cpu = maps.to_device(Device::Cpu);
+        let mut cache = self.maps.lock().expect("map cache poisoned");
+        for (j, i) in idx.iter().enumerate() {
+            cache.insert((key.clone(), *i), cpu.get(j as i64));
+        }
+        Ok(maps)
+    }
+
+    /// Per-channel `[1,C,1,1]` model-space size of `pixels` units of the 0-255 image.
+    pub fn pixel_scale(&self, pixels: f64) -> Tensor {
+        let v: Vec<f32> = self
+            .pre
+            .std()
+            .iter()
+            .map(|s| (pixels / (255.0 * *s as f64)) as f32)
+            .collect();
+        Tensor::from_slice(&v)
+            .view([1, -1, 1, 1])
+            .to_device(self.device())
+    }
+
+    /// Model-space bounds `[1,C,1,1]` of valid pixels (0 and 255 after normalisation).
+    pub fn valid_range(&self) -> (Tensor, Tensor) {
+        let (m, s) = (self.pre.mean(), self.pre.std());
+        let lo: Vec<f32> = m.iter().zip(&s).map(|(m, s)| -m / s).collect();
+        let hi: Vec<f32> = m.iter().zip(&s).map(|(m, s)| (1.0 - m) / s).collect();
+        let t = |v: Vec<f32>| {
+            Tensor::from_slice(&v)
+                .view([1, -1, 1, 1])
+                .to_device(self.device())
+        };
+        (t(lo), t(hi))
+    }
+
+    /// Clamps model-space images to the valid pixel range.
+    pub fn clamp_valid(&self, x: &Tensor) -> Tensor {
+        let (lo, hi) = self.valid_range();
+        x.maximum(&lo).minimum(&hi)
+    }
+
+    /// Model-space image from `[B,C,H,W]` pixels in [0,1].
+    pub fn from_unit(&self, x01: &Tensor) -> Tensor {
+        crate::data::normalise(x01, self.pre)
+    }
+
+    /// Width of the model-space valid range per channel `[1,C,1,1]` (for relative radii).
+    pub fn range_width(&self) -> Tensor {
+        let (lo, hi) = self.valid_range();
+        hi - lo
+    }
+}
+
+/// Identifier of evaluation `k` of image `index`: distinct keys for every perturbed copy,
+/// so the random draws of stochastic methods are independent across evaluations but fixed
+/// by the seed. `k = 0` is the clean evaluation (the id `explain` uses).
+pub fn eval_id(index: usize, k: u64) -> u64 {
+    (k << 40) ^ index as u64
+}
+
+/// Moves `[B,H,W]` or `[B,1,H,W]` maps to per-image CPU vectors.
+pub fn to_vecs(maps: &Tensor) -> Result<Vec<Vec<f32>>> {
+    let b = maps.size()[0];
+    let flat = maps
+        .to_kind(Kind::Float)
+        .to_device(Device::Cpu)
+        .reshape([b, -1])
+        .contiguous();
+    let all: Vec<f32> = Vec::try_from(flat.view([-1]))?;
+    let n = if b == 0 { 0 } else { all.len() / b as usize };
+    Ok(all.chunks(n.max(1)).map(|c| c.to_vec()).collect())
+}
+
+/// Score used by a method (for reports).
+pub fn score_name(s: Score) -> &'static str {
+    match s {
+        Score::Logit => "logit",
+        Score::Softmax => "softmax",
+    }
+}

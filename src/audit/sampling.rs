@@ -1,0 +1,151 @@
+//! Monte-Carlo neighbourhood sampling shared by `sensitivity-max` and `local-lipschitz`:
+//! N perturbed copies per image, explained in device batches for the clean predicted class,
+//! samples whose prediction changes excluded and counted.
+use super::run::{eval_id, to_vecs, RunCtx};
+use super::Finding;
+use crate::attribution::MethodSpec;
+use crate::error::Result;
+use rand::Rng;
+use rand_distr::{Distribution, StandardNormal};
+use tch::{Kind, Tensor};
+
+/// How perturbations are drawn (model space after conversion from pixel units).
+#[derive(Debug, Clone, Copy)]
+pub enum Noise {
+    /// δ ~ U[-r, r] per element (Yeh et al.'s L∞ ball).
+    UniformLinf { pixels: f64 },
+    /// δ ~ N(0, σ²) per element (Quantus LocalLipschitzEstimate).
+    Gaussian { pixels: f64 },
+}
+
+/// Per kept sample: ||Φ(x) - Φ(x')||_2, ||Φ(x)||_2, ||x - x'||_2 (model space).
+pub struct SampleNorms {
+    pub diff: f64,
+    pub base: f64,
+    pub input: f64,
+}
+
+/// Calls `reduce(samples)` per image with the kept samples; records its value, or
+/// excludes the image when every sample changed the prediction.
+pub fn run(
+    run: &RunCtx,
+    method: &MethodSpec,
+    n: usize,
+    noise: Noise,
+    purpose: &str,
+    metric: &str,
+    reduce: impl Fn(&[SampleNorms]) -> f64,
+) -> Result<Finding> {
+    let mut f = Finding::new("");
+    let (mut total, mut changed) = (0usize, 0usize);
+    let (lo, hi) = run.valid_range();
+    let scale = run.pixel_scale(match noise {
+        Noise::UniformLinf { pixels } | Noise::Gaussian { pixels } => pixels,
+    });
+    run.for_batches(|b| {
+        let clean = run.clean(b)?;
+        let raw0 = run.clean_maps(method, b)?;
+        let base: Vec<Vec<f32>> = to_vecs(&raw0)?;
+        let shape = b.x.size();
+        let numel: usize = shape[1..].iter().product::<i64>() as usize;
+        let idx: Vec<usize> = b.indices.clone().collect();
+        let mut per_image: Vec<Vec<SampleNorms>> = (0..idx.len()).map(|_| Vec::new()).collect();
+        // Flat list of (image, sample) jobs, evaluated in chunks of internal_batch inputs.
+        let jobs: Vec<(usize, usize)> = (0..idx.len())
+            .flat_map(|j| (0..n).map(move |s| (j, s)))
+            .collect();
+        crate::attribution::for_chunks(jobs.len(), run.internal_batch, |r| {
+            let chunk = &jobs[r];
+            let mut v = Vec::with_capacity(chunk.len() * numel);
+            for &(j, s) in chunk {
+                let mut rng = crate::rng::stream(run.seed, purpose, idx[j] as u64, s as u64);
+                match noise {
+                    Noise::UniformLinf { .. } => {
+                        v.extend((0..numel).map(|_| rng.random_range(-1.0f32..=1.0)))
+                    }
+                    Noise::Gaussian { .. } => v.extend((0..numel).map(|_| {
+                        let z: f32 = StandardNormal.sample(&mut rng);
+                        z
+                    })),
+                }
+            }
+            let mut sh = shape.clone();
+            sh[0] = chunk.len() as i64;
+            let delta = Tensor::from_slice(&v)
+                .view(sh.as_slice())
+                .to_device(run.device())
+                * &scale;
+            let owners: Vec<i64> = chunk.iter().map(|&(j, _)| j as i64).collect();
+            let sel = Tensor::from_slice(&owners).to_device(run.device());
+            let x0 = b.x.index_select(0, &sel);
+            let xp = (&x0 + delta).maximum(&lo).minimum(&hi);
+            let targets: Vec<i64> = chunk.iter().map(|&(j, _)| clean[j].pred).collect();
+            let ids: Vec<u64> = chunk
+                .iter()
+                .map(|&(j, s)| eval_id(idx[j], 1 + s as u64))
+                .collect();
+            let (pred, _) = run.predict(run.model, &xp)?;
+            let maps = to_vecs(&run.attribute(run.model, method, &xp, &targets, &ids)?)?;
+            let dx: Vec<f64> = Vec::try_from(
+                (&xp - &x0)
+                    .flatten(1, -1)
+                    .norm_scalaropt_dim(2, [1i64].as_slice(), false)
+                    .to_kind(Kind::Double)
+                    .to_device(tch::Device::Cpu),
+            )?;
+            for (c, &(j, _)) in chunk.iter().enumerate() {
+                total += 1;
+                if pred[c] != clean[j].pred {
+                    changed += 1;
+                    continue;
+                }
+                per_image[j].push(SampleNorms {
+                    diff: crate::similarity::l2_distance(&base[j], &maps[c]),
+                    base: crate::similarity::l2_distance(&base[j], &vec![0.0; base[j].len()]),
+                    input: dx[c],
+                });
+            }
+            Ok(())
+        })?;
+        for (j, s) in per_image.iter().enumerate() {
+            if s.is_empty() {
+                f.push(
+                    idx[j],
+                    &[],
+                    Some("every sample changed the prediction".into()),
+                );
+            } else {
+                f.push(
+                    idx[j],
+                    &[(metric, reduce(s)), ("kept-samples", s.len() as f64)],
+                    None,
+                );
+            }
+        }
+        (run.progress)(idx.len());
+        Ok(())
+    })?;
+    let pixels = match noise {
+        Noise::UniformLinf { pixels } | Noise::Gaussian { pixels } => pixels,
+    };
+    f.summary(
+        "scale_model_space_per_channel",
+        run.pre
+            .std()
+            .iter()
+            .map(|s| pixels / (255.0 * *s as f64))
+            .collect::<Vec<_>>(),
+    );
+    f.summary("samples_per_image", n);
+    f.summary("samples_total", total);
+    f.summary("samples_prediction_changed", changed);
+    f.summary(
+        "fraction_prediction_changed",
+        if total > 0 {
+            changed as f64 / total as f64
+        } else {
+            f64::NAN
+        },
+    );
+    Ok(f)
+}

@@ -1,0 +1,76 @@
+//! XA004 sensitivity-max: Yeh et al.'s max-sensitivity, Monte Carlo in the L∞ ball.
+use super::sampling::{self, Noise};
+use super::{AuditDoc, AuditEntry, Direction, Finding, RunCtx};
+use crate::attribution::MethodSpec;
+use crate::error::{Error, Result};
+use serde::{Deserialize, Serialize};
+
+pub static DOC: AuditDoc = AuditDoc {
+    code: "XA004",
+    name: "sensitivity-max",
+    title: "Max-sensitivity of the explanation to small input noise (Yeh et al.)",
+    what: "How much the explanation can change, relative to its own size, when the input moves anywhere inside an L-infinity ball of radius r and the prediction stays the same.",
+    why: "A faithful explanation of a smooth decision should not jump when the input barely changes. High max-sensitivity means two indistinguishable inputs receive very different explanations, which makes any single explanation shown to a reviewer arbitrary.",
+    how: "Official estimator (chihkuanyeh/saliency_evaluation): N samples delta ~ U[-r, r]^d (seeded per image and sample), x' = clip(x + delta) to the valid pixel range; the explanation of the clean predicted class is recomputed at x' and compared with the original as ||Phi(x) - Phi(x')||_2 / ||Phi(x)||_2 on the raw [C,H,W] attribution; the per-image value is the maximum over samples. r is given in 0-255 pixel units (default 51 = 0.2 of the range, Yeh's MNIST setting) and divided by 255*std_c per channel. Samples whose prediction changes are excluded and counted (Quantus return_nan_when_prediction_changes); an image with no kept sample is excluded.",
+    pass: "Default gate: median max-sensitivity < 0.5 (one-sided Wilcoxon signed-rank, Holm-adjusted; xaudit convention, algorithms.md F5).",
+    references: &[
+        "Yeh, Hsieh, Suggala, Inouye, Ravikumar. On the (In)fidelity and Sensitivity of Explanations. NeurIPS 2019, arXiv:1901.09392",
+        "Official code: github.com/chihkuanyeh/saliency_evaluation (infid_sen_utils.py)",
+        "Quantus MaxSensitivity (Hedström et al. 2023, JMLR)",
+    ],
+    default_metric: "max-sensitivity",
+    default_direction: Direction::Lower,
+    metrics: &["max-sensitivity", "kept-samples"],
+};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Params {
+    /// L∞ radius r in 0-255 pixel units.
+    #[serde(default = "d_r")]
+    pub radius: f64,
+    /// Monte-Carlo samples per image (Yeh 50, Quantus 200).
+    #[serde(default = "d_n")]
+    pub samples: usize,
+}
+fn d_r() -> f64 {
+    51.0
+}
+fn d_n() -> usize {
+    50
+}
+
+fn measure(run: &RunCtx, m: &MethodSpec, t: &toml::Table) -> Result<Vec<Finding>> {
+    let p: Params = super::params(DOC.code, t)?;
+    if !(p.radius > 0.0 && p.radius <= 255.0) || p.samples == 0 {
+        return Err(Error::config(
+            format!("parameters of {}", DOC.code),
+            "radius must be in (0, 255] pixel units and samples >= 1",
+            format!("see `xaudit docs {}`", DOC.code),
+        ));
+    }
+    let mut f = sampling::run(
+        run,
+        m,
+        p.samples,
+        Noise::UniformLinf { pixels: p.radius },
+        "sensitivity-max",
+        "max-sensitivity",
+        |s| {
+            s.iter()
+                .map(|s| s.diff / s.base.max(1e-12))
+                .fold(0.0, f64::max)
+        },
+    )?;
+    f.summary("radius_pixels", p.radius);
+    Ok(vec![f])
+}
+
+pub const ENTRY: AuditEntry = AuditEntry {
+    doc: &DOC,
+    measure,
+    family: "robustness",
+    two_sample: false,
+    default_params: super::defaults::<Params>,
+    check: super::check::<Params>,
+};

@@ -1,0 +1,213 @@
+//! `xaudit check MODEL --suite NAME|PATH`: run a suite, print the verdicts, exit with the gate.
+use super::CommonArgs;
+use anyhow::{Context, Result};
+use clap::{Args, ValueEnum};
+use indicatif::{ProgressBar, ProgressStyle};
+use sha2::{Digest, Sha256};
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use xaudit::attribution::MethodKind;
+use xaudit::audit::RunCtx;
+use xaudit::check::{self, Plan};
+use xaudit::data::Dataset;
+use xaudit::model::Model;
+use xaudit::report::{self, ModelInfo, Provenance, Report};
+use xaudit::suite::Suite;
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum Format {
+    Table,
+    Json,
+}
+
+#[derive(Args)]
+pub struct CheckArgs {
+    /// TorchScript model file (see docs/model-contract.md).
+    pub model: PathBuf,
+    /// Built-in suite (robustness, sanity, salience, full) or a suite TOML file.
+    #[arg(long)]
+    pub suite: Option<String>,
+    /// Images: folder, ImageFolder tree or CSV manifest (default: `data` in xaudit.toml).
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Audit only these methods (repeatable; default: the suite's list).
+    #[arg(long = "method", value_enum)]
+    pub methods: Vec<MethodKind>,
+    /// Seed of every random draw (default: `seed` in xaudit.toml, else 0).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Use at most the first N images.
+    #[arg(long)]
+    pub max_images: Option<usize>,
+    /// Output on stdout.
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: Format,
+    /// Write report.json here.
+    #[arg(long)]
+    pub out_dir: Option<PathBuf>,
+    /// Model trained on shuffled labels (enables data-randomization).
+    #[arg(long)]
+    pub random_label_model: Option<PathBuf>,
+    /// Folder of out-of-set images (added to the generated ones in out-of-set).
+    #[arg(long)]
+    pub out_of_set: Option<PathBuf>,
+    /// Images decoded and audited together.
+    #[arg(long, default_value_t = 32)]
+    pub batch_size: usize,
+    /// Most model inputs per forward/backward pass.
+    #[arg(long, default_value_t = 256)]
+    pub internal_batch_size: usize,
+    /// Always exit 0 unless xaudit itself failed (exit 2 / 101 still apply).
+    #[arg(long)]
+    pub exit_zero: bool,
+    /// No progress bars.
+    #[arg(long)]
+    pub no_progress: bool,
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+fn sha256_file(p: &Path) -> Result<String> {
+    let mut f = std::fs::File::open(p).with_context(|| format!("cannot read {}", p.display()))?;
+    let mut h = Sha256::new();
+    std::io::copy(&mut f, &mut h)?;
+    Ok(format!("{:x}", h.finalize()))
+}
+
+/// Writes `report.json` atomically (temporary file, then rename).
+fn write_report(dir: &Path, r: &Report) -> Result<PathBuf> {
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("cannot create --out-dir {}", dir.display()))?;
+    let path = dir.join("report.json");
+    let tmp = dir.join(".report.json.tmp");
+    let text = serde_json::to_string_pretty(r)?;
+    std::fs::write(&tmp, text).with_context(|| format!("cannot write {}", tmp.display()))?;
+    std::fs::rename(&tmp, &path).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(path)
+}
+
+pub fn run(a: CheckArgs) -> Result<i32> {
+    let started = chrono::Local::now();
+    let (cfg, pre) = a.common.resolve()?;
+    let suite_key = a
+        .suite
+        .clone()
+        .or(cfg.suite.clone())
+        .unwrap_or_else(|| "robustness".into());
+    let suite = Suite::load(&suite_key)?;
+    let methods: Vec<MethodKind> = if !a.methods.is_empty() {
+        a.methods.clone()
+    } else if let Some(ms) = &cfg.methods {
+        ms.iter()
+            .map(|m| xaudit::suite::method(m, "configuration methods"))
+            .collect::<xaudit::Result<_>>()?
+    } else {
+        suite.methods.clone()
+    };
+    let seed = a.seed.or(cfg.seed).unwrap_or(0);
+    let today = started.format("%Y-%m-%d").to_string();
+    let plan = Plan::new(&suite, &cfg, &methods, seed, &today)?;
+    let data_path =
+        a.data.clone().or(cfg.data.clone()).context(
+            "no images given: pass --data DIR|CSV or set `data = \"...\"` in xaudit.toml",
+        )?;
+    let mut data = Dataset::from_inputs(std::slice::from_ref(&data_path))?;
+    if let Some(n) = a.max_images {
+        anyhow::ensure!(n >= 1, "--max-images must be at least 1");
+        data.items.truncate(n);
+    }
+    let device = xaudit::device::parse_device(&a.common.device)?;
+    let shape = [pre.channels as i64, pre.size[0] as i64, pre.size[1] as i64];
+    let model = Model::load(&a.model, device, shape)?;
+    let rl_model = match &a.random_label_model {
+        Some(p) => Some(Model::load(p, device, shape)?),
+        None => None,
+    };
+    let oos = match &a.out_of_set {
+        Some(p) => Some(Dataset::from_inputs(std::slice::from_ref(p))?),
+        None => None,
+    };
+    let show =
+        !a.no_progress && std::io::stderr().is_terminal() && std::env::var_os("CI").is_none();
+    let bar = if show {
+        ProgressBar::new(0)
+    } else {
+        ProgressBar::hidden()
+    };
+    bar.set_style(
+        ProgressStyle::with_template("{msg:40} {bar:30.cyan/blue} {pos}/{len} {elapsed}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let tick = |n: usize| bar.inc(n as u64);
+    let mut ctx = RunCtx::new(
+        &model,
+        &data,
+        &pre,
+        seed,
+        a.batch_size,
+        a.internal_batch_size,
+        &tick,
+    );
+    ctx.random_label_model = rl_model.as_ref();
+    ctx.out_of_set = oos.as_ref();
+    let outcome = check::run(
+        &ctx,
+        &plan,
+        |g, m| {
+            bar.reset();
+            bar.set_length(data.len() as u64);
+            bar.set_message(format!("{} {}", g.entry.doc.name, m.name()));
+        },
+        |_| {},
+    )?;
+    bar.finish_and_clear();
+    let exit_code = if a.exit_zero && outcome.exit_code == 1 {
+        0
+    } else {
+        outcome.exit_code
+    };
+    let report = Report {
+        schema_version: report::SCHEMA_VERSION.into(),
+        verdict: outcome.verdict.clone(),
+        exit_code,
+        seed,
+        alpha: plan.settings.alpha,
+        min_n: plan.settings.min_n,
+        fail_on_inconclusive: plan.fail_on_inconclusive,
+        multiplicity: "holm".into(),
+        model: ModelInfo {
+            path: a.model.display().to_string(),
+            sha256: sha256_file(&a.model)?,
+            num_classes: model.num_classes,
+            num_parameters: model.num_parameters,
+        },
+        provenance: Provenance {
+            xaudit_version: env!("CARGO_PKG_VERSION").into(),
+            libtorch_version: env!("XAUDIT_LIBTORCH_VERSION").into(),
+            device: xaudit::device::describe(device),
+            threads: tch::get_num_threads(),
+            command_line: std::env::args().collect(),
+            suite: suite.name.clone(),
+            suite_origin: suite.origin.clone(),
+            suite_sha256: suite.sha256.clone(),
+            config: cfg.origin.as_ref().map(|p| p.display().to_string()),
+            data: data_path.display().to_string(),
+            data_count: data.len(),
+            started: started.to_rfc3339(),
+            finished: chrono::Local::now().to_rfc3339(),
+        },
+        counts: outcome.counts,
+        audits: outcome.audits,
+    };
+    match a.format {
+        Format::Table => outln!("{}", report::table::render(&report)),
+        Format::Json => outln!("{}", serde_json::to_string_pretty(&report)?),
+    }
+    if let Some(dir) = &a.out_dir {
+        let p = write_report(dir, &report)?;
+        if matches!(a.format, Format::Table) {
+            outln!("report: {}", p.display());
+        }
+    }
+    Ok(exit_code)
+}

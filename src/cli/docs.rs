@@ -1,0 +1,23 @@
+//! `xaudit docs CODE|NAME`: an audit's documentation and parameters.
+use anyhow::Result;
+use clap::Args;
+
+#[derive(Args)]
+pub struct DocsArgs {
+    /// Audit code (XA002) or name (attack-top-k).
+    pub audit: String,
+}
+
+pub fn run(a: DocsArgs) -> Result<()> {
+    let e = xaudit::audit::lookup(&a.audit, "xaudit docs")?;
+    outln!("{}", e.doc.render());
+    let params = (e.default_params)();
+    outln!("## Parameters (defaults; set them under [[audit]] params in a suite or [audits.{}] params in xaudit.toml)", e.doc.name);
+    if params.is_empty() {
+        outln!("  (none)");
+    }
+    for (k, v) in &params {
+        outln!("  {k} = {v}");
+    }
+    Ok(())
+}
