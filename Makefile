@@ -9,10 +9,11 @@ export PATH := $(XAUDIT_VENV)/bin:$(PATH)
 export LIBTORCH_USE_PYTORCH := 1
 # Tests and proptest runs are reproducible: fixed case count and seed.
 export PROPTEST_CASES ?= 64
+export PROPTEST_RNG_SEED ?= 20261122
 CARGO ?= cargo
 XAUDIT := target/release/xaudit
 
-.PHONY: all env build demo test fmt fixtures bench clean-env
+.PHONY: all env build demo test fmt fixtures bench clean-env schema
 
 all: build
 
@@ -52,6 +53,10 @@ bench: build
 
 fmt:
 	$(CARGO) fmt
+
+# Regenerates docs/report.schema.json from the report types (a test checks it is current).
+schema: build
+	$(XAUDIT) schema > docs/report.schema.json
 
 # Rebuilds every fixture (models, images, Captum golden maps); the results are committed.
 fixtures:

@@ -153,6 +153,10 @@ fn ignore_for<'a>(
     })
 }
 
+fn finite(v: f64) -> Option<f64> {
+    v.is_finite().then_some(v)
+}
+
 fn summarise(v: &[Option<f64>]) -> MetricSummary {
     let f: Vec<f64> = v
         .iter()
@@ -162,8 +166,8 @@ fn summarise(v: &[Option<f64>]) -> MetricSummary {
         .collect();
     MetricSummary {
         n: f.len(),
-        median: crate::stats::median(&f),
-        mean: crate::stats::mean(&f),
+        median: finite(crate::stats::median(&f)),
+        mean: finite(crate::stats::mean(&f)),
     }
 }
 
@@ -210,7 +214,52 @@ fn empty_result(g: &Gate, method: &str, verdict: Verdict, reason: String) -> Aud
         summary: BTreeMap::new(),
         params: serde_json::to_value(&g.params).unwrap_or_default(),
         duration_s: 0.0,
+        examples: Vec::new(),
     }
+}
+
+/// The `k` best and `k` worst images by the gated value, with their pictures as PNGs.
+fn pick_examples(
+    r: &AuditResult,
+    pics: &BTreeMap<usize, Vec<crate::audit::Panel>>,
+    k: usize,
+) -> Vec<crate::report::Example> {
+    let mut v: Vec<(usize, f64, &str)> = r
+        .per_sample
+        .iter()
+        .filter_map(|s| s.value.map(|v| (s.index, v, s.path.as_str())))
+        .filter(|(i, _, _)| pics.contains_key(i))
+        .collect();
+    // Good end first; ties by data-set position so the choice is deterministic.
+    let higher_good = !matches!(r.direction, crate::audit::Direction::Lower);
+    v.sort_by(|a, b| {
+        let o = a.1.total_cmp(&b.1);
+        (if higher_good { o.reverse() } else { o }).then(a.0.cmp(&b.0))
+    });
+    let k = k.min(v.len() / 2).max(usize::from(v.len() == 1));
+    let mut out = Vec::new();
+    let mut add = |role: &str, (i, val, path): (usize, f64, &str)| {
+        out.push(crate::report::Example {
+            role: role.into(),
+            index: i,
+            path: path.to_string(),
+            value: val,
+            panels: pics[&i]
+                .iter()
+                .map(|p| crate::report::PanelImage {
+                    label: p.label.clone(),
+                    png: crate::render::panel::data_uri(p),
+                })
+                .collect(),
+        });
+    };
+    for e in v.iter().take(k) {
+        add("best", *e);
+    }
+    for e in v.iter().rev().take(k) {
+        add("worst", *e);
+    }
+    out
 }
 
 /// Builds the tested (not yet adjusted) result of one finding.
@@ -258,14 +307,27 @@ fn tested(
             r.secondary.insert(name.clone(), summarise(c));
         }
     }
+    for s in &mut r.per_sample {
+        if let Some(n) = f.names.get(&s.index) {
+            s.path = n.clone();
+        }
+    }
+    r.examples = pick_examples(&r, &f.examples, 2);
     r.curves = f.curves;
     r.summary = f.summary;
-    let t = if g.entry.two_sample {
+    let t = if g.entry.design == crate::audit::Design::Proportion {
+        let (k, n) = f.counts.unwrap_or((0, 0));
+        if n == 0 {
+            None
+        } else {
+            Some(gate::proportion(k, n, g.threshold, g.direction, settings))
+        }
+    } else if g.entry.design == crate::audit::Design::TwoSample {
         let reference = f.reference.get(&g.metric).cloned().unwrap_or_default();
         r.reference = Some(MetricSummary {
             n: reference.len(),
-            median: crate::stats::median(&reference),
-            mean: crate::stats::mean(&reference),
+            median: finite(crate::stats::median(&reference)),
+            mean: finite(crate::stats::mean(&reference)),
         });
         if x.is_empty() || reference.is_empty() {
             None
@@ -284,19 +346,23 @@ fn tested(
         ))
     };
     if let Some(t) = t {
-        r.median = Some(t.median);
-        r.mean = Some(t.mean);
-        r.q25 = Some(t.q25);
-        r.q75 = Some(t.q75);
-        r.ci_low = Some(t.ci_low);
-        r.ci_high = Some(t.ci_high);
+        if g.entry.design == crate::audit::Design::Proportion {
+            // The unit is a case (image x program), not an image.
+            r.n = t.n;
+        }
+        r.median = finite(t.median);
+        r.mean = finite(t.mean);
+        r.q25 = finite(t.q25);
+        r.q75 = finite(t.q75);
+        r.ci_low = finite(t.ci_low);
+        r.ci_high = finite(t.ci_high);
         r.ci_method = Some(t.ci_method.clone());
         r.test = Some(t.test.clone());
         r.test_method = Some(t.test_method.clone());
         r.test_note = t.test_note.clone();
-        r.statistic = Some(t.statistic);
-        r.effect_size = Some(t.effect_size);
-        r.effect_ci = t.effect_ci;
+        r.statistic = finite(t.statistic);
+        r.effect_size = finite(t.effect_size);
+        r.effect_ci = t.effect_ci.filter(|(a, b)| a.is_finite() && b.is_finite());
         r.p_value = Some(t.p_good);
         r.p_value_bad = Some(t.p_bad).filter(|p| p.is_finite());
     } else {

@@ -2,11 +2,11 @@
 //!
 //! Only preprocessing lives here for now; audit thresholds will join it in their own tables.
 use crate::error::{Error, Result};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
 /// Resampling filter used when an image must be resized.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum Filter {
     Nearest,
@@ -16,7 +16,7 @@ pub enum Filter {
 }
 
 /// Declared preprocessing: decode → channels → resize shorter side → centre crop → /scale → (x-mean)/std.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Preprocess {
     /// Channels the model consumes: 1 (grey) or 3 (RGB).
@@ -184,6 +184,12 @@ pub struct Config {
     /// Whether INCONCLUSIVE fails the gate (default true: an unproven audit never passes).
     #[serde(default)]
     pub fail_on_inconclusive: Option<bool>,
+    /// Report files written under the output folder.
+    #[serde(default)]
+    pub formats: Option<Vec<crate::report::Format>>,
+    /// Output folder for `xaudit check` (default: none unless --out-dir).
+    #[serde(default)]
+    pub out_dir: Option<PathBuf>,
     #[serde(default)]
     pub audits: std::collections::BTreeMap<String, AuditOverride>,
     #[serde(default)]

@@ -7,7 +7,7 @@ use crate::stats::{self, Alternative, Statistic};
 use serde::{Deserialize, Serialize};
 
 /// The verdict of one gated audit result.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Verdict {
     Pass,
@@ -188,6 +188,41 @@ pub fn two_sample(x: &[f64], reference: &[f64], s: &Settings, seed: u64) -> Test
         p_good: t.p_value,
         p_bad: f64::NAN,
         effect_ci: Some((ci.low, ci.high)),
+    }
+}
+
+/// Exact binomial test of a violation rate k/n against `threshold`, with the
+/// Clopper-Pearson interval (`Lower`: PASS when the rate is shown below the threshold).
+pub fn proportion(k: u64, n: u64, threshold: f64, dir: Direction, s: &Settings) -> Tested {
+    use statrs::distribution::{Binomial, DiscreteCDF};
+    let t = threshold.clamp(0.0, 1.0);
+    let (below, above) = match Binomial::new(t, n) {
+        Ok(b) => (b.cdf(k), if k == 0 { 1.0 } else { 1.0 - b.cdf(k - 1) }),
+        Err(_) => (f64::NAN, f64::NAN),
+    };
+    let (p_good, p_bad) = match dir {
+        Direction::Higher => (above, below),
+        _ => (below, above),
+    };
+    let ci = stats::clopper_pearson(k, n, s.confidence);
+    let rate = k as f64 / n.max(1) as f64;
+    Tested {
+        n: n as usize,
+        median: rate,
+        mean: rate,
+        q25: f64::NAN,
+        q75: f64::NAN,
+        ci_low: ci.low,
+        ci_high: ci.high,
+        ci_method: ci.method.into(),
+        test: "binomial".into(),
+        test_method: "exact".into(),
+        test_note: Some(format!("{k} violations in {n} cases")),
+        statistic: k as f64,
+        effect_size: rate - t,
+        p_good: p_good.clamp(0.0, 1.0),
+        p_bad: p_bad.clamp(0.0, 1.0),
+        effect_ci: None,
     }
 }
 

@@ -16,6 +16,7 @@ pub mod explain;
 pub mod gate;
 pub mod model;
 pub mod npy;
+pub mod perturb;
 pub mod render;
 pub mod report;
 pub mod rng;

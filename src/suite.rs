@@ -12,6 +12,7 @@ pub const BUILT_IN: &[(&str, &str)] = &[
     ("robustness", include_str!("../audits/robustness.toml")),
     ("sanity", include_str!("../audits/sanity.toml")),
     ("salience", include_str!("../audits/salience.toml")),
+    ("fuzz", include_str!("../audits/fuzz.toml")),
     ("full", include_str!("../audits/full.toml")),
 ];
 
@@ -252,11 +253,12 @@ pub fn resolve(a: &AuditSpec, suite: &str, origin: &str) -> Result<Gate> {
         ));
     }
     let direction = a.direction.unwrap_or(entry.doc.default_direction);
-    if (direction == Direction::Different) != entry.two_sample {
+    let two_sample = entry.design == crate::audit::Design::TwoSample;
+    if (direction == Direction::Different) != two_sample {
         return Err(Error::config(
             origin,
             format!("direction {direction:?} does not fit {}", entry.doc.name),
-            if entry.two_sample {
+            if two_sample {
                 "two-sample audits use direction = \"different\""
             } else {
                 "use direction = \"higher\" or \"lower\""

@@ -117,6 +117,36 @@ impl Transform {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        /// Flips and quarter turns are exact permutations: T⁻¹(T(x)) == x bit for bit.
+        #[test]
+        fn exact_transforms_round_trip(side in 2i64..12, c in 1i64..4, seed in any::<u64>(), which in 0usize..4) {
+            tch::manual_seed(seed as i64);
+            let x = Tensor::rand([2, c, side, side], (Kind::Float, Device::Cpu));
+            let z = Tensor::zeros([1, c, 1, 1], (Kind::Float, Device::Cpu));
+            let t = [Transform::HFlip, Transform::VFlip, Transform::Rot90 { turns: 1 }, Transform::Rot90 { turns: 2 }][which];
+            prop_assert!(t.inverse().apply(&t.apply(&x, &z), &z).equal(&x));
+        }
+
+        /// Whole-pixel shifts invert on the region that stayed inside the image.
+        #[test]
+        fn translations_round_trip_on_the_valid_region(h in 4i64..14, w in 4i64..14, dx in -3i64..4, dy in -3i64..4, seed in any::<u64>()) {
+            tch::manual_seed(seed as i64);
+            let x = Tensor::rand([1, 1, h, w], (Kind::Float, Device::Cpu));
+            let z = Tensor::zeros([1, 1, 1, 1], (Kind::Float, Device::Cpu));
+            let t = Transform::Translate { dx: dx as f64, dy: dy as f64 };
+            let back = t.inverse().apply(&t.apply(&x, &z), &z);
+            // Output pixels of T⁻¹ whose source lies inside the image are the ones T kept.
+            let valid = t.inverse().valid(h, w, Device::Cpu);
+            let diff = (back - &x).abs().view([h, w]).masked_select(&valid);
+            if diff.numel() > 0 {
+                prop_assert!(diff.max().double_value(&[]) < 1e-5);
+            }
+        }
+    }
 
     fn img() -> Tensor {
         Tensor::arange(2 * 3 * 6 * 6, (Kind::Float, Device::Cpu)).view([2, 3, 6, 6])

@@ -10,7 +10,7 @@
 //! (simultaneous perturbation, Spall 1992): q Rademacher directions u, two-sided differences
 //! of D at x ± c·u. It needs only explanations, so it works for every method, and it is recorded
 //! as `estimator = "spsa"` in the report.
-use super::run::{eval_id, to_vecs, RunCtx};
+use super::run::{eval_id, to_vecs, vec_panel, RunCtx};
 use super::Finding;
 use crate::attribution::{aggregate, Aggregate, MethodSpec};
 use crate::error::Result;
@@ -208,6 +208,8 @@ pub fn run(
         };
         let mut best: Vec<Option<(f64, [f64; 6])>> = vec![None; bsz];
         let mut crit_best = vec![init; bsz];
+        let mut best_x: Vec<Option<Tensor>> = (0..bsz).map(|_| None).collect();
+        let mut best_map: Vec<Option<Vec<f32>>> = vec![None; bsz];
         let mut xt = b.x.shallow_clone();
         let q = if obj == Objective::RandomSign {
             0
@@ -291,6 +293,8 @@ pub fn run(
                         let rho = similarity::spearman(&origs[j].map, m);
                         let diag = ((h * h + w * w) as f64).sqrt();
                         best[j] = Some((crit, [inter, rho, shift, shift / diag, linf[j], prob[j]]));
+                        best_x[j] = Some(xt.get(j as i64).copy());
+                        best_map[j] = Some(m.clone());
                     }
                 }
             }
@@ -329,9 +333,8 @@ pub fn run(
                 }
                 g.sign()
             };
-            let step = &xt + d * &alpha - &b.x;
-            let step = step.maximum(&(-&eps)).minimum(&eps);
-            xt = run.clamp_valid(&(&b.x + step));
+            let (lo, hi) = run.valid_range();
+            xt = project(&b.x, &(&xt + d * &alpha), &eps, &lo, &hi);
         }
         for j in 0..bsz {
             let i = idx[j];
@@ -357,6 +360,21 @@ pub fn run(
             };
             let named: Vec<(&str, f64)> = METRICS.iter().copied().zip(vals).collect();
             f.push(i, &named, None);
+            let x0 = b.x.get(j as i64);
+            f.example(
+                i,
+                vec![
+                    run.image_panel(&x0, "original")?,
+                    vec_panel(&origs[j].map, h, w, "explanation")?,
+                    run.image_panel(best_x[j].as_ref().unwrap_or(&x0), "attacked image")?,
+                    vec_panel(
+                        best_map[j].as_ref().unwrap_or(&origs[j].map),
+                        h,
+                        w,
+                        "attacked explanation",
+                    )?,
+                ],
+            );
         }
         (run.progress)(bsz);
         Ok(())
@@ -389,6 +407,13 @@ pub fn run(
     Ok(vec![f])
 }
 
+/// Ghorbani's projection: back into the L∞ ball of radius `eps` around the ORIGINAL `x0`,
+/// then into the valid pixel range `[lo, hi]` (all broadcast per channel).
+pub fn project(x0: &Tensor, x: &Tensor, eps: &Tensor, lo: &Tensor, hi: &Tensor) -> Tensor {
+    let step = (x - x0).maximum(&(-eps)).minimum(eps);
+    (x0 + step).maximum(lo).minimum(hi)
+}
+
 /// Realised L∞ size of `xt - x` per image, in 0-255 pixel units.
 fn linf_pixels(xt: &Tensor, x: &Tensor, std: &[f64]) -> Result<Vec<f64>> {
     let s: Vec<f32> = std.iter().map(|s| (255.0 * s) as f32).collect();
@@ -401,4 +426,31 @@ fn linf_pixels(xt: &Tensor, x: &Tensor, std: &[f64]) -> Result<Vec<f64>> {
     Ok(Vec::<f64>::try_from(
         d.to_kind(Kind::Double).to_device(tch::Device::Cpu),
     )?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::project;
+    use proptest::prelude::*;
+    use tch::{Device, Kind, Tensor};
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        /// Every iterate stays inside the L∞ budget around the original and the valid range.
+        #[test]
+        fn projection_respects_budget_and_range(seed in any::<u64>(), eps in 0.001f64..0.5, big in 0.0f64..5.0) {
+            tch::manual_seed(seed as i64);
+            let e = Tensor::from_slice(&[eps as f32, eps as f32 / 2.0, eps as f32]).view([1, 3, 1, 1]);
+            let lo = Tensor::from_slice(&[-1.0f32, -0.8, -1.0]).view([1, 3, 1, 1]);
+            let hi = Tensor::from_slice(&[1.0f32, 0.9, 1.0]).view([1, 3, 1, 1]);
+            // Originals are valid images (the attack starts from data).
+            let x0 = (Tensor::rand([2, 3, 5, 5], (Kind::Float, Device::Cpu)) * 2.0 - 1.0).maximum(&lo).minimum(&hi);
+            let x = &x0 + (Tensor::rand([2, 3, 5, 5], (Kind::Float, Device::Cpu)) - 0.5) * big;
+            let y = project(&x0, &x, &e, &lo, &hi);
+            let over = ((&y - &x0).abs() - &e).max().double_value(&[]);
+            prop_assert!(over <= 1e-6, "outside the budget by {over}");
+            prop_assert!((&y - &lo).min().double_value(&[]) >= -1e-7);
+            prop_assert!((&hi - &y).min().double_value(&[]) >= -1e-7);
+        }
+    }
 }

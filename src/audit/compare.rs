@@ -10,6 +10,9 @@ pub const METRICS: &[&str] = &["spearman-abs", "spearman", "ssim"];
 /// Per image: (index, [spearman-abs, spearman, ssim]).
 pub type Sims = Vec<(usize, [f64; 3])>;
 
+/// Per image: pictures of the input, the original and the changed explanation.
+pub type Pictures = std::collections::BTreeMap<usize, Vec<super::Panel>>;
+
 /// How maps are compared.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
@@ -73,9 +76,11 @@ pub fn sweep(
     model: &crate::model::Model,
     cp: &CompareParams,
     eval_k: u64,
+    label: &str,
     pick: impl Fn(usize, i64, i64) -> i64,
-) -> crate::error::Result<Sims> {
+) -> crate::error::Result<(Sims, Pictures)> {
     let mut out = Vec::with_capacity(run.data.len());
+    let mut pics = Pictures::new();
     run.for_batches(|b| {
         let clean = run.clean(b)?;
         let orig = run.clean_maps(method, b)?;
@@ -95,14 +100,24 @@ pub fn sweep(
         let (c, h, w) = (s[1] as usize, s[2] as usize, s[3] as usize);
         let a = super::run::to_vecs(&orig)?;
         let bb = super::run::to_vecs(&new)?;
+        let ga = crate::attribution::aggregate(&orig, crate::attribution::Aggregate::SumAbs);
+        let gb = crate::attribution::aggregate(&new, crate::attribution::Aggregate::SumAbs);
         for (j, &i) in idx.iter().enumerate() {
             let v = similarities(&a[j], &bb[j], c, h, w, cp);
             out.push((i, [v[0].1, v[1].1, v[2].1]));
+            pics.insert(
+                i,
+                vec![
+                    run.image_panel(&b.x.get(j as i64), "original")?,
+                    super::run::map_panel(&ga.get(j as i64), "explanation")?,
+                    super::run::map_panel(&gb.get(j as i64), label)?,
+                ],
+            );
         }
         (run.progress)(idx.len());
         Ok(())
     })?;
-    Ok(out)
+    Ok((out, pics))
 }
 
 /// Computes and caches the clean predictions and maps for every image.

@@ -43,8 +43,17 @@ fn measure(run: &RunCtx, m: &MethodSpec, t: &toml::Table) -> Result<Vec<Finding>
     if m.kind() == crate::attribution::MethodKind::GradCam {
         other.require_cam("grad-cam")?;
     }
-    let sims = compare::sweep(run, m, other, &cp, 1, |_, _, other_pred| other_pred)?;
+    let (sims, pics) = compare::sweep(
+        run,
+        m,
+        other,
+        &cp,
+        1,
+        "random-label model",
+        |_, _, other_pred| other_pred,
+    )?;
     let mut f = Finding::new("");
+    f.examples = pics;
     for (i, v) in sims {
         f.push(
             i,
@@ -60,7 +69,7 @@ pub const ENTRY: AuditEntry = AuditEntry {
     doc: &DOC,
     measure,
     family: "sanity",
-    two_sample: false,
+    design: super::Design::OneSample,
     default_params: super::defaults::<Params>,
     check: super::check::<Params>,
 };

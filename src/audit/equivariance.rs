@@ -1,10 +1,12 @@
 //! XA201 equivariance: does the explanation follow geometric transforms of the input?
-use super::run::{eval_id, to_vecs};
+use super::run::{eval_id, map_panel, to_vecs};
+use super::Panel;
 use super::{AuditDoc, AuditEntry, Curve, Direction, Finding, RunCtx};
 use crate::attribution::{aggregate, MethodSpec};
 use crate::error::{Error, Result};
 use crate::transform::Transform;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use tch::{Device, Kind, Tensor};
 
 pub static DOC: AuditDoc = AuditDoc {
@@ -140,6 +142,7 @@ fn measure(run: &RunCtx, m: &MethodSpec, t: &toml::Table) -> Result<Vec<Finding>
         .iter()
         .map(|(_, ts)| vec![Vec::new(); ts.len()])
         .collect();
+    let mut pics: Vec<BTreeMap<usize, Vec<Panel>>> = vec![BTreeMap::new(); fams.len()];
     run.for_batches(|b| {
         let clean = run.clean(b)?;
         let targets: Vec<i64> = clean.iter().map(|c| c.pred).collect();
@@ -165,6 +168,18 @@ fn measure(run: &RunCtx, m: &MethodSpec, t: &toml::Table) -> Result<Vec<Finding>
                 for j in 0..idx.len() {
                     let v = (pred[j] == targets[j]).then(|| compare(&a[j], &bb[j], &valid));
                     rows[fi][ti].push((idx[j], v));
+                    if ti == 0 {
+                        let l = tr.label();
+                        pics[fi].insert(
+                            idx[j],
+                            vec![
+                                run.image_panel(&b.x.get(j as i64), "original")?,
+                                run.image_panel(&xt.get(j as i64), &format!("T x ({l})"))?,
+                                map_panel(&st.get(j as i64), "S(T x)")?,
+                                map_panel(&ts0.get(j as i64), "T S(x)")?,
+                            ],
+                        );
+                    }
                 }
             }
         }
@@ -172,11 +187,12 @@ fn measure(run: &RunCtx, m: &MethodSpec, t: &toml::Table) -> Result<Vec<Finding>
         Ok(())
     })?;
     let mut out = Vec::new();
-    for ((name, ts), per_t) in fams.iter().zip(rows) {
+    for (((name, ts), per_t), pictures) in fams.iter().zip(rows).zip(pics) {
         if ts.is_empty() {
             continue;
         }
         let mut f = Finding::new(name);
+        f.examples = pictures;
         let n_img = per_t[0].len();
         let mut changed = vec![0usize; ts.len()];
         for r in 0..n_img {
@@ -245,7 +261,7 @@ pub const ENTRY: AuditEntry = AuditEntry {
     doc: &DOC,
     measure,
     family: "salience",
-    two_sample: false,
+    design: super::Design::OneSample,
     default_params: super::defaults::<Params>,
     check: super::check::<Params>,
 };

@@ -31,13 +31,15 @@ fn measure(run: &RunCtx, m: &MethodSpec, t: &toml::Table) -> Result<Vec<Finding>
     let groups = randomize::groups(run.model)?;
     let guard = Restore::new(run.model)?;
     let mut stages = Vec::new();
+    let mut pictures = compare::Pictures::new();
     for (k, (gi, g)) in groups.iter().enumerate().rev().enumerate() {
         guard.restore()?;
         randomize::reinit(g, run.seed, gi)?;
-        let sims = compare::sweep(run, m, run.model, &cp, 1 + k as u64, |_, _, rand_pred| {
-            rand_pred
-        })?;
+        let label = &format!("only {} randomised", g.name);
+        let (sims, pics) =
+            compare::sweep(run, m, run.model, &cp, 1 + k as u64, label, |_, _, rp| rp)?;
         stages.push((g.name.clone(), sims));
+        pictures = pics;
     }
     guard.restore()?;
     if !guard.is_intact()? {
@@ -48,6 +50,7 @@ fn measure(run: &RunCtx, m: &MethodSpec, t: &toml::Table) -> Result<Vec<Finding>
         ));
     }
     let mut f = Finding::new("");
+    f.examples = pictures;
     f.summary(
         "layer_order",
         stages.iter().map(|s| s.0.clone()).collect::<Vec<_>>(),
@@ -74,7 +77,7 @@ pub const ENTRY: AuditEntry = AuditEntry {
     doc: &DOC,
     measure,
     family: "sanity",
-    two_sample: false,
+    design: super::Design::OneSample,
     default_params: super::defaults::<Params>,
     check: super::check::<Params>,
 };

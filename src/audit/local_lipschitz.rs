@@ -56,12 +56,7 @@ fn measure(run: &RunCtx, m: &MethodSpec, t: &toml::Table) -> Result<Vec<Finding>
         Noise::Gaussian { pixels: p.sigma },
         "local-lipschitz",
         "local-lipschitz",
-        |s| {
-            s.iter()
-                .filter(|s| s.input > 0.0)
-                .map(|s| s.diff / s.input)
-                .fold(0.0, f64::max)
-        },
+        |s| if s.input > 0.0 { s.diff / s.input } else { 0.0 },
     )?;
     f.summary("sigma_pixels", p.sigma);
     Ok(vec![f])
@@ -71,7 +66,7 @@ pub const ENTRY: AuditEntry = AuditEntry {
     doc: &DOC,
     measure,
     family: "robustness",
-    two_sample: false,
+    design: super::Design::OneSample,
     default_params: super::defaults::<Params>,
     check: super::check::<Params>,
 };

@@ -10,6 +10,7 @@ pub mod cascading_randomization;
 pub mod compare;
 pub mod data_randomization;
 pub mod equivariance;
+pub mod fuzz;
 pub mod independent_randomization;
 pub mod local_lipschitz;
 pub mod out_of_set;
@@ -26,7 +27,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// Which side of the threshold is good.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Direction {
     /// PASS when the median is above the threshold.
@@ -92,14 +93,15 @@ impl AuditDoc {
 pub type Column = Vec<Option<f64>>;
 
 /// A curve (e.g. similarity per randomised layer): mean and median of a metric at each x.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Curve {
     pub name: String,
     pub x_label: String,
     pub y_label: String,
     pub x: Vec<String>,
-    pub mean: Vec<f64>,
-    pub median: Vec<f64>,
+    /// `None` where no image had a finite value.
+    pub mean: Vec<Option<f64>>,
+    pub median: Vec<Option<f64>>,
     pub n: Vec<usize>,
 }
 
@@ -123,12 +125,33 @@ impl Curve {
         for (x, v) in cols {
             let f: Vec<f64> = v.iter().copied().filter(|v| v.is_finite()).collect();
             c.x.push(x.clone());
-            c.mean.push(crate::stats::mean(&f));
-            c.median.push(crate::stats::median(&f));
+            let some = |v: f64| v.is_finite().then_some(v);
+            c.mean.push(some(crate::stats::mean(&f)));
+            c.median.push(some(crate::stats::median(&f)));
             c.n.push(f.len());
         }
         c
     }
+}
+
+/// What a picture panel shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PanelKind {
+    /// An input image, `[c][h][w]` in [0,1].
+    Image,
+    /// An explanation map, `[h][w]`, any range.
+    Map,
+}
+
+/// A small picture kept for the report's best/worst grids (at most 96 px a side).
+#[derive(Debug, Clone)]
+pub struct Panel {
+    pub label: String,
+    pub kind: PanelKind,
+    pub c: usize,
+    pub h: usize,
+    pub w: usize,
+    pub data: Vec<f32>,
 }
 
 /// What one audit measured for one method (and one variant, e.g. one transform).
@@ -147,6 +170,12 @@ pub struct Finding {
     pub curves: Vec<Curve>,
     /// Audit-specific facts (attack success rate, estimator used, per-class medians...).
     pub summary: BTreeMap<String, serde_json::Value>,
+    /// Pictures per image (original, explanation, perturbed or randomised explanation).
+    pub examples: BTreeMap<usize, Vec<Panel>>,
+    /// Names of images that are not data-set items (generated out-of-set inputs).
+    pub names: BTreeMap<usize, String>,
+    /// Proportion audits: (violations, cases).
+    pub counts: Option<(u64, u64)>,
 }
 
 impl Finding {
@@ -172,10 +201,26 @@ impl Finding {
         }
     }
 
+    pub fn example(&mut self, index: usize, panels: Vec<Panel>) {
+        self.examples.insert(index, panels);
+    }
+
     pub fn summary(&mut self, key: &str, v: impl Serialize) {
         self.summary
             .insert(key.into(), serde_json::to_value(v).unwrap_or_default());
     }
+}
+
+/// How an audit's measurements are tested against its threshold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Design {
+    /// Per-image values against the threshold (Wilcoxon signed-rank / sign test).
+    OneSample,
+    /// Per-image values against `Finding::reference` (Mann-Whitney U).
+    TwoSample,
+    /// A count of violations among cases (`Finding::counts`) against a rate (binomial,
+    /// Clopper-Pearson interval).
+    Proportion,
 }
 
 /// The function type every audit implements.
@@ -188,8 +233,8 @@ pub struct AuditEntry {
     pub measure: MeasureFn,
     /// Suite where it belongs (`robustness`, `sanity`, `salience`).
     pub family: &'static str,
-    /// Two-sample audits compare `Finding::reference` with the per-image values.
-    pub two_sample: bool,
+    /// How its values are tested.
+    pub design: Design,
     /// The parameters with their defaults, for `xaudit docs` and reports.
     pub default_params: fn() -> toml::Table,
     /// Parses a parameter table (types, unknown keys) without running anything.
@@ -222,6 +267,7 @@ pub static REGISTRY: &[AuditEntry] = &[
     equivariance::ENTRY,
     out_of_set::ENTRY,
     salience_entropy::ENTRY,
+    fuzz::ENTRY,
 ];
 
 /// Looks an audit up by code (`XA002`) or name (`attack-top-k`), case-insensitively.

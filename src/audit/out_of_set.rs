@@ -191,8 +191,16 @@ fn measure(run: &RunCtx, m: &MethodSpec, t: &toml::Table) -> Result<Vec<Finding>
             let ids: Vec<u64> = js.iter().map(|&j| eval_id(j, 1 + si as u64)).collect();
             let raw = run.attribute(run.model, m, x, &pred, &ids)?;
             let (e, ps) = entropies(m, &raw)?;
+            let shown = aggregate(&raw, m.kind().default_aggregate()).abs();
             for (k, &j) in js.iter().enumerate() {
                 f.push(j, &[("entropy", e[k]), ("confidence", prob[k])], None);
+                f.example(
+                    j,
+                    vec![
+                        run.image_panel(&x.get(k as i64), "out-of-set image")?,
+                        super::run::map_panel(&shown.get(k as i64), "explanation")?,
+                    ],
+                );
                 add(&mut mean_out, &ps[k]);
                 conf_out.push(prob[k]);
             }
@@ -204,17 +212,27 @@ fn measure(run: &RunCtx, m: &MethodSpec, t: &toml::Table) -> Result<Vec<Finding>
                 for r in ds.batch_ranges(run.batch_size) {
                     let b = ds.load_batch(r, run.pre, run.device())?;
                     let js: Vec<usize> = b.indices.clone().collect();
+                    for (k, &j) in js.iter().enumerate() {
+                        f.names.insert(j, b.paths[k].display().to_string());
+                    }
                     explain(&b.x, &js, &mut f)?;
                 }
             }
             "patch-shuffle" => run.for_batches(|b| {
                 let js: Vec<usize> = b.indices.clone().collect();
+                for (k, &j) in js.iter().enumerate() {
+                    f.names
+                        .insert(j, format!("patch-shuffled {}", b.paths[k].display()));
+                }
                 let x = patch_shuffle(run, &b.x, &js, p.patch_grid);
                 explain(&x, &js, &mut f)
             })?,
             _ => {
                 let all: Vec<usize> = (0..count).collect();
                 for js in all.chunks(run.batch_size) {
+                    for &j in js {
+                        f.names.insert(j, format!("generated {kind} #{j}"));
+                    }
                     let x = run.from_unit(&generate(kind, run, js)).to_kind(Kind::Float);
                     explain(&x, js, &mut f)?;
                 }
@@ -241,7 +259,7 @@ pub const ENTRY: AuditEntry = AuditEntry {
     doc: &DOC,
     measure,
     family: "salience",
-    two_sample: true,
+    design: super::Design::TwoSample,
     default_params: super::defaults::<Params>,
     check: super::check::<Params>,
 };

@@ -31,16 +31,25 @@ fn measure(run: &RunCtx, m: &MethodSpec, t: &toml::Table) -> Result<Vec<Finding>
         return Err(Error::NotApplicable("the model has a single class".into()));
     }
     let seed = run.seed;
-    let sims = compare::sweep(run, m, run.model, &cp, 1, |i, pred, _| {
-        let mut rng = crate::rng::stream(seed, "random-logit", i as u64, 0);
-        let r = rng.random_range(0..k - 1);
-        if r >= pred {
-            r + 1
-        } else {
-            r
-        }
-    })?;
+    let (sims, pics) = compare::sweep(
+        run,
+        m,
+        run.model,
+        &cp,
+        1,
+        "random other class",
+        |i, pred, _| {
+            let mut rng = crate::rng::stream(seed, "random-logit", i as u64, 0);
+            let r = rng.random_range(0..k - 1);
+            if r >= pred {
+                r + 1
+            } else {
+                r
+            }
+        },
+    )?;
     let mut f = Finding::new("");
+    f.examples = pics;
     for (i, v) in sims {
         f.push(
             i,
@@ -55,7 +64,7 @@ pub const ENTRY: AuditEntry = AuditEntry {
     doc: &DOC,
     measure,
     family: "sanity",
-    two_sample: false,
+    design: super::Design::OneSample,
     default_params: super::defaults::<Params>,
     check: super::check::<Params>,
 };

@@ -225,6 +225,62 @@ impl<'a> RunCtx<'a> {
     }
 }
 
+/// Largest side of a kept picture.
+const PANEL_SIDE: i64 = 96;
+
+/// Shrinks `[1,C,H,W]` to at most `PANEL_SIDE` a side (area averaging keeps small structure).
+fn shrink(t: &Tensor) -> Tensor {
+    let s = t.size();
+    let (h, w) = (s[2], s[3]);
+    let f = (h.max(w) as f64 / PANEL_SIDE as f64).max(1.0);
+    if f <= 1.0 {
+        return t.shallow_clone();
+    }
+    let (nh, nw) = (
+        ((h as f64) / f).round().max(1.0) as i64,
+        ((w as f64) / f).round().max(1.0) as i64,
+    );
+    t.adaptive_avg_pool2d([nh, nw])
+}
+
+fn panel(t: &Tensor, label: &str, kind: super::PanelKind) -> Result<super::Panel> {
+    let t = shrink(&t.to_kind(Kind::Float).to_device(Device::Cpu));
+    let s = t.size();
+    Ok(super::Panel {
+        label: label.into(),
+        kind,
+        c: s[1] as usize,
+        h: s[2] as usize,
+        w: s[3] as usize,
+        data: Vec::try_from(t.contiguous().view([-1]))?,
+    })
+}
+
+impl RunCtx<'_> {
+    /// Picture of a model-space image `[C,H,W]`, back in [0,1] pixels.
+    pub fn image_panel(&self, x: &Tensor, label: &str) -> Result<super::Panel> {
+        let m: Vec<f32> = self.pre.mean();
+        let s: Vec<f32> = self.pre.std();
+        let dev = x.device();
+        let m = Tensor::from_slice(&m).view([-1, 1, 1]).to_device(dev);
+        let s = Tensor::from_slice(&s).view([-1, 1, 1]).to_device(dev);
+        let px = (x * s + m).clamp(0.0, 1.0).unsqueeze(0);
+        panel(&px, label, super::PanelKind::Image)
+    }
+}
+
+/// Picture of a map `[H,W]` (or `[1,H,W]`).
+pub fn map_panel(m: &Tensor, label: &str) -> Result<super::Panel> {
+    let s = m.size();
+    let (h, w) = (s[s.len() - 2], s[s.len() - 1]);
+    panel(&m.reshape([1, 1, h, w]), label, super::PanelKind::Map)
+}
+
+/// Picture of a map held as a vector.
+pub fn vec_panel(v: &[f32], h: usize, w: usize, label: &str) -> Result<super::Panel> {
+    map_panel(&Tensor::from_slice(v).view([h as i64, w as i64]), label)
+}
+
 /// Identifier of evaluation `k` of image `index`: distinct keys for every perturbed copy,
 /// so the random draws of stochastic methods are independent across evaluations but fixed
 /// by the seed. `k = 0` is the clean evaluation (the id `explain` uses).

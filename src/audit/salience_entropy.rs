@@ -35,7 +35,15 @@ fn measure(run: &RunCtx, m: &MethodSpec, t: &toml::Table) -> Result<Vec<Finding>
     run.for_batches(|b| {
         let clean = run.clean(b)?;
         let maps = to_vecs(&aggregate(&run.clean_maps(m, b)?, m.kind().default_aggregate()).abs())?;
+        let (h, w) = (b.x.size()[2] as usize, b.x.size()[3] as usize);
         for (j, i) in b.indices.clone().enumerate() {
+            f.example(
+                i,
+                vec![
+                    run.image_panel(&b.x.get(j as i64), "original")?,
+                    super::run::vec_panel(&maps[j], h, w, "explanation")?,
+                ],
+            );
             let e = crate::similarity::normalized_entropy(&maps[j]);
             per_class.entry(clean[j].pred).or_default().push(e);
             f.push(
@@ -63,7 +71,7 @@ pub const ENTRY: AuditEntry = AuditEntry {
     doc: &DOC,
     measure,
     family: "salience",
-    two_sample: false,
+    design: super::Design::OneSample,
     default_params: super::defaults::<Params>,
     check: super::check::<Params>,
 };

@@ -1,7 +1,7 @@
 //! Monte-Carlo neighbourhood sampling shared by `sensitivity-max` and `local-lipschitz`:
 //! N perturbed copies per image, explained in device batches for the clean predicted class,
 //! samples whose prediction changes excluded and counted.
-use super::run::{eval_id, to_vecs, RunCtx};
+use super::run::{eval_id, to_vecs, vec_panel, RunCtx};
 use super::Finding;
 use crate::attribution::MethodSpec;
 use crate::error::Result;
@@ -25,8 +25,8 @@ pub struct SampleNorms {
     pub input: f64,
 }
 
-/// Calls `reduce(samples)` per image with the kept samples; records its value, or
-/// excludes the image when every sample changed the prediction.
+/// Records per image the maximum of `score` over the kept samples (and pictures of the
+/// maximising sample), or excludes the image when every sample changed the prediction.
 pub fn run(
     run: &RunCtx,
     method: &MethodSpec,
@@ -34,7 +34,7 @@ pub fn run(
     noise: Noise,
     purpose: &str,
     metric: &str,
-    reduce: impl Fn(&[SampleNorms]) -> f64,
+    score: impl Fn(&SampleNorms) -> f64,
 ) -> Result<Finding> {
     let mut f = Finding::new("");
     let (mut total, mut changed) = (0usize, 0usize);
@@ -49,7 +49,9 @@ pub fn run(
         let shape = b.x.size();
         let numel: usize = shape[1..].iter().product::<i64>() as usize;
         let idx: Vec<usize> = b.indices.clone().collect();
-        let mut per_image: Vec<Vec<SampleNorms>> = (0..idx.len()).map(|_| Vec::new()).collect();
+        // Per image: kept samples, best score, its perturbed input and map.
+        let mut kept = vec![0usize; idx.len()];
+        let mut best: Vec<Option<(f64, Tensor, Vec<f32>)>> = (0..idx.len()).map(|_| None).collect();
         // Flat list of (image, sample) jobs, evaluated in chunks of internal_batch inputs.
         let jobs: Vec<(usize, usize)> = (0..idx.len())
             .flat_map(|j| (0..n).map(move |s| (j, s)))
@@ -99,27 +101,50 @@ pub fn run(
                     changed += 1;
                     continue;
                 }
-                per_image[j].push(SampleNorms {
+                let s = SampleNorms {
                     diff: crate::similarity::l2_distance(&base[j], &maps[c]),
                     base: crate::similarity::l2_distance(&base[j], &vec![0.0; base[j].len()]),
                     input: dx[c],
-                });
+                };
+                kept[j] += 1;
+                let v = score(&s);
+                if best[j].as_ref().is_none_or(|b| v > b.0) {
+                    best[j] = Some((v, xp.get(c as i64).copy(), maps[c].clone()));
+                }
             }
             Ok(())
         })?;
-        for (j, s) in per_image.iter().enumerate() {
-            if s.is_empty() {
-                f.push(
+        let (c, h, w) = (shape[1] as usize, shape[2] as usize, shape[3] as usize);
+        // Pictures show Σ_c |a_c| of the raw attributions compared here.
+        let collapse = |v: &[f32]| -> Vec<f32> {
+            let cc = c.min(v.len() / (h * w).max(1));
+            (0..h * w)
+                .map(|p| (0..cc).map(|k| v[k * h * w + p].abs()).sum())
+                .collect()
+        };
+        for (j, b0) in best.into_iter().enumerate() {
+            match b0 {
+                None => f.push(
                     idx[j],
                     &[],
                     Some("every sample changed the prediction".into()),
-                );
-            } else {
-                f.push(
-                    idx[j],
-                    &[(metric, reduce(s)), ("kept-samples", s.len() as f64)],
-                    None,
-                );
+                ),
+                Some((v, xp, mp)) => {
+                    f.push(
+                        idx[j],
+                        &[(metric, v), ("kept-samples", kept[j] as f64)],
+                        None,
+                    );
+                    f.example(
+                        idx[j],
+                        vec![
+                            run.image_panel(&b.x.get(j as i64), "original")?,
+                            vec_panel(&collapse(&base[j]), h, w, "explanation")?,
+                            run.image_panel(&xp, "worst perturbed image")?,
+                            vec_panel(&collapse(&mp), h, w, "its explanation")?,
+                        ],
+                    );
+                }
             }
         }
         (run.progress)(idx.len());

@@ -56,11 +56,7 @@ fn measure(run: &RunCtx, m: &MethodSpec, t: &toml::Table) -> Result<Vec<Finding>
         Noise::UniformLinf { pixels: p.radius },
         "sensitivity-max",
         "max-sensitivity",
-        |s| {
-            s.iter()
-                .map(|s| s.diff / s.base.max(1e-12))
-                .fold(0.0, f64::max)
-        },
+        |s| s.diff / s.base.max(1e-12),
     )?;
     f.summary("radius_pixels", p.radius);
     Ok(vec![f])
@@ -70,7 +66,7 @@ pub const ENTRY: AuditEntry = AuditEntry {
     doc: &DOC,
     measure,
     family: "robustness",
-    two_sample: false,
+    design: super::Design::OneSample,
     default_params: super::defaults::<Params>,
     check: super::check::<Params>,
 };

@@ -1,7 +1,7 @@
 //! `xaudit check MODEL --suite NAME|PATH`: run a suite, print the verdicts, exit with the gate.
 use super::CommonArgs;
 use anyhow::{Context, Result};
-use clap::{Args, ValueEnum};
+use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use sha2::{Digest, Sha256};
 use std::io::IsTerminal;
@@ -11,14 +11,8 @@ use xaudit::audit::RunCtx;
 use xaudit::check::{self, Plan};
 use xaudit::data::Dataset;
 use xaudit::model::Model;
-use xaudit::report::{self, ModelInfo, Provenance, Report};
+use xaudit::report::{self, Format, ModelInfo, Provenance, Report};
 use xaudit::suite::Suite;
-
-#[derive(Clone, Copy, ValueEnum)]
-pub enum Format {
-    Table,
-    Json,
-}
 
 #[derive(Args)]
 pub struct CheckArgs {
@@ -40,11 +34,15 @@ pub struct CheckArgs {
     #[arg(long)]
     pub max_images: Option<usize>,
     /// Output on stdout.
-    #[arg(long, value_enum, default_value = "table")]
+    #[arg(long, value_enum, default_value = "table", env = "XAUDIT_FORMAT")]
     pub format: Format,
-    /// Write report.json here.
+    /// Write the report files here (report.json, report.html, junit.xml, report.sarif,
+    /// report.md, or the `formats` of xaudit.toml).
     #[arg(long)]
     pub out_dir: Option<PathBuf>,
+    /// Files to write under --out-dir (repeatable; overrides `formats` in xaudit.toml).
+    #[arg(long = "write", value_enum)]
+    pub write: Vec<Format>,
     /// Model trained on shuffled labels (enables data-randomization).
     #[arg(long)]
     pub random_label_model: Option<PathBuf>,
@@ -74,16 +72,13 @@ fn sha256_file(p: &Path) -> Result<String> {
     Ok(format!("{:x}", h.finalize()))
 }
 
-/// Writes `report.json` atomically (temporary file, then rename).
-fn write_report(dir: &Path, r: &Report) -> Result<PathBuf> {
-    std::fs::create_dir_all(dir)
-        .with_context(|| format!("cannot create --out-dir {}", dir.display()))?;
-    let path = dir.join("report.json");
-    let tmp = dir.join(".report.json.tmp");
-    let text = serde_json::to_string_pretty(r)?;
-    std::fs::write(&tmp, text).with_context(|| format!("cannot write {}", tmp.display()))?;
-    std::fs::rename(&tmp, &path).with_context(|| format!("cannot write {}", path.display()))?;
-    Ok(path)
+/// sha256 over "sha256  path" lines of every image, in data-set order.
+fn data_manifest_sha256(data: &Dataset) -> Result<String> {
+    let mut h = Sha256::new();
+    for it in &data.items {
+        h.update(format!("{}  {}\n", sha256_file(&it.path)?, it.path.display()).as_bytes());
+    }
+    Ok(format!("{:x}", h.finalize()))
 }
 
 pub fn run(a: CheckArgs) -> Result<i32> {
@@ -105,6 +100,14 @@ pub fn run(a: CheckArgs) -> Result<i32> {
         suite.methods.clone()
     };
     let seed = a.seed.or(cfg.seed).unwrap_or(0);
+    let out_dir = a.out_dir.clone().or(cfg.out_dir.clone());
+    let files: Vec<Format> = if !a.write.is_empty() {
+        a.write.clone()
+    } else {
+        cfg.formats
+            .clone()
+            .unwrap_or_else(|| report::DEFAULT_FILES.to_vec())
+    };
     let today = started.format("%Y-%m-%d").to_string();
     let plan = Plan::new(&suite, &cfg, &methods, seed, &today)?;
     let data_path =
@@ -191,22 +194,32 @@ pub fn run(a: CheckArgs) -> Result<i32> {
             suite_origin: suite.origin.clone(),
             suite_sha256: suite.sha256.clone(),
             config: cfg.origin.as_ref().map(|p| p.display().to_string()),
+            config_sha256: cfg.origin.as_deref().map(sha256_file).transpose()?,
             data: data_path.display().to_string(),
             data_count: data.len(),
+            data_sha256: data_manifest_sha256(&data)?,
+            random_label_model: a
+                .random_label_model
+                .as_ref()
+                .map(|p| p.display().to_string()),
+            out_of_set: a.out_of_set.as_ref().map(|p| p.display().to_string()),
             started: started.to_rfc3339(),
             finished: chrono::Local::now().to_rfc3339(),
         },
         counts: outcome.counts,
         audits: outcome.audits,
     };
-    match a.format {
-        Format::Table => outln!("{}", report::table::render(&report)),
-        Format::Json => outln!("{}", serde_json::to_string_pretty(&report)?),
-    }
-    if let Some(dir) = &a.out_dir {
-        let p = write_report(dir, &report)?;
-        if matches!(a.format, Format::Table) {
-            outln!("report: {}", p.display());
+    // Files first: if they cannot be written, the run is an error (exit 2), not a verdict.
+    let written = match &out_dir {
+        Some(dir) => report::write_all(dir, &report, &files)
+            .with_context(|| format!("cannot write the reports under {}", dir.display()))?,
+        None => Vec::new(),
+    };
+    let text = a.format.render(&report);
+    outln!("{}", text.trim_end());
+    if a.format == Format::Table {
+        for p in &written {
+            outln!("wrote {}", p.display());
         }
     }
     Ok(exit_code)

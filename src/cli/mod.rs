@@ -14,6 +14,8 @@ mod doctor;
 mod explain;
 mod list;
 mod methods;
+mod replay;
+mod report;
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
@@ -45,6 +47,12 @@ pub enum Command {
     List,
     /// Print an audit's documentation and parameters.
     Docs(docs::DocsArgs),
+    /// Re-render a stored report.json in another format.
+    Report(report::ReportArgs),
+    /// Print the JSON Schema of report.json.
+    Schema,
+    /// Re-run one fuzz counterexample from a report exactly.
+    Replay(replay::ReplayArgs),
 }
 
 /// Runs a command; the value is the process exit code.
@@ -56,6 +64,12 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Check(a) => check::run(*a),
         Command::List => list::run().map(|_| 0),
         Command::Docs(a) => docs::run(a).map(|_| 0),
+        Command::Report(a) => report::run(a),
+        Command::Replay(a) => replay::run(a),
+        Command::Schema => {
+            outln!("{}", xaudit::report::schema().trim_end());
+            Ok(0)
+        }
     }
 }
 

@@ -39,7 +39,7 @@ pub fn write_overlay(path: &Path, img: &RgbImage, map: &[f32], min_side: u32) ->
         .map_err(|e| Error::output(path, e.to_string()))
 }
 
-fn colourise(map: &[f32]) -> Vec<colorous::Color> {
+pub(crate) fn colourise(map: &[f32]) -> Vec<colorous::Color> {
     let finite = map.iter().copied().filter(|v| v.is_finite());
     let (mn, mx) = finite.fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), v| {
         (a.min(v), b.max(v))

@@ -23,6 +23,14 @@ struct Row {
     verdict: String,
 }
 
+/// User text for the terminal: control characters (ANSI escapes, line breaks) shown as `?`
+/// so a class name or path cannot rewrite the screen.
+fn clean(s: &str) -> String {
+    s.chars()
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect()
+}
+
 fn fmt(v: Option<f64>) -> String {
     match v {
         Some(v) if v.is_finite() => format!("{v:.3}"),
@@ -55,17 +63,17 @@ pub fn render(r: &Report) -> String {
     let rows: Vec<Row> = audits
         .iter()
         .map(|a| Row {
-            code: a.code.clone(),
-            audit: if a.variant.is_empty() {
+            code: clean(&a.code),
+            audit: clean(&if a.variant.is_empty() {
                 a.name.clone()
             } else {
                 format!("{} [{}]", a.name, a.variant)
-            },
-            method: a.method.clone(),
+            }),
+            method: clean(&a.method),
             value: match a.median {
                 Some(m) if m.is_finite() => format!(
                     "{} {} [{}, {}]",
-                    a.metric,
+                    clean(&a.metric),
                     fmt(Some(m)),
                     fmt(a.ci_low),
                     fmt(a.ci_high)
@@ -78,13 +86,9 @@ pub fn render(r: &Report) -> String {
             } else {
                 a.n.to_string()
             },
-            // The p-value behind the verdict: the bad-direction test for FAIL.
-            p: match a.verdict {
-                crate::gate::Verdict::Fail => a.p_adjusted_bad.or(a.p_adjusted),
-                _ => a.p_adjusted,
-            }
-            .map(|p| format!("{p:.2e}"))
-            .unwrap_or_else(|| "-".into()),
+            p: a.decisive_p()
+                .map(|p| format!("{p:.2e}"))
+                .unwrap_or_else(|| "-".into()),
             verdict: match &a.ignored {
                 Some(_) => format!("{} (ignored)", a.verdict.label()),
                 None => a.verdict.label().to_string(),
@@ -104,6 +108,6 @@ pub fn render(r: &Report) -> String {
         c.ignored,
         if r.exit_code == 0 { "PASSED" } else if r.exit_code == 1 { "FAILED" } else { "ERROR" },
         r.exit_code,
-        suite = r.provenance.suite,
+        suite = clean(&r.provenance.suite),
     )
 }

@@ -1,0 +1,207 @@
+//! Charts for the HTML report as inline SVG (plotters' SVG backend): a histogram of the
+//! per-image values with the threshold marked, and an audit's curve (similarity per
+//! randomised layer, per transform magnitude...). Axes carry labels and units.
+use plotters::prelude::*;
+
+const W: u32 = 520;
+const H: u32 = 300;
+
+/// Glyph metrics for laying out text (the SVG itself names the generic `sans-serif` family;
+/// the browser draws it). DejaVu Sans, vendored with its licence under assets/fonts/.
+static FONT: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");
+
+fn fonts() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let _ = plotters::style::register_font("sans-serif", FontStyle::Normal, FONT);
+    });
+}
+
+fn finite_range(v: &[f64], extra: f64) -> (f64, f64) {
+    let mut lo = extra;
+    let mut hi = extra;
+    for x in v.iter().copied().filter(|x| x.is_finite()) {
+        lo = lo.min(x);
+        hi = hi.max(x);
+    }
+    if (hi - lo).abs() < 1e-12 {
+        (lo - 0.5, hi + 0.5)
+    } else {
+        let pad = 0.05 * (hi - lo);
+        (lo - pad, hi + pad)
+    }
+}
+
+/// Histogram of `values` (per-image metric) with a red line at `threshold`.
+pub fn histogram(values: &[f64], threshold: f64, metric: &str) -> String {
+    fonts();
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (W, H)).into_drawing_area();
+        let _ = root.fill(&WHITE);
+        let (lo, hi) = finite_range(values, threshold);
+        let bins = 20usize;
+        let width = (hi - lo) / bins as f64;
+        let mut counts = vec![0u32; bins];
+        for v in values.iter().copied().filter(|v| v.is_finite()) {
+            let b = (((v - lo) / width) as usize).min(bins - 1);
+            counts[b] += 1;
+        }
+        let ymax = counts.iter().copied().max().unwrap_or(1).max(1) as f64 * 1.1;
+        let chart = ChartBuilder::on(&root)
+            .margin(10)
+            .x_label_area_size(40)
+            .y_label_area_size(45)
+            .build_cartesian_2d(lo..hi, 0.0..ymax);
+        let Ok(mut chart) = chart else {
+            return svg_fallback();
+        };
+        let _ = chart
+            .configure_mesh()
+            .x_desc(format!("{metric} per image"))
+            .y_desc("images")
+            .disable_mesh()
+            .draw();
+        let _ = chart.draw_series(counts.iter().enumerate().map(|(i, c)| {
+            let x0 = lo + i as f64 * width;
+            Rectangle::new(
+                [(x0, 0.0), (x0 + width, *c as f64)],
+                RGBColor(70, 110, 180).filled(),
+            )
+        }));
+        let _ = chart
+            .draw_series(LineSeries::new(
+                vec![(threshold, 0.0), (threshold, ymax)],
+                RED.stroke_width(2),
+            ))
+            .map(|s| {
+                s.label(format!("threshold {threshold}"))
+                    .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 15, y)], RED))
+            });
+        let _ = chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .draw();
+        let _ = root.present();
+    }
+    svg
+}
+
+/// Line chart of a curve's mean (and median, dashed) against its categorical x values.
+pub fn curve(
+    x: &[String],
+    mean: &[Option<f64>],
+    median: &[Option<f64>],
+    x_label: &str,
+    y_label: &str,
+    threshold: Option<f64>,
+) -> String {
+    let mean: Vec<f64> = mean.iter().map(|v| v.unwrap_or(f64::NAN)).collect();
+    let median: Vec<f64> = median.iter().map(|v| v.unwrap_or(f64::NAN)).collect();
+    let (mean, median) = (mean.as_slice(), median.as_slice());
+    fonts();
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (W, H)).into_drawing_area();
+        let _ = root.fill(&WHITE);
+        let all: Vec<f64> = mean.iter().chain(median).copied().collect();
+        let (lo, hi) = finite_range(
+            &all,
+            threshold
+                .unwrap_or(f64::NAN)
+                .min(all.iter().copied().fold(f64::INFINITY, f64::min)),
+        );
+        let n = x.len().max(1);
+        let chart = ChartBuilder::on(&root)
+            .margin(10)
+            .x_label_area_size(55)
+            .y_label_area_size(45)
+            .build_cartesian_2d(-0.5f64..(n as f64 - 0.5), lo..hi);
+        let Ok(mut chart) = chart else {
+            return svg_fallback();
+        };
+        let labels = x.to_vec();
+        let _ = chart
+            .configure_mesh()
+            .x_desc(x_label)
+            .y_desc(y_label)
+            .x_labels(n)
+            .x_label_formatter(&|v| {
+                let i = v.round();
+                if (v - i).abs() < 1e-6 && i >= 0.0 {
+                    labels.get(i as usize).cloned().unwrap_or_default()
+                } else {
+                    String::new()
+                }
+            })
+            .draw();
+        let pts = |v: &[f64]| -> Vec<(f64, f64)> {
+            v.iter()
+                .enumerate()
+                .filter(|(_, y)| y.is_finite())
+                .map(|(i, y)| (i as f64, *y))
+                .collect()
+        };
+        let blue = RGBColor(40, 90, 170);
+        let _ = chart
+            .draw_series(LineSeries::new(pts(mean), blue.stroke_width(2)))
+            .map(|s| {
+                s.label("mean")
+                    .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 15, y)], blue))
+            });
+        let _ = chart.draw_series(
+            pts(mean)
+                .into_iter()
+                .map(|p| Circle::new(p, 3, blue.filled())),
+        );
+        let grey = RGBColor(120, 120, 120);
+        let _ = chart
+            .draw_series(LineSeries::new(pts(median), grey))
+            .map(|s| {
+                s.label("median")
+                    .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 15, y)], grey))
+            });
+        if let Some(t) = threshold.filter(|t| t.is_finite()) {
+            let _ = chart
+                .draw_series(LineSeries::new(vec![(-0.5, t), (n as f64 - 0.5, t)], RED))
+                .map(|s| {
+                    s.label(format!("threshold {t}"))
+                        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 15, y)], RED))
+                });
+        }
+        let _ = chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .draw();
+        let _ = root.present();
+    }
+    svg
+}
+
+fn svg_fallback() -> String {
+    format!("<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{W}\" height=\"40\"><text x=\"5\" y=\"20\">no chart: no finite values</text></svg>")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn charts_are_svg_with_axis_labels() {
+        let h = super::histogram(&[0.1, 0.2, 0.25, 0.9], 0.5, "spearman");
+        assert!(
+            h.starts_with("<svg")
+                && h.contains("spearman per image")
+                && h.contains("threshold 0.5")
+        );
+        let c = super::curve(
+            &["original".into(), "fc".into()],
+            &[Some(1.0), Some(0.2)],
+            &[Some(1.0), None],
+            "layer",
+            "Spearman",
+            Some(0.5),
+        );
+        assert!(c.contains("<svg") && c.contains("layer") && c.contains("Spearman"));
+    }
+}
