@@ -53,13 +53,13 @@ impl Plan {
             crate::suite::check_params(entry, &o.params)?;
             for g in matching {
                 if let Some(t) = o.threshold {
-                    if !t.is_finite() {
-                        return Err(Error::config(
-                            &origin,
-                            format!("[audits.{key}] threshold is not finite"),
-                            "give a finite number",
-                        ));
-                    }
+                    let metric = o.metric.clone().unwrap_or_else(|| g.metric.clone());
+                    crate::suite::check_threshold(
+                        &metric,
+                        t,
+                        &format!("[audits.{key}] threshold"),
+                        &origin,
+                    )?;
                     g.threshold = t;
                 }
                 if let Some(m) = &o.metric {
@@ -82,6 +82,15 @@ impl Plan {
         }
         for ig in &cfg.ignore {
             crate::audit::lookup(&ig.audit, &origin)?;
+            if let Some(d) = &ig.expires {
+                if d.as_str() < today {
+                    return Err(Error::config(
+                        &origin,
+                        format!("the ignore of `{}` expired on {d}", ig.audit),
+                        "fix the finding, or renew the ignore with a new expires date and an up-to-date reason, or remove it",
+                    ));
+                }
+            }
             if let Some(m) = &ig.method {
                 crate::suite::method(m, &origin)?;
             }
@@ -408,9 +417,12 @@ pub fn run(
                 vec![empty_result(g, kind.name(), Verdict::NotRun, first)]
             }
             // Input and configuration errors stop the run (exit 2); they are not audit results.
-            Err(e @ (Error::Config { .. } | Error::Data { .. } | Error::Image { .. })) => {
-                return Err(e)
-            }
+            Err(
+                e @ (Error::Config { .. }
+                | Error::Data { .. }
+                | Error::Image { .. }
+                | Error::Interrupted),
+            ) => return Err(e),
             Err(e) => vec![empty_result(
                 g,
                 kind.name(),

@@ -35,6 +35,17 @@ pub struct Preprocess {
     /// Per-channel standard deviation in [0,1] pixel units.
     #[serde(default)]
     pub std: Option<Vec<f32>>,
+    /// Largest image (width × height) decoded; larger declared sizes are refused before
+    /// decoding (decompression bombs).
+    #[serde(default = "default_max_pixels", rename = "max-pixels")]
+    pub max_pixels: u64,
+}
+
+/// 100 megapixels: far above any classifier input, far below what exhausts memory.
+pub const DEFAULT_MAX_PIXELS: u64 = 100_000_000;
+
+fn default_max_pixels() -> u64 {
+    DEFAULT_MAX_PIXELS
 }
 
 fn default_filter() -> Filter {
@@ -114,6 +125,7 @@ impl Default for Preprocess {
             filter: Filter::Bilinear,
             mean: Some(vec![0.485, 0.456, 0.406]),
             std: Some(vec![0.229, 0.224, 0.225]),
+            max_pixels: DEFAULT_MAX_PIXELS,
         }
     }
 }

@@ -42,6 +42,9 @@ pub enum Error {
     /// Writing an output file failed.
     #[error("output {path}: {msg}")]
     Output { path: PathBuf, msg: String },
+    /// Ctrl-C or SIGTERM: the run stopped and wrote nothing.
+    #[error("interrupted: stopped before finishing; no report or output was written")]
+    Interrupted,
     /// The audit does not apply to this model, method or data (reported as not run, with
     /// the reason; not an error).
     #[error("not applicable: {0}")]

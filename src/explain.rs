@@ -174,6 +174,7 @@ pub fn run(
     };
     let mut records = Vec::with_capacity(data.len());
     for range in data.batch_ranges(req.batch_size) {
+        crate::interrupt::check()?;
         let batch = data.load_batch(range, pre, model.device)?;
         let logits = model.logits(&batch.x)?;
         if !bool::try_from(logits.isfinite().all()).unwrap_or(false) {

@@ -14,6 +14,7 @@ pub mod device;
 pub mod error;
 pub mod explain;
 pub mod gate;
+pub mod interrupt;
 pub mod model;
 pub mod npy;
 pub mod perturb;

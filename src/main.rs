@@ -6,11 +6,19 @@ use clap::Parser;
 
 fn main() {
     let args = cli::Cli::parse();
+    xaudit::interrupt::install();
     match cli::run(args) {
         Ok(code) => std::process::exit(code),
         Err(e) => {
+            let interrupted = e.chain().any(|c| {
+                matches!(
+                    c.downcast_ref::<xaudit::Error>(),
+                    Some(xaudit::Error::Interrupted)
+                )
+            });
             eprintln!("error: {e:#}");
-            std::process::exit(2);
+            // 130: stopped by Ctrl-C / SIGTERM, as shells report SIGINT.
+            std::process::exit(if interrupted { 130 } else { 2 });
         }
     }
 }

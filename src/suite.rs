@@ -265,13 +265,12 @@ pub fn resolve(a: &AuditSpec, suite: &str, origin: &str) -> Result<Gate> {
             },
         ));
     }
-    if !a.threshold.is_finite() {
-        return Err(Error::config(
-            origin,
-            format!("threshold of {} is not finite", a.id),
-            "give a finite number",
-        ));
-    }
+    check_threshold(
+        &metric,
+        a.threshold,
+        &format!("threshold of {}", a.id),
+        origin,
+    )?;
     // Parameters are checked now so a typo fails before any model work.
     check_params(entry, &a.params)?;
     let mut params = (entry.default_params)();
@@ -295,6 +294,35 @@ pub fn resolve(a: &AuditSpec, suite: &str, origin: &str) -> Result<Gate> {
         methods,
         params,
     })
+}
+
+/// The values a metric can take, so a threshold that can never be met (or never missed) is
+/// caught before the run.
+pub fn metric_range(metric: &str) -> (f64, f64) {
+    match metric {
+        "spearman" | "spearman-abs" | "pearson" | "ssim" => (-1.0, 1.0),
+        "top-k-intersection"
+        | "entropy"
+        | "gini"
+        | "violation-rate"
+        | "min-similarity"
+        | "center-of-mass-shift-relative"
+        | "confidence" => (0.0, 1.0),
+        _ => (0.0, f64::INFINITY),
+    }
+}
+
+/// Errors when `t` is not finite or outside the metric's range.
+pub fn check_threshold(metric: &str, t: f64, what: &str, origin: &str) -> Result<()> {
+    let (lo, hi) = metric_range(metric);
+    if !t.is_finite() || t < lo || t > hi {
+        return Err(Error::config(
+            origin,
+            format!("{what} = {t} is outside the range of {metric} ([{lo}, {hi}])"),
+            format!("give a threshold in [{lo}, {hi}]"),
+        ));
+    }
+    Ok(())
 }
 
 /// Rejects unknown parameter keys and wrong types by parsing over the defaults.

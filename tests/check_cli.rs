@@ -144,11 +144,16 @@ fn ignores_need_a_reason_and_expire() {
         "old.toml",
         &digits_config("\n[[ignore]]\naudit = \"cascading-randomization\"\nreason = \"was accepted once\"\nexpires = \"2001-01-01\"\n"),
     );
+    let o = check(t.path(), &suite, &old, &["--method", "edge"]);
     assert_eq!(
-        check(t.path(), &suite, &old, &["--method", "edge"])
-            .status
-            .code(),
-        Some(1)
+        o.status.code(),
+        Some(2),
+        "an expired ignore is a configuration error"
+    );
+    assert!(
+        stderr(&o).contains("expired on 2001-01-01"),
+        "{}",
+        stderr(&o)
     );
     let bad = write(
         t.path(),

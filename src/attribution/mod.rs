@@ -122,6 +122,7 @@ pub fn for_chunks(
     let chunk = chunk.max(1);
     let mut start = 0;
     while start < total {
+        crate::interrupt::check()?;
         let end = (start + chunk).min(total);
         f(start..end)?;
         start = end;

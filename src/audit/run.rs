@@ -69,6 +69,7 @@ impl<'a> RunCtx<'a> {
     /// Streams the data set in batches (model space, on the device).
     pub fn for_batches(&self, mut f: impl FnMut(&Batch) -> Result<()>) -> Result<()> {
         for range in self.data.batch_ranges(self.batch_size) {
+            crate::interrupt::check()?;
             let b = self.data.load_batch(range, self.pre, self.device())?;
             f(&b)?;
         }
@@ -145,11 +146,36 @@ impl<'a> RunCtx<'a> {
         let t = Tensor::from_slice(targets).to_device(model.device);
         let a = method.attribute(&self.ctx(model, method), x, &t, ids)?;
         let maps = a.maps.to_kind(Kind::Float);
-        if !bool::try_from(maps.isfinite().all()).unwrap_or(false) {
+        let ok: Vec<bool> = Vec::try_from(
+            maps.isfinite()
+                .flatten(1, -1)
+                .all_dim(1, false)
+                .to_device(Device::Cpu),
+        )?;
+        if ok.iter().any(|v| !v) {
+            // Never averaged in: the audit stops with an error naming the images.
+            let bad: Vec<String> = ok
+                .iter()
+                .zip(ids)
+                .filter(|(v, _)| !**v)
+                .map(|(_, id)| {
+                    let i = (id & ((1u64 << 40) - 1)) as usize;
+                    self.data
+                        .items
+                        .get(i)
+                        .map(|it| it.path.display().to_string())
+                        .unwrap_or_else(|| format!("input #{i}"))
+                })
+                .take(5)
+                .collect();
             return Err(Error::method(
                 method.kind().name(),
-                "produced NaN or infinite attributions",
-                "check the model for numerical problems, or use another method",
+                format!(
+                    "produced NaN or infinite attributions for {} input(s), e.g. {}",
+                    ok.iter().filter(|v| !**v).count(),
+                    bad.join(", ")
+                ),
+                "check the model for numerical problems on these images, or use another method",
             ));
         }
         Ok(maps)

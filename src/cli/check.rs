@@ -121,7 +121,26 @@ pub fn run(a: CheckArgs) -> Result<i32> {
     }
     let device = xaudit::device::parse_device(&a.common.device)?;
     let shape = [pre.channels as i64, pre.size[0] as i64, pre.size[1] as i64];
+    if a.common.device.trim().eq_ignore_ascii_case("auto") && device == tch::Device::Cpu {
+        eprintln!("note: --device auto found no CUDA device; running on the CPU");
+    }
     let model = Model::load(&a.model, device, shape)?;
+    if let Some(it) = data
+        .items
+        .iter()
+        .find(|it| it.label.is_some_and(|l| l < 0 || l >= model.num_classes))
+    {
+        return Err(xaudit::Error::data(
+            &it.path,
+            format!(
+                "label {} is not a class of the model ({} classes)",
+                it.label.unwrap_or_default(),
+                model.num_classes
+            ),
+            "fix the manifest or folder layout so labels are class indices of this model",
+        )
+        .into());
+    }
     let rl_model = match &a.random_label_model {
         Some(p) => Some(Model::load(p, device, shape)?),
         None => None,

@@ -77,9 +77,26 @@ pub fn decode_bytes(bytes: &[u8], path: &Path, p: &Preprocess) -> Result<Decoded
             "replace it with a valid PNG or JPEG, or remove it from the data set",
         ));
     }
-    let reader = image::ImageReader::new(std::io::Cursor::new(bytes))
-        .with_guessed_format()
-        .map_err(|e| Error::image(path, format!("cannot read: {e}"), "check the file"))?;
+    let open = || {
+        image::ImageReader::new(std::io::Cursor::new(bytes))
+            .with_guessed_format()
+            .map_err(|e| Error::image(path, format!("cannot read: {e}"), "check the file"))
+    };
+    // The header's declared size is checked before any pixel is allocated.
+    if let Ok((w, h)) = open()?.into_dimensions() {
+        let n = w as u64 * h as u64;
+        if n > p.max_pixels {
+            return Err(Error::image(
+                path,
+                format!("declares {w}x{h} = {n} pixels, above the limit of {} (possible decompression bomb)", p.max_pixels),
+                "remove the file, or raise max-pixels in [preprocess] of xaudit.toml if the image is genuine",
+            ));
+        }
+    }
+    let mut reader = open()?;
+    let mut limits = image::Limits::default();
+    limits.max_alloc = Some(p.max_pixels.saturating_mul(16));
+    reader.limits(limits);
     let img = reader.decode().map_err(|e| {
         Error::image(
             path,
@@ -130,6 +147,7 @@ mod tests {
             filter: Filter::Bilinear,
             mean: None,
             std: None,
+            max_pixels: crate::config::DEFAULT_MAX_PIXELS,
         }
     }
 

@@ -86,6 +86,12 @@ pub fn write_all(
         }
         staged.push((tmp, dir.join(name)));
     }
+    if let Err(e) = crate::interrupt::check() {
+        for (t, _) in &staged {
+            let _ = std::fs::remove_file(t);
+        }
+        return Err(e);
+    }
     let mut out = Vec::new();
     for (tmp, path) in staged {
         std::fs::rename(&tmp, &path).map_err(|e| err(&path, e))?;

@@ -69,6 +69,7 @@ pub fn preprocess(channels: usize, side: usize, mean: f32, std: f32) -> Preproce
         filter: Filter::Bilinear,
         mean: Some(vec![mean; channels]),
         std: Some(vec![std; channels]),
+        max_pixels: xaudit::config::DEFAULT_MAX_PIXELS,
     }
 }
 
