@@ -17,6 +17,7 @@ pub struct Plan {
     pub methods: Vec<MethodKind>,
     pub settings: Settings,
     pub fail_on_inconclusive: bool,
+    pub fail_on_error: bool,
     pub ignores: Vec<crate::config::IgnoreEntry>,
     /// Today's date (YYYY-MM-DD) for ignore expiry.
     pub today: String,
@@ -110,6 +111,7 @@ impl Plan {
             methods: methods.to_vec(),
             settings,
             fail_on_inconclusive: cfg.fail_on_inconclusive.unwrap_or(true),
+            fail_on_error: cfg.fail_on_error.unwrap_or(true),
             ignores: cfg.ignore.clone(),
             today: today.to_string(),
         })
@@ -526,7 +528,7 @@ pub fn finish(mut results: Vec<AuditResult>, plan: &Plan) -> Outcome {
         let code = match r.verdict {
             Verdict::Fail => 1,
             Verdict::Inconclusive if plan.fail_on_inconclusive => 1,
-            Verdict::Error => 2,
+            Verdict::Error if plan.fail_on_error => 2,
             _ => 0,
         };
         exit = exit.max(code);

@@ -196,6 +196,10 @@ pub struct Config {
     /// Whether INCONCLUSIVE fails the gate (default true: an unproven audit never passes).
     #[serde(default)]
     pub fail_on_inconclusive: Option<bool>,
+    /// Whether an audit that could not be evaluated (ERROR) makes the run exit 2 (default
+    /// true). With false it is still reported, and the exit code follows the other audits.
+    #[serde(default)]
+    pub fail_on_error: Option<bool>,
     /// Report files written under the output folder.
     #[serde(default)]
     pub formats: Option<Vec<crate::report::Format>>,

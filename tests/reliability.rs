@@ -391,33 +391,33 @@ fn configuration_and_environment_errors() {
     }
 }
 
-#[test]
-fn an_audit_that_fails_is_an_error_and_the_others_still_run() {
-    // NaN input gradients: saliency cannot be evaluated, the model-free controls can.
+/// `check` on the NaN-gradient model with saliency and the model-free `edge` control.
+fn nan_gradient_check(config: &str, extra: &[&str]) -> std::process::Output {
     let t = tempfile::tempdir().unwrap();
     let suite = suite_file(t.path());
+    let data = p("data/digits/test");
+    let model = p("models/bad/nan_gradient.pt");
+    let mut args = vec![
+        "check", &model, "--suite", &suite, "--data", &data, "--config", config,
+    ];
+    args.extend([
+        "--max-images",
+        "30",
+        "--method",
+        "saliency",
+        "--method",
+        "edge",
+    ]);
+    args.extend(extra);
+    bin().args(&args).output().unwrap()
+}
+
+#[test]
+fn an_audit_that_fails_is_an_error_and_the_others_still_run() {
+    // NaN input gradients: saliency cannot be evaluated, the model-free control can.
+    let t = tempfile::tempdir().unwrap();
     let out = t.path().join("out");
-    let o = bin()
-        .args([
-            "check",
-            &p("models/bad/nan_gradient.pt"),
-            "--suite",
-            &suite,
-            "--data",
-            &p("data/digits/test"),
-            "--config",
-            &p("digits.toml"),
-            "--max-images",
-            "30",
-            "--method",
-            "saliency",
-            "--method",
-            "edge",
-            "--out-dir",
-            &s(&out),
-        ])
-        .output()
-        .unwrap();
+    let o = nan_gradient_check(&p("digits.toml"), &["--out-dir", &s(&out)]);
     assert_eq!(
         o.status.code(),
         Some(2),
@@ -445,6 +445,58 @@ fn an_audit_that_fails_is_an_error_and_the_others_still_run() {
     );
     assert_eq!(by("edge")["verdict"], "pass");
     assert_eq!(r["exit_code"], 2);
+    // Configured otherwise: still reported, no longer exit 2.
+    let cfg = t.path().join("x.toml");
+    let text = std::fs::read_to_string(fixture("digits.toml")).unwrap();
+    std::fs::write(
+        &cfg,
+        text.replace("[preprocess]", "fail-on-error = false\n\n[preprocess]"),
+    )
+    .unwrap();
+    let o = nan_gradient_check(&s(&cfg), &["--format", "json"]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(r["counts"]["error"], 1, "the error is still reported");
+}
+
+#[test]
+fn cam_audits_on_a_model_whose_features_and_head_disagree_are_not_run() {
+    let t = tempfile::tempdir().unwrap();
+    let suite = suite_file(t.path());
+    let o = bin()
+        .args([
+            "check",
+            &p("models/bad/inconsistent_head.pt"),
+            "--suite",
+            &suite,
+            "--data",
+            &p("data/digits/test"),
+            "--config",
+            &p("digits.toml"),
+            "--max-images",
+            "30",
+            "--method",
+            "grad-cam",
+            "--format",
+            "json",
+        ])
+        .output()
+        .unwrap();
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(r["audits"][0]["verdict"], "not-run");
+    assert!(
+        r["audits"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("head(features(x))"),
+        "{}",
+        r["audits"][0]["reason"]
+    );
 }
 
 fn wait(child: &mut std::process::Child, limit: Duration) -> Option<i32> {

@@ -196,6 +196,7 @@ pub fn run(a: CheckArgs) -> Result<i32> {
         alpha: plan.settings.alpha,
         min_n: plan.settings.min_n,
         fail_on_inconclusive: plan.fail_on_inconclusive,
+        fail_on_error: plan.fail_on_error,
         multiplicity: "holm".into(),
         model: ModelInfo {
             path: a.model.display().to_string(),

@@ -119,6 +119,10 @@ pub fn schema() -> String {
     serde_json::to_string_pretty(&schemars::schema_for!(Report)).unwrap_or_default() + "\n"
 }
 
+fn yes() -> bool {
+    true
+}
+
 /// One image's gated value.
 #[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct SampleValue {
@@ -269,6 +273,9 @@ pub struct Report {
     pub alpha: f64,
     pub min_n: usize,
     pub fail_on_inconclusive: bool,
+    /// Whether an audit that could not be evaluated makes the run exit 2.
+    #[serde(default = "yes")]
+    pub fail_on_error: bool,
     pub multiplicity: String,
     pub model: ModelInfo,
     pub provenance: Provenance,
