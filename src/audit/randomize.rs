@@ -74,6 +74,19 @@ impl<'a> Restore<'a> {
         Ok(())
     }
 
+    /// Restores and verifies: an error if any parameter differs from the snapshot.
+    pub fn finish(&self) -> Result<()> {
+        self.restore()?;
+        if !self.is_intact()? {
+            return Err(Error::model(
+                &self.model.path,
+                "trained weights could not be restored after randomisation",
+                "this is a bug in xaudit; please report it",
+            ));
+        }
+        Ok(())
+    }
+
     /// True when every live parameter equals its snapshot bit for bit.
     pub fn is_intact(&self) -> Result<bool> {
         let live = self.model.module.named_parameters()?;
