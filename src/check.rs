@@ -390,7 +390,23 @@ pub fn run(
     mut on_done: impl FnMut(&AuditResult),
 ) -> Result<Outcome> {
     let mut results: Vec<AuditResult> = Vec::new();
-    for (job, (gi, kind)) in plan.jobs().into_iter().enumerate() {
+    let jobs = plan.jobs();
+    // A gate left without any method is reported, never silently dropped.
+    for (gi, g) in plan.gates.iter().enumerate() {
+        if !jobs.iter().any(|(j, _)| *j == gi) {
+            let listed: Vec<&str> = g.methods.iter().map(|m| m.name()).collect();
+            results.push(empty_result(
+                g,
+                "-",
+                Verdict::NotRun,
+                format!(
+                    "none of the selected methods is in this audit's list ({})",
+                    listed.join(", ")
+                ),
+            ));
+        }
+    }
+    for (job, (gi, kind)) in jobs.into_iter().enumerate() {
         let g = &plan.gates[gi];
         on_start(g, kind);
         let method = MethodSpec::with_defaults(kind);

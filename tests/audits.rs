@@ -392,3 +392,20 @@ fn grad_cam_on_a_model_without_features_is_not_run() {
         o.audits[0].reason
     );
 }
+
+#[test]
+fn an_audit_left_without_methods_is_reported_not_dropped() {
+    let m = load("models/digits_cnn_s0.pt", DIGITS);
+    let s = suite(
+        "name = \"t\"\n[[audit]]\nid = \"attack-top-k\"\nthreshold = 0.5\nmethods = [\"grad-cam\"]\n[[audit]]\nid = \"salience-entropy\"\nthreshold = 0.99\n",
+    );
+    let o = Run::new(&m).go(&s, &[MethodKind::Saliency]);
+    let a = o
+        .audits
+        .iter()
+        .find(|a| a.code == "XA002")
+        .expect("attack-top-k reported");
+    assert_eq!(a.verdict, Verdict::NotRun);
+    assert!(a.reason.contains("grad-cam"), "{}", a.reason);
+    assert_eq!(verdict(&o, "XA203", "saliency", ""), Verdict::Pass);
+}
