@@ -200,6 +200,9 @@ pub struct Config {
     /// true). With false it is still reported, and the exit code follows the other audits.
     #[serde(default)]
     pub fail_on_error: Option<bool>,
+    /// One input per model pass (bitwise-identical results whatever the batch sizes; slower).
+    #[serde(default)]
+    pub per_sample: Option<bool>,
     /// Report files written under the output folder.
     #[serde(default)]
     pub formats: Option<Vec<crate::report::Format>>,

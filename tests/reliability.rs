@@ -552,6 +552,10 @@ fn signals_stop_promptly_with_130_and_write_nothing() {
 }
 
 fn check_json(extra: &[&str]) -> serde_json::Value {
+    check_json_with(&["saliency", "smoothgrad"], extra)
+}
+
+fn check_json_with(methods: &[&str], extra: &[&str]) -> serde_json::Value {
     let t = tempfile::tempdir().unwrap();
     let suite = t.path().join("s.toml");
     std::fs::write(
@@ -568,13 +572,12 @@ fn check_json(extra: &[&str]) -> serde_json::Value {
         p("data/digits/test"),
         "--config".into(),
         p("digits.toml"),
-        "--method".into(),
-        "saliency".into(),
-        "--method".into(),
-        "smoothgrad".into(),
         "--format".into(),
         "json".into(),
     ];
+    for m in methods {
+        args.extend(["--method".to_string(), m.to_string()]);
+    }
     args.extend(extra.iter().map(|s| s.to_string()));
     let o = bin().args(&args).output().unwrap();
     assert!(
@@ -642,6 +645,24 @@ fn reports_are_identical_across_threads_and_equal_across_batch_sizes() {
         "7",
     ]);
     same_numbers(&one, &small, 1e-4);
+    // --per-sample (one input per pass): byte-identical across batch sizes too.
+    let p1 = check_json_with(&["saliency"], &["--max-images", "8", "--per-sample"]);
+    let p2 = check_json_with(
+        &["saliency"],
+        &[
+            "--max-images",
+            "8",
+            "--per-sample",
+            "--batch-size",
+            "3",
+            "--internal-batch-size",
+            "5",
+        ],
+    );
+    assert_eq!(
+        serde_json::to_string(&p1).unwrap(),
+        serde_json::to_string(&p2).unwrap()
+    );
 }
 
 #[test]

@@ -32,6 +32,9 @@ pub struct RunCtx<'a> {
     pub out_of_set: Option<&'a Dataset>,
     /// Called with the number of images an audit finished (progress bars).
     pub progress: &'a (dyn Fn(usize) + Sync),
+    /// One input per model pass: results bitwise-identical whatever the batch sizes
+    /// (batched kernels round differently per batch size), at the cost of speed.
+    pub per_sample: bool,
     clean: Mutex<HashMap<usize, Clean>>,
     maps: Mutex<HashMap<(String, usize), Tensor>>,
 }
@@ -57,8 +60,18 @@ impl<'a> RunCtx<'a> {
             random_label_model: None,
             out_of_set: None,
             progress,
+            per_sample: false,
             clean: Mutex::new(HashMap::new()),
             maps: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Most inputs per model pass.
+    pub fn pass_size(&self) -> usize {
+        if self.per_sample {
+            1
+        } else {
+            self.internal_batch
         }
     }
 
@@ -81,7 +94,7 @@ impl<'a> RunCtx<'a> {
         Ctx {
             model,
             seed: self.seed,
-            internal_batch: self.internal_batch,
+            internal_batch: self.pass_size(),
             score: method.kind().default_score(),
         }
     }
@@ -90,7 +103,7 @@ impl<'a> RunCtx<'a> {
     pub fn predict(&self, model: &Model, x: &Tensor) -> Result<(Vec<i64>, Vec<f64>)> {
         let mut preds = Vec::with_capacity(x.size()[0] as usize);
         let mut probs = Vec::with_capacity(preds.capacity());
-        crate::attribution::for_chunks(x.size()[0] as usize, self.internal_batch, |r| {
+        crate::attribution::for_chunks(x.size()[0] as usize, self.pass_size(), |r| {
             let xs = x.narrow(0, r.start as i64, r.len() as i64);
             let logits = model.logits(&xs)?;
             if !bool::try_from(logits.isfinite().all()).unwrap_or(false) {
@@ -144,8 +157,22 @@ impl<'a> RunCtx<'a> {
         ids: &[u64],
     ) -> Result<Tensor> {
         let t = Tensor::from_slice(targets).to_device(model.device);
-        let a = method.attribute(&self.ctx(model, method), x, &t, ids)?;
-        let maps = a.maps.to_kind(Kind::Float);
+        let maps = if self.per_sample && targets.len() > 1 {
+            let mut parts = Vec::with_capacity(targets.len());
+            for i in 0..targets.len() {
+                let a = method.attribute(
+                    &self.ctx(model, method),
+                    &x.narrow(0, i as i64, 1),
+                    &t.narrow(0, i as i64, 1),
+                    &ids[i..i + 1],
+                )?;
+                parts.push(a.maps);
+            }
+            Tensor::cat(&parts, 0)
+        } else {
+            method.attribute(&self.ctx(model, method), x, &t, ids)?.maps
+        };
+        let maps = maps.to_kind(Kind::Float);
         let ok: Vec<bool> = Vec::try_from(
             maps.isfinite()
                 .flatten(1, -1)

@@ -55,6 +55,9 @@ pub struct CheckArgs {
     /// Most model inputs per forward/backward pass.
     #[arg(long, default_value_t = 256)]
     pub internal_batch_size: usize,
+    /// One input per model pass: bitwise-identical numbers whatever the batch sizes (slower).
+    #[arg(long)]
+    pub per_sample: bool,
     /// Always exit 0 unless xaudit itself failed (exit 2 / 101 still apply).
     #[arg(long)]
     pub exit_zero: bool,
@@ -171,6 +174,7 @@ pub fn run(a: CheckArgs) -> Result<i32> {
         &tick,
     );
     ctx.random_label_model = rl_model.as_ref();
+    ctx.per_sample = a.per_sample || cfg.per_sample.unwrap_or(false);
     ctx.out_of_set = oos.as_ref();
     let outcome = check::run(
         &ctx,
