@@ -750,3 +750,58 @@ fn output_paths_cannot_escape_the_output_folder() {
         "{files:?}"
     );
 }
+
+#[test]
+fn a_full_disk_gives_exit_2_and_no_report_files() {
+    // A 64 KiB tmpfs: report.json and report.html do not fit. Needs permission to mount
+    // (root in the CI container); elsewhere the test says why it did not run.
+    let t = tempfile::tempdir().unwrap();
+    let mnt = t.path().join("full");
+    std::fs::create_dir_all(&mnt).unwrap();
+    let ok = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=64k", "tmpfs", &s(&mnt)])
+        .status()
+        .map(|st| st.success())
+        .unwrap_or(false);
+    if !ok {
+        eprintln!(
+            "a_full_disk_gives_exit_2_and_no_report_files: cannot mount a tmpfs here; not run"
+        );
+        return;
+    }
+    let suite = suite_file(t.path());
+    let out = mnt.join("out");
+    let o = bin()
+        .args([
+            "check",
+            &p("models/digits_cnn_s0.pt"),
+            "--suite",
+            &suite,
+            "--data",
+            &p("data/digits/test"),
+            "--config",
+            &p("digits.toml"),
+            "--max-images",
+            "40",
+            "--method",
+            "saliency",
+            "--out-dir",
+            &s(&out),
+        ])
+        .output()
+        .unwrap();
+    let left: Vec<PathBuf> = std::fs::read_dir(&out)
+        .map(|d| d.map(|e| e.unwrap().path()).collect())
+        .unwrap_or_default();
+    let _ = Command::new("umount").arg(&mnt).status();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("cannot write the reports") && !err.contains("panicked"),
+        "{err}"
+    );
+    assert!(
+        left.is_empty(),
+        "partial files left on the full disk: {left:?}"
+    );
+}
