@@ -47,7 +47,9 @@ test: build
 	$(CARGO) fmt --check
 	$(CARGO) clippy --release --locked --all-targets -- -D warnings
 
-# Throughput of each method on the fixtures (numbers are machine-dependent; nothing asserted).
+# The benchmark (bench/RESULTS.md): model ceilings, audit efficiency, xaudit vs Quantus +
+# Captum in the bench's own venv, scaling. Machine-dependent numbers; nothing asserted.
+# About 30 minutes on 2 CPU cores; BENCH_DEVICE=cuda runs it on a GPU.
 bench: build
 	bash scripts/bench.sh
 

@@ -410,6 +410,7 @@ pub fn run(
         let g = &plan.gates[gi];
         on_start(g, kind);
         let method = MethodSpec::with_defaults(kind);
+        let passes0 = run.passes();
         let start = Instant::now();
         let outcome = if kind == MethodKind::GradCam {
             run.model
@@ -448,8 +449,19 @@ pub fn run(
                 e.to_string().lines().next().unwrap_or_default().to_string(),
             )],
         };
+        let passes1 = run.passes();
         for r in &mut produced {
             r.duration_s = dt;
+            // Engine accounting (images through the model, shared caches included once, in the
+            // job that filled them): `make bench` divides these by the model's ceiling.
+            r.summary.insert(
+                "model_forward_images".into(),
+                (passes1.0 - passes0.0).into(),
+            );
+            r.summary.insert(
+                "model_backward_images".into(),
+                (passes1.1 - passes0.1).into(),
+            );
             on_done(r);
         }
         results.extend(produced);

@@ -5,6 +5,7 @@
 //! data set, `render` turns maps into pictures. `audit` holds one file per audit (measuring
 //! only), `suite` loads the suites, `gate` and `stats` decide verdicts, `check` runs a suite,
 //! `report` holds the canonical result and its renderings.
+pub mod alloc;
 pub mod attribution;
 pub mod audit;
 pub mod check;
@@ -25,6 +26,7 @@ pub mod similarity;
 pub mod stats;
 pub mod suggest;
 pub mod suite;
+pub mod throughput;
 pub mod transform;
 
 pub use error::{Error, Result};

@@ -5,6 +5,8 @@ mod cli;
 use clap::Parser;
 
 fn main() {
+    // Before libtorch allocates anything.
+    xaudit::alloc::tune();
     let args = cli::Cli::parse();
     xaudit::interrupt::install();
     match cli::run(args) {

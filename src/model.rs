@@ -26,6 +26,39 @@ pub struct Model {
     pub num_parameter_tensors: usize,
     pub num_parameters: i64,
     pub cam: CamSupport,
+    /// Images pushed through the model, for efficiency accounting (`xaudit throughput`).
+    pub passes: Passes,
+}
+
+/// Counts of images the model processed: plain forward passes, and forward passes recorded
+/// for a backward pass to the input. `head`-only passes (Grad-CAM) are not counted: they are a
+/// small part of a full pass, so efficiencies derived from these counts err on the low side.
+#[derive(Debug, Default)]
+pub struct Passes {
+    forward: std::sync::atomic::AtomicU64,
+    backward: std::sync::atomic::AtomicU64,
+}
+
+impl Passes {
+    fn add_forward(&self, x: &Tensor) {
+        self.forward
+            .fetch_add(batch_len(x), std::sync::atomic::Ordering::Relaxed);
+    }
+    fn add_backward(&self, x: &Tensor) {
+        self.backward
+            .fetch_add(batch_len(x), std::sync::atomic::Ordering::Relaxed);
+    }
+    /// (forward images, forward+backward images) so far.
+    pub fn snapshot(&self) -> (u64, u64) {
+        (
+            self.forward.load(std::sync::atomic::Ordering::Relaxed),
+            self.backward.load(std::sync::atomic::Ordering::Relaxed),
+        )
+    }
+}
+
+fn batch_len(x: &Tensor) -> u64 {
+    x.size().first().copied().unwrap_or(0).max(0) as u64
 }
 
 /// What kind of file this is, judged from its bytes before libtorch sees it.
@@ -155,22 +188,26 @@ impl Model {
             num_parameter_tensors,
             num_parameters,
             cam,
+            passes: Passes::default(),
         })
     }
 
     /// Logits without building a graph.
     pub fn logits(&self, x: &Tensor) -> Result<Tensor> {
         let _g = tch::no_grad_guard();
+        self.passes.add_forward(x);
         Ok(self.module.forward_ts(&[x])?)
     }
 
     /// Logits with autograd recording (x should require grad).
     pub fn forward_grad(&self, x: &Tensor) -> Result<Tensor> {
+        self.passes.add_backward(x);
         Ok(self.module.forward_ts(&[x])?)
     }
 
     pub fn features(&self, x: &Tensor) -> Result<Tensor> {
         let _g = tch::no_grad_guard();
+        self.passes.add_forward(x);
         Ok(self.module.method_ts("features", &[x])?)
     }
 

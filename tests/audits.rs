@@ -409,3 +409,59 @@ fn an_audit_left_without_methods_is_reported_not_dropped() {
     assert!(a.reason.contains("grad-cam"), "{}", a.reason);
     assert_eq!(verdict(&o, "XA203", "saliency", ""), Verdict::Pass);
 }
+
+fn result<'o>(o: &'o Outcome, code: &str, method: &str) -> &'o xaudit::report::AuditResult {
+    o.audits
+        .iter()
+        .find(|a| a.code == code && a.method == method)
+        .unwrap_or_else(|| panic!("no result {code} {method}"))
+}
+
+#[test]
+fn pass_counts_are_the_passes_the_audit_needs() {
+    // 12 images x 5 samples: one clean prediction and one clean map per image, then one
+    // forward+backward per sample, whose logits also give the perturbed prediction.
+    let m = load("models/digits_cnn_s0.pt", DIGITS);
+    let s = suite(
+        r#"name = "t"
+[[audit]]
+id = "sensitivity-max"
+threshold = 0.5
+params = { samples = 5 }
+"#,
+    );
+    let mut run = Run::new(&m);
+    run.n = 12;
+    run.internal = 7;
+    let o = run.go(&s, &[MethodKind::Saliency, MethodKind::IntegratedGradients]);
+    let sal = &result(&o, "XA004", "saliency").summary;
+    assert_eq!(sal["model_forward_images"], 12);
+    assert_eq!(sal["model_backward_images"], 12 + 12 * 5);
+    // IG: 51 path points per explanation, plus its completeness check's forward pass at x and
+    // at the baseline, which also gives the prediction (clean predictions are cached).
+    let ig = &result(&o, "XA004", "integrated-gradients").summary;
+    assert_eq!(ig["model_backward_images"], 51 * (12 + 12 * 5));
+    assert_eq!(ig["model_forward_images"], 2 * (12 + 12 * 5));
+}
+
+#[test]
+fn sensitivity_clip_parameter_changes_the_perturbed_inputs() {
+    // Digits have many pixels at 0, the lower bound: clamping changes the perturbation there.
+    let m = load("models/digits_cnn_s0.pt", DIGITS);
+    let values = |clip: bool| {
+        let s = suite(&format!(
+            "name = \"t\"\n[[audit]]\nid = \"sensitivity-max\"\nthreshold = 0.5\nparams = {{ samples = 3, radius = 10.0, clip = {clip} }}\n"
+        ));
+        let mut run = Run::new(&m);
+        run.n = 6;
+        let o = run.go(&s, &[MethodKind::Saliency]);
+        result(&o, "XA004", "saliency")
+            .per_sample
+            .iter()
+            .map(|v| v.value.expect("a sample kept the prediction"))
+            .collect::<Vec<f64>>()
+    };
+    let (a, b) = (values(true), values(false));
+    assert!(a.iter().zip(&b).all(|(x, y)| x != y), "{a:?} vs {b:?}");
+    assert_eq!(values(true), a, "same seed, same numbers");
+}

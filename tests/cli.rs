@@ -320,3 +320,48 @@ fn label_target_needs_labels() {
         assert!(line.ends_with(&format!("target={class}")), "{line}");
     }
 }
+
+#[test]
+fn throughput_reports_each_batch_size_and_the_best() {
+    let model = s(&fixture("models/digits_cnn_s0.pt"));
+    let cfg = s(&fixture("digits.toml"));
+    let o = xaudit(&[
+        "throughput",
+        &model,
+        "--config",
+        &cfg,
+        "--batch-sizes",
+        "1,4",
+        "--min-time",
+        "0.01",
+        "--repeats",
+        "2",
+        "--json",
+    ]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let points = v["points"].as_array().unwrap();
+    let batches: Vec<u64> = points
+        .iter()
+        .map(|p| p["batch"].as_u64().unwrap())
+        .collect();
+    assert_eq!(batches, [1, 4]);
+    for key in ["forward_per_s", "backward_per_s"] {
+        let best = points
+            .iter()
+            .map(|p| p[key].as_f64().unwrap())
+            .fold(0.0f64, f64::max);
+        assert!(best > 0.0);
+        assert_eq!(v[format!("ceiling_{key}")].as_f64().unwrap(), best);
+    }
+    assert_eq!(v["input_shape"], serde_json::json!([1, 28, 28]));
+    // A bad argument is an input error naming the flag.
+    let o = xaudit(&["throughput", &model, "--config", &cfg, "--batch-sizes", "0"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--batch-sizes"));
+}

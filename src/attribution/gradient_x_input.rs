@@ -5,5 +5,11 @@ use crate::error::Result;
 use tch::Tensor;
 
 pub fn attribute(ctx: &Ctx, x: &Tensor, targets: &Tensor) -> Result<Tensor> {
-    Ok(super::saliency::attribute(ctx, x, targets)? * x)
+    attribute_logits(ctx, x, targets).map(|(maps, _)| maps)
+}
+
+/// The attribution and the logits of the same pass.
+pub fn attribute_logits(ctx: &Ctx, x: &Tensor, targets: &Tensor) -> Result<(Tensor, Tensor)> {
+    let (g, logits) = super::saliency::attribute_logits(ctx, x, targets)?;
+    Ok((g * x, logits))
 }

@@ -64,6 +64,9 @@ pub struct Attribution {
     /// `[B,C,H,W]` for pixel methods, `[B,1,H,W]` for single-map methods.
     pub maps: Tensor,
     pub diagnostics: Vec<(String, Vec<f64>)>,
+    /// The model's logits `[B,K]` at exactly the explained inputs, when the method's own
+    /// forward pass produced them: callers then need no separate prediction pass.
+    pub logits: Option<Tensor>,
 }
 
 impl Attribution {
@@ -71,6 +74,15 @@ impl Attribution {
         Attribution {
             maps,
             diagnostics: Vec::new(),
+            logits: None,
+        }
+    }
+
+    pub fn with_logits((maps, logits): (Tensor, Tensor)) -> Self {
+        Attribution {
+            maps,
+            diagnostics: Vec::new(),
+            logits: Some(logits),
         }
     }
 }
@@ -92,25 +104,47 @@ pub fn leaf_grads(
     score: Score,
     g: impl FnOnce(&Tensor) -> Result<Tensor>,
 ) -> Result<Tensor> {
+    leaf_grads_logits(v, targets, score, g).map(|(grads, _)| grads)
+}
+
+/// As `leaf_grads`, also returning the (detached) logits of the same forward pass.
+pub fn leaf_grads_logits(
+    v: &Tensor,
+    targets: &Tensor,
+    score: Score,
+    g: impl FnOnce(&Tensor) -> Result<Tensor>,
+) -> Result<(Tensor, Tensor)> {
     // Grad mode is thread-local in libtorch; force it on whatever the caller did.
     tch::with_grad(|| {
         let leaf = v.detach().set_requires_grad(true);
-        let s = target_score(&g(&leaf)?, targets, score);
+        let logits = g(&leaf)?;
+        let s = target_score(&logits, targets, score);
         // Seeds every root with 1, i.e. the gradient of Σ_i s_i: samples are independent in eval mode.
         let mut grads = Tensor::f_run_backward(&[&s], &[&leaf], false, false)?;
-        grads.pop().filter(Tensor::defined).ok_or_else(|| {
+        let grads = grads.pop().filter(Tensor::defined).ok_or_else(|| {
             Error::method(
                 "gradient",
                 "libtorch returned no gradient with respect to the input or features",
                 "make sure forward (and head) use their input through differentiable operations",
             )
-        })
+        })?;
+        Ok((grads, logits.detach()))
     })
 }
 
 /// d score(x_i)[t_i] / d x_i for every sample.
 pub fn input_grads(model: &Model, x: &Tensor, targets: &Tensor, score: Score) -> Result<Tensor> {
     leaf_grads(x, targets, score, |leaf| model.forward_grad(leaf))
+}
+
+/// As `input_grads`, also returning the logits at `x`.
+pub fn input_grads_logits(
+    model: &Model,
+    x: &Tensor,
+    targets: &Tensor,
+    score: Score,
+) -> Result<(Tensor, Tensor)> {
+    leaf_grads_logits(x, targets, score, |leaf| model.forward_grad(leaf))
 }
 
 /// Evaluates `f` on consecutive sample ranges of at most `chunk` items.
@@ -317,9 +351,11 @@ impl MethodSpec {
         ids: &[u64],
     ) -> Result<Attribution> {
         match self {
-            MethodSpec::Saliency => saliency::attribute(ctx, x, targets).map(Attribution::plain),
+            MethodSpec::Saliency => {
+                saliency::attribute_logits(ctx, x, targets).map(Attribution::with_logits)
+            }
             MethodSpec::GradientXInput => {
-                gradient_x_input::attribute(ctx, x, targets).map(Attribution::plain)
+                gradient_x_input::attribute_logits(ctx, x, targets).map(Attribution::with_logits)
             }
             MethodSpec::IntegratedGradients(p) => {
                 integrated_gradients::attribute(ctx, p, x, targets)

@@ -149,16 +149,82 @@ struct Orig {
     center: (f64, f64),
 }
 
-/// The value D the attack maximises, for one perturbed map.
-fn objective(obj: Objective, o: &Orig, m: &[f32], h: usize, w: usize) -> f64 {
-    match obj {
-        Objective::RandomSign => 0.0,
-        Objective::TopK => -o.topk.iter().map(|&i| m[i] as f64).sum::<f64>(),
-        Objective::MassCenter => {
-            let c = similarity::center_of_mass(m, h, w);
-            (c.0 - o.center.0).powi(2) + (c.1 - o.center.1).powi(2)
+/// The original maps' top-k masks `[B, HW]` and centres `[B, 2]` on the device.
+struct OrigT {
+    topk_mask: Tensor,
+    center: Tensor,
+}
+
+impl OrigT {
+    fn new(origs: &[Orig], n_pix: usize, dev: tch::Device) -> Self {
+        let mut mask = vec![0f64; origs.len() * n_pix];
+        let mut center = Vec::with_capacity(2 * origs.len());
+        for (j, o) in origs.iter().enumerate() {
+            for &i in &o.topk {
+                mask[j * n_pix + i] = 1.0;
+            }
+            center.extend([o.center.0, o.center.1]);
+        }
+        OrigT {
+            topk_mask: Tensor::from_slice(&mask)
+                .view([origs.len() as i64, n_pix as i64])
+                .to_device(dev),
+            center: Tensor::from_slice(&center)
+                .view([origs.len() as i64, 2])
+                .to_device(dev),
         }
     }
+}
+
+/// The value D the attack maximises, for SPSA probe maps `[M, HW]` (raw channel-reduced;
+/// row r belongs to image r % B), computed on the device in float64: Ghorbani's top-k
+/// objective -sum of the normalised map over the original top-k pixels, or the squared
+/// centre-of-mass shift (scipy's definition, as `similarity::center_of_mass`).
+fn objective_t(obj: Objective, o: &OrigT, maps: &Tensor, h: usize, w: usize) -> Result<Vec<f64>> {
+    let m = maps.to_kind(Kind::Double).abs();
+    let rows = m.size()[0];
+    let b = o.topk_mask.size()[0];
+    let owner = Tensor::arange(rows, (Kind::Int64, m.device())).remainder(b);
+    let total = m.sum_dim_intlist(1, true, Kind::Double);
+    let v = match obj {
+        Objective::RandomSign => Tensor::zeros([rows], (Kind::Double, m.device())),
+        Objective::TopK => {
+            // sum_to_hw: |m| * HW / sum|m| (0 for an all-zero map).
+            let safe = total.where_self(&total.gt(0.0), &total.ones_like());
+            let norm = (&m * (h * w) as f64 / safe) * total.gt(0.0).to_kind(Kind::Double);
+            -(norm * o.topk_mask.index_select(0, &owner)).sum_dim_intlist(1, false, Kind::Double)
+        }
+        Objective::MassCenter => {
+            let g = m.view([rows, h as i64, w as i64]);
+            let rw = Tensor::arange(h as i64, (Kind::Double, m.device()));
+            let cw = Tensor::arange(w as i64, (Kind::Double, m.device()));
+            let sr = (g.sum_dim_intlist(2, false, Kind::Double) * rw).sum_dim_intlist(
+                1,
+                false,
+                Kind::Double,
+            );
+            let sc = (g.sum_dim_intlist(1, false, Kind::Double) * cw).sum_dim_intlist(
+                1,
+                false,
+                Kind::Double,
+            );
+            let t = total.view([rows]);
+            let pos = t.gt(0.0);
+            let safe = t.where_self(&pos, &t.ones_like());
+            let mid = |len: usize| ((len as f64 - 1.0) / 2.0, (len as f64 - 1.0).max(0.0));
+            let (cr, hr) = mid(h);
+            let (cc, hc) = mid(w);
+            let r = (sr / &safe)
+                .clamp(0.0, hr)
+                .where_self(&pos, &t.full_like(cr));
+            let c = (sc / &safe)
+                .clamp(0.0, hc)
+                .where_self(&pos, &t.full_like(cc));
+            let oc = o.center.index_select(0, &owner);
+            (r - oc.select(1, 0)).square() + (c - oc.select(1, 1)).square()
+        }
+    };
+    Ok(Vec::try_from(v.to_device(tch::Device::Cpu))?)
 }
 
 /// Runs one attack over the data set.
@@ -199,6 +265,7 @@ pub fn run(
             })
             .collect();
         let bsz = idx.len();
+        let orig_t = OrigT::new(&origs, n_pix, run.device());
         let shape = b.x.size();
         let numel: usize = shape[1..].iter().product::<i64>() as usize;
         // Best label-preserving iterate so far: (criterion, metrics).
@@ -261,17 +328,34 @@ pub fn run(
             }
             let all_x = Tensor::cat(&inputs, 0);
             let need_maps = t >= 1 || probing;
-            let maps = if need_maps {
-                let raw = run.attribute(model, method, &all_x, &tgt, &ids)?;
-                to_vecs(&aggregate(&raw, p.aggregate))?
-                    .into_iter()
-                    .map(|m| sum_to_hw(&m))
-                    .collect()
+            // The current iterate's prediction comes from the same pass as its map when the
+            // method returns its logits (gradient methods), else from one forward pass.
+            // Only the current iterate's maps come to the host (for the recorded metrics);
+            // the SPSA probes' objectives are reduced on the device to one scalar each.
+            let (maps, probe_obj, preds) = if need_maps {
+                let (raw, pred, prob) =
+                    run.attribute_predict_first(model, method, &all_x, &tgt, &ids, bsz)?;
+                let agg = aggregate(&raw, p.aggregate).flatten(1, -1);
+                let maps: Vec<Vec<f32>> = if t >= 1 {
+                    to_vecs(&agg.narrow(0, 0, bsz as i64))?
+                        .into_iter()
+                        .map(|m| sum_to_hw(&m))
+                        .collect()
+                } else {
+                    Vec::new()
+                };
+                let probe_obj = if probing {
+                    let probes = agg.narrow(0, bsz as i64, (all_x.size()[0]) - bsz as i64);
+                    objective_t(obj, &orig_t, &probes, h, w)?
+                } else {
+                    Vec::new()
+                };
+                (maps, probe_obj, Some((pred, prob)))
             } else {
-                Vec::new()
+                (Vec::new(), Vec::new(), None)
             };
             if t >= 1 {
-                let (pred, prob) = run.predict(model, &xt)?;
+                let (pred, prob) = preds.unwrap_or_default();
                 let linf = linf_pixels(&xt, &b.x, &std)?;
                 for j in 0..bsz {
                     if pred[j] != targets[j] {
@@ -317,13 +401,10 @@ pub fn run(
             } else {
                 let mut g = Tensor::zeros(shape.as_slice(), (Kind::Float, run.device()));
                 for (j, u) in dirs.iter().enumerate() {
+                    // probe_obj rows: (+u_0, -u_0, +u_1, -u_1, ...) x bsz images.
                     let coef: Vec<f32> = (0..bsz)
                         .map(|i| {
-                            let plus = &maps[bsz * (1 + 2 * j) + i];
-                            let minus = &maps[bsz * (2 + 2 * j) + i];
-                            (objective(obj, &origs[i], plus, h, w)
-                                - objective(obj, &origs[i], minus, h, w))
-                                as f32
+                            (probe_obj[bsz * (2 * j) + i] - probe_obj[bsz * (2 * j + 1) + i]) as f32
                         })
                         .collect();
                     let coef = Tensor::from_slice(&coef)

@@ -12,7 +12,7 @@ pub static DOC: AuditDoc = AuditDoc {
     title: "Model parameter randomisation test, cascading (Adebayo et al.)",
     what: "Whether the explanation depends on what the model learned: parameters are re-initialised layer by layer from the output back to the input, and the explanation must change.",
     why: "An explanation that looks the same for a trained and a randomly initialised network is a property of the input (edges, textures) or of the method, not of the model. Adebayo et al. showed that Guided Backprop and Guided Grad-CAM pass this visual inspection while ignoring the weights; reviewers cannot tell by eye.",
-    how: "Parameter groups are the modules that own parameters (named_parameters), in reverse registration order. Stage i re-initialises groups 1..i with PyTorch's default initialisers by shape (U(+-1/sqrt(fan_in)) for weights and biases, 1/0 for normalisation weights/biases; BatchNorm running statistics are kept, as in the official code), seeded by --seed. At each stage the explanation of the class predicted by the randomised model is compared with the original explanation: Spearman rank correlation with absolute values on PAIR's grayscale map (sum over channels of |a|, 99th-percentile clip), Spearman without absolute values on PAIR's diverging map, and SSIM on the min-max normalised mask (Gaussian window sigma 1.5, K1 0.01, K2 0.03, data range 1; 2 reproduces the paper's numbers). The per-layer curve is recorded; the gated value is the fully randomised stage. The trained weights are restored bit-exactly afterwards (checked), also when the audit fails midway.",
+    how: "Parameter groups are the modules that own parameters (named_parameters), in reverse registration order. Stage i re-initialises groups 1..i with PyTorch's default initialisers by shape (U(+-1/sqrt(fan_in)) for weights and biases, 1/0 for normalisation weights/biases; BatchNorm running statistics are kept, as in the official code), seeded by --seed (init = \"torch\" instead draws exactly as PyTorch's reset_parameters does under torch.manual_seed(seed + 1) before each layer, Quantus MPRT's procedure, so --seed 42 reproduces Quantus' weights). At each stage the explanation of the class predicted by the randomised model (target = \"original\": the trained model's prediction, as Quantus explains the given labels) is compared with the original explanation: Spearman rank correlation with absolute values on PAIR's grayscale map (sum over channels of |a|, 99th-percentile clip; percentile = 100 turns the clip off, Quantus' Spearman on |a|), Spearman without absolute values on PAIR's diverging map, and SSIM on the min-max normalised mask (Gaussian window sigma 1.5, K1 0.01, K2 0.03, data range 1; 2 reproduces the paper's numbers). The per-layer curve is recorded; the gated value is the fully randomised stage. The trained weights are restored bit-exactly afterwards (checked), also when the audit fails midway.",
     pass: "Default gate: median Spearman (abs) between the original and the fully randomised explanation < 0.5 (one-sided Wilcoxon signed-rank, Holm-adjusted; xaudit convention, algorithms.md F5; the paper gives no number).",
     references: &[
         "Adebayo, Gilmer, Muelly, Goodfellow, Hardt, Kim. Sanity Checks for Saliency Maps. NeurIPS 2018, arXiv:1810.03292",
@@ -31,6 +31,33 @@ pub struct Params {
     pub percentile: f64,
     #[serde(default = "d_dr")]
     pub ssim_data_range: f64,
+    /// How randomised weights are drawn (model randomisation audits only).
+    #[serde(default)]
+    pub init: randomize::Init,
+    /// Which class the randomised (or random-label) model explains.
+    #[serde(default)]
+    pub target: Target,
+}
+
+/// The class explained after randomisation.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Target {
+    /// The class the randomised model predicts (Adebayo et al.'s code).
+    #[default]
+    Randomized,
+    /// The class the trained model predicted (Quantus MPRT explains the given labels).
+    Original,
+}
+
+impl Target {
+    /// Picks the explained class from (image, trained prediction, randomised prediction).
+    pub fn pick(self) -> impl Fn(usize, i64, i64) -> i64 {
+        move |_, trained, randomized| match self {
+            Target::Randomized => randomized,
+            Target::Original => trained,
+        }
+    }
 }
 fn d_pct() -> f64 {
     99.0
@@ -96,10 +123,24 @@ fn measure(run: &RunCtx, m: &MethodSpec, t: &toml::Table) -> Result<Vec<Finding>
     let mut stages = Vec::new();
     let mut pictures = compare::Pictures::new();
     for (k, (gi, g)) in groups.iter().enumerate().rev().enumerate() {
-        randomize::reinit(g, run.seed, gi)?;
+        randomize::reinit_with(p.init, g, run.seed, gi)?;
         let label = "fully randomised model";
-        let (sims, pics) =
-            compare::sweep(run, m, run.model, &cp, 1 + k as u64, label, |_, _, rp| rp)?;
+        // Pictures of the fully randomised stage only: the others would be discarded.
+        let keep = if k + 1 == groups.len() {
+            compare::Keep::Candidates
+        } else {
+            compare::Keep::None
+        };
+        let (sims, pics) = compare::sweep_pictures(
+            run,
+            m,
+            run.model,
+            &cp,
+            1 + k as u64,
+            label,
+            p.target.pick(),
+            keep,
+        )?;
         stages.push((g.name.clone(), sims));
         pictures = pics;
     }
@@ -115,6 +156,8 @@ fn measure(run: &RunCtx, m: &MethodSpec, t: &toml::Table) -> Result<Vec<Finding>
         groups.iter().map(randomize::describe).collect::<Vec<_>>(),
     );
     f.summary("weights_restored_bit_exact", true);
+    f.summary("init", p.init);
+    f.summary("target", p.target);
     Ok(vec![finish(
         f,
         stages,

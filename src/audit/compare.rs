@@ -79,8 +79,45 @@ pub fn sweep(
     label: &str,
     pick: impl Fn(usize, i64, i64) -> i64,
 ) -> crate::error::Result<(Sims, Pictures)> {
+    sweep_pictures(
+        run,
+        method,
+        model,
+        cp,
+        eval_k,
+        label,
+        pick,
+        Keep::Candidates,
+    )
+}
+
+/// Which pictures a sweep keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Keep {
+    /// None (an intermediate randomisation stage whose pictures would be discarded).
+    None,
+    /// Only images that can become a best or worst example by this sweep's own
+    /// similarities (memory flat in the number of images).
+    Candidates,
+    /// Every image (the gated value is not this sweep's similarity).
+    All,
+}
+
+/// `sweep`, keeping the pictures `keep` says.
+#[allow(clippy::too_many_arguments)]
+pub fn sweep_pictures(
+    run: &super::RunCtx,
+    method: &crate::attribution::MethodSpec,
+    model: &crate::model::Model,
+    cp: &CompareParams,
+    eval_k: u64,
+    label: &str,
+    pick: impl Fn(usize, i64, i64) -> i64,
+    keep: Keep,
+) -> crate::error::Result<(Sims, Pictures)> {
     let mut out = Vec::with_capacity(run.data.len());
-    let mut pics = Pictures::new();
+    // Rows and pictures, pruned as they come when `prune` is set.
+    let mut shadow = super::Finding::new("");
     run.for_batches(|b| {
         let clean = run.clean(b)?;
         let orig = run.clean_maps(method, b)?;
@@ -105,19 +142,25 @@ pub fn sweep(
         for (j, &i) in idx.iter().enumerate() {
             let v = similarities(&a[j], &bb[j], c, h, w, cp);
             out.push((i, [v[0].1, v[1].1, v[2].1]));
-            pics.insert(
-                i,
-                vec![
-                    run.image_panel(&b.x.get(j as i64), "original")?,
-                    super::run::map_panel(&ga.get(j as i64), "explanation")?,
-                    super::run::map_panel(&gb.get(j as i64), label)?,
-                ],
-            );
+            shadow.push(i, &v, None);
+            if keep == Keep::None {
+                continue;
+            }
+            let panels = vec![
+                run.image_panel(&b.x.get(j as i64), "original")?,
+                super::run::map_panel(&ga.get(j as i64), "explanation")?,
+                super::run::map_panel(&gb.get(j as i64), label)?,
+            ];
+            if keep == Keep::Candidates {
+                shadow.example(i, panels);
+            } else {
+                shadow.examples.insert(i, panels);
+            }
         }
         (run.progress)(idx.len());
         Ok(())
     })?;
-    Ok((out, pics))
+    Ok((out, shadow.examples))
 }
 
 /// Computes and caches the clean predictions and maps for every image.

@@ -25,6 +25,13 @@ pub static DOC: AuditDoc = AuditDoc {
 fn measure(run: &RunCtx, m: &MethodSpec, t: &toml::Table) -> Result<Vec<Finding>> {
     let p: Params = super::params(DOC.code, t)?;
     let cp = p.compare(DOC.code)?;
+    if p.init != super::randomize::Init::Xaudit {
+        return Err(Error::config(
+            format!("parameters of {}", DOC.code),
+            "`init` applies to the model randomisation audits; data-randomization re-initialises nothing",
+            "remove `init` from this audit's params",
+        ));
+    }
     let Some(other) = run.random_label_model else {
         return Err(Error::NotApplicable(
             "no model trained on shuffled labels was given (--random-label-model FILE)".into(),
@@ -43,15 +50,8 @@ fn measure(run: &RunCtx, m: &MethodSpec, t: &toml::Table) -> Result<Vec<Finding>
     if m.kind() == crate::attribution::MethodKind::GradCam {
         other.require_cam("grad-cam")?;
     }
-    let (sims, pics) = compare::sweep(
-        run,
-        m,
-        other,
-        &cp,
-        1,
-        "random-label model",
-        |_, _, other_pred| other_pred,
-    )?;
+    let (sims, pics) =
+        compare::sweep(run, m, other, &cp, 1, "random-label model", p.target.pick())?;
     let mut f = Finding::new("");
     f.examples = pics;
     for (i, v) in sims {

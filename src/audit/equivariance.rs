@@ -153,10 +153,10 @@ fn measure(run: &RunCtx, m: &MethodSpec, t: &toml::Table) -> Result<Vec<Finding>
         for (fi, (_, ts)) in fams.iter().enumerate() {
             for (ti, tr) in ts.iter().enumerate() {
                 let xt = tr.apply(&b.x, &black);
-                let (pred, _) = run.predict(run.model, &xt)?;
                 let ids: Vec<u64> = idx.iter().map(|&i| eval_id(i, k)).collect();
                 k += 1;
-                let st = aggregate(&run.attribute(run.model, m, &xt, &targets, &ids)?, agg);
+                let (st, pred, _) = run.attribute_predict(run.model, m, &xt, &targets, &ids)?;
+                let st = aggregate(&st, agg);
                 let ts0 = tr.apply(&s0, &zero).squeeze_dim(1);
                 let valid: Vec<bool> = Vec::try_from(
                     tr.valid(h, w, run.device())

@@ -122,14 +122,8 @@ fn evaluate(
     ids: &[u64],
 ) -> Result<(Vec<i64>, Vec<Vec<f32>>)> {
     let x = Tensor::stack(xs, 0).to_kind(Kind::Float);
-    let (pred, _) = run.predict(run.model, &x)?;
-    let maps = to_vecs(
-        &aggregate(
-            &run.attribute(run.model, m, &x, target, ids)?,
-            m.kind().default_aggregate(),
-        )
-        .abs(),
-    )?;
+    let (maps, pred, _) = run.attribute_predict(run.model, m, &x, target, ids)?;
+    let maps = to_vecs(&aggregate(&maps, m.kind().default_aggregate()).abs())?;
     Ok((pred, maps))
 }
 

@@ -34,10 +34,25 @@ fn measure(run: &RunCtx, m: &MethodSpec, t: &toml::Table) -> Result<Vec<Finding>
     let mut pictures = compare::Pictures::new();
     for (k, (gi, g)) in groups.iter().enumerate().rev().enumerate() {
         guard.restore()?;
-        randomize::reinit(g, run.seed, gi)?;
+        randomize::reinit_with(p.init, g, run.seed, gi)?;
         let label = &format!("only {} randomised", g.name);
-        let (sims, pics) =
-            compare::sweep(run, m, run.model, &cp, 1 + k as u64, label, |_, _, rp| rp)?;
+        // Pictures of the last stage only; the gated value is the mean over stages, not that
+        // sweep's similarity, so all of them.
+        let keep = if k + 1 == groups.len() {
+            compare::Keep::All
+        } else {
+            compare::Keep::None
+        };
+        let (sims, pics) = compare::sweep_pictures(
+            run,
+            m,
+            run.model,
+            &cp,
+            1 + k as u64,
+            label,
+            p.target.pick(),
+            keep,
+        )?;
         stages.push((g.name.clone(), sims));
         pictures = pics;
     }

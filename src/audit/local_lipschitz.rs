@@ -11,7 +11,7 @@ pub static DOC: AuditDoc = AuditDoc {
     title: "Local Lipschitz estimate of the explanation (Alvarez-Melis & Jaakkola)",
     what: "The largest ratio between how much the explanation changes and how much the input changes, over random neighbours of the image that keep the prediction.",
     why: "Robust interpretability asks that similar inputs get similar explanations. A large local Lipschitz constant shows that the explanation function amplifies small input differences, so explanations of nearby inputs cannot be compared.",
-    how: "Sampling estimate of L(x) = max_{x'} ||Phi(x) - Phi(x')||_2 / ||x - x'||_2 (the paper's sampling variant; Quantus LocalLipschitzEstimate defaults): N samples x' = clip(x + delta), delta ~ N(0, sigma^2) per element, sigma in 0-255 pixel units (default 25.5 = 0.1 of the range) divided by 255*std_c per channel. Phi is the raw [C,H,W] attribution of the clean predicted class; ||x - x'|| is measured in the model's input space. Samples whose prediction changes are excluded and counted.",
+    how: "Sampling estimate of L(x) = max_{x'} ||Phi(x) - Phi(x')||_2 / ||x - x'||_2 (the paper's sampling variant; Quantus LocalLipschitzEstimate defaults): N samples x' = clip(x + delta) (clip = false: x + delta unclamped, as Quantus does), delta ~ N(0, sigma^2) per element, sigma in 0-255 pixel units (default 25.5 = 0.1 of the range) divided by 255*std_c per channel. Phi is the raw [C,H,W] attribution of the clean predicted class; ||x - x'|| is measured in the model's input space. Samples whose prediction changes are excluded and counted.",
     pass: "Default gate: median estimate < 1.0 (one-sided Wilcoxon signed-rank, Holm-adjusted). The scale depends on the model and method, so set the threshold from a reference model; the 1.0 is an xaudit placeholder convention, not a paper value.",
     references: &[
         "Alvarez-Melis, Jaakkola. On the Robustness of Interpretability Methods. ICML WHI 2018, arXiv:1806.08049",
@@ -32,9 +32,15 @@ pub struct Params {
     /// Samples per image (Quantus 200).
     #[serde(default = "d_n")]
     pub samples: usize,
+    /// Clamp x' to the valid pixel range (false: Quantus, which adds the noise unclamped).
+    #[serde(default = "d_clip")]
+    pub clip: bool,
 }
 fn d_s() -> f64 {
     25.5
+}
+fn d_clip() -> bool {
+    true
 }
 fn d_n() -> usize {
     200
@@ -52,8 +58,11 @@ fn measure(run: &RunCtx, m: &MethodSpec, t: &toml::Table) -> Result<Vec<Finding>
     let mut f = sampling::run(
         run,
         m,
-        p.samples,
-        Noise::Gaussian { pixels: p.sigma },
+        sampling::Draws {
+            n: p.samples,
+            clip: p.clip,
+            noise: Noise::Gaussian { pixels: p.sigma },
+        },
         "local-lipschitz",
         "local-lipschitz",
         |s| if s.input > 0.0 { s.diff / s.input } else { 0.0 },

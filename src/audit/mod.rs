@@ -154,6 +154,9 @@ pub struct Panel {
     pub data: Vec<f32>,
 }
 
+/// Pictures kept per finding while measuring (a quarter per end and tie order).
+pub const EXAMPLE_CANDIDATES: usize = 16;
+
 /// What one audit measured for one method (and one variant, e.g. one transform).
 #[derive(Debug, Clone, Default)]
 pub struct Finding {
@@ -201,8 +204,38 @@ impl Finding {
         }
     }
 
+    /// Keeps pictures of `index`. Only images that can still be chosen as a best or worst
+    /// example are kept (see `prune_examples`), so memory does not grow with the data set.
     pub fn example(&mut self, index: usize, panels: Vec<Panel>) {
         self.examples.insert(index, panels);
+        if self.examples.len() > 4 * EXAMPLE_CANDIDATES {
+            self.prune_examples();
+        }
+    }
+
+    /// Drops pictures of images that are not among the `EXAMPLE_CANDIDATES / 2` lowest or
+    /// highest values of any metric (ties broken both ways by index), so the final choice of
+    /// best and worst examples (`check::pick_examples`, at most 2 per end) is unchanged.
+    pub fn prune_examples(&mut self) {
+        let per_end = EXAMPLE_CANDIDATES / 4;
+        let mut keep = std::collections::BTreeSet::new();
+        for col in self.metrics.values() {
+            let mut v: Vec<(f64, usize)> = self
+                .index
+                .iter()
+                .zip(col)
+                .zip(&self.excluded)
+                .filter(|((i, _), e)| e.is_none() && self.examples.contains_key(i))
+                .filter_map(|((i, x), _)| x.filter(|x| x.is_finite()).map(|x| (x, *i)))
+                .collect();
+            v.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+            keep.extend(v.iter().take(per_end).map(|p| p.1));
+            keep.extend(v.iter().rev().take(per_end).map(|p| p.1));
+            v.sort_by(|a, b| a.0.total_cmp(&b.0).then(b.1.cmp(&a.1)));
+            keep.extend(v.iter().take(per_end).map(|p| p.1));
+            keep.extend(v.iter().rev().take(per_end).map(|p| p.1));
+        }
+        self.examples.retain(|i, _| keep.contains(i));
     }
 
     pub fn summary(&mut self, key: &str, v: impl Serialize) {
@@ -343,5 +376,45 @@ mod tests {
         assert_eq!(f.metrics["a"], vec![Some(1.0), None, None]);
         assert_eq!(f.metrics["b"], vec![Some(2.0), None, Some(7.0)]);
         assert_eq!(f.index, vec![0, 3, 4]);
+    }
+
+    /// The pictures kept while measuring always include every image `check::pick_examples`
+    /// can choose (the 2 best and 2 worst by any metric, in either direction, ties by index).
+    #[test]
+    fn pruned_examples_keep_every_possible_pick() {
+        let mut f = Finding::new("");
+        for i in 0..300usize {
+            // Many ties and a few exclusions.
+            let a = ((i * 7919) % 13) as f64;
+            let b = ((i * 104729) % 29) as f64 / 3.0;
+            let excluded = (i % 17 == 5).then(|| "x".to_string());
+            f.push(i, &[("a", a), ("b", b)], excluded);
+            f.example(i, Vec::new());
+        }
+        f.prune_examples();
+        assert!(
+            f.examples.len() <= 2 * 2 * EXAMPLE_CANDIDATES,
+            "{}",
+            f.examples.len()
+        );
+        for name in ["a", "b"] {
+            let mut v: Vec<(f64, usize)> = f
+                .index
+                .iter()
+                .zip(&f.metrics[name])
+                .zip(&f.excluded)
+                .filter(|(_, e)| e.is_none())
+                .filter_map(|((i, x), _)| x.map(|x| (x, *i)))
+                .collect();
+            for higher_good in [false, true] {
+                v.sort_by(|a, b| {
+                    let o = a.0.total_cmp(&b.0);
+                    (if higher_good { o.reverse() } else { o }).then(a.1.cmp(&b.1))
+                });
+                for (_, i) in v.iter().take(2).chain(v.iter().rev().take(2)) {
+                    assert!(f.examples.contains_key(i), "{name}: pick {i} was pruned");
+                }
+            }
+        }
     }
 }

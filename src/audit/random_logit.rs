@@ -1,10 +1,10 @@
 //! XA103 random-logit: explanation of the predicted class vs a random other class.
-use super::cascading_randomization::Params;
-use super::compare;
+use super::compare::{self, CompareParams};
 use super::{AuditDoc, AuditEntry, Direction, Finding, RunCtx};
 use crate::attribution::MethodSpec;
 use crate::error::{Error, Result};
 use rand::Rng;
+use serde::{Deserialize, Serialize};
 
 pub static DOC: AuditDoc = AuditDoc {
     code: "XA103",
@@ -23,9 +23,38 @@ pub static DOC: AuditDoc = AuditDoc {
     metrics: &["ssim", "spearman-abs", "spearman"],
 };
 
+/// Similarity settings (the model is not randomised, so the randomisation audits' `init`
+/// and `target` do not apply).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Params {
+    #[serde(default = "d_pct")]
+    pub percentile: f64,
+    #[serde(default = "d_dr")]
+    pub ssim_data_range: f64,
+}
+fn d_pct() -> f64 {
+    99.0
+}
+fn d_dr() -> f64 {
+    1.0
+}
+
+impl Params {
+    fn compare(&self) -> Result<CompareParams> {
+        super::cascading_randomization::Params {
+            percentile: self.percentile,
+            ssim_data_range: self.ssim_data_range,
+            init: Default::default(),
+            target: Default::default(),
+        }
+        .compare(DOC.code)
+    }
+}
+
 fn measure(run: &RunCtx, m: &MethodSpec, t: &toml::Table) -> Result<Vec<Finding>> {
     let p: Params = super::params(DOC.code, t)?;
-    let cp = p.compare(DOC.code)?;
+    let cp = p.compare()?;
     let k = run.model.num_classes;
     if k < 2 {
         return Err(Error::NotApplicable("the model has a single class".into()));

@@ -105,6 +105,73 @@ impl Drop for Restore<'_> {
     }
 }
 
+/// Where re-initialised weights come from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Init {
+    /// PyTorch's default distributions, drawn from xaudit's own per-group streams (the same
+    /// weights on every device and thread count).
+    #[default]
+    Xaudit,
+    /// Bit-for-bit what `module.reset_parameters()` draws after `torch.manual_seed(seed + 1)`
+    /// (Quantus MPRT's procedure), from libtorch's CPU generator.
+    Torch,
+}
+
+/// Re-initialises `group` as `init` says.
+pub fn reinit_with(init: Init, group: &Group, seed: u64, group_index: usize) -> Result<()> {
+    match init {
+        Init::Xaudit => reinit(group, seed, group_index),
+        Init::Torch => reinit_torch(group, seed.wrapping_add(1) as i64),
+    }
+}
+
+/// PyTorch's Conv/Linear `reset_parameters` (kaiming_uniform_ with a = sqrt(5) on the weight,
+/// then U(+-1/sqrt(fan_in)) on the bias) and normalisation layers' (weight 1, bias 0), with the
+/// generator reseeded to `torch_seed` first, as Quantus does before every layer. The bounds
+/// are computed with the same double-precision steps as torch.nn.init so the draws match.
+pub fn reinit_torch(group: &Group, torch_seed: i64) -> Result<()> {
+    let _g = tch::no_grad_guard();
+    tch::manual_seed(torch_seed);
+    let weight = group.params.iter().find(|(n, _)| n.ends_with("weight"));
+    let fan_in = weight
+        .filter(|(_, p)| p.dim() >= 2)
+        .map(|(_, p)| p.size()[1..].iter().product::<i64>());
+    // Weight first, then bias: the order of reset_parameters' draws.
+    let mut ordered: Vec<&(String, Tensor)> = group.params.iter().collect();
+    ordered.sort_by_key(|(n, _)| !n.ends_with("weight"));
+    for (name, p) in ordered {
+        let cpu = p.to_device(tch::Device::Cpu).to_kind(tch::Kind::Float);
+        let mut fresh = cpu.empty_like();
+        match fan_in {
+            Some(fan) if name.ends_with("weight") => {
+                let a = 5f64.sqrt();
+                let gain = (2.0 / (1.0 + a * a)).sqrt();
+                let std = gain / (fan as f64).sqrt();
+                let bound = 3f64.sqrt() * std;
+                let _ = fresh.uniform_(-bound, bound);
+            }
+            Some(fan) => {
+                let bound = if fan > 0 {
+                    1.0 / (fan as f64).sqrt()
+                } else {
+                    0.0
+                };
+                let _ = fresh.uniform_(-bound, bound);
+            }
+            None if name.ends_with("weight") => {
+                let _ = fresh.fill_(1.0);
+            }
+            None => {
+                let _ = fresh.fill_(0.0);
+            }
+        }
+        let mut live = p.shallow_clone();
+        live.f_copy_(&fresh.to_kind(p.kind()).to_device(p.device()))?;
+    }
+    Ok(())
+}
+
 /// Re-initialises one group in place with PyTorch's default initialisers, drawing from the
 /// stream keyed by (`seed`, `group_index`).
 pub fn reinit(group: &Group, seed: u64, group_index: usize) -> Result<()> {

@@ -36,7 +36,99 @@ pub struct RunCtx<'a> {
     /// (batched kernels round differently per batch size), at the cost of speed.
     pub per_sample: bool,
     clean: Mutex<HashMap<usize, Clean>>,
-    maps: Mutex<HashMap<(String, usize), Tensor>>,
+    maps: Mutex<MapStore>,
+}
+
+/// Clean maps of every image, kept in anonymous temporary files (one per method) rather
+/// than in memory: audits stream the data set once each, and the OS page cache serves the
+/// re-reads, so the process's memory does not grow with the number of images.
+#[derive(Default)]
+struct MapStore {
+    spills: HashMap<String, Spill>,
+}
+
+struct Spill {
+    file: std::fs::File,
+    /// Shape of one map.
+    shape: Vec<i64>,
+    stored: std::collections::HashSet<usize>,
+}
+
+impl Spill {
+    fn record_bytes(&self) -> u64 {
+        4 * self.shape.iter().product::<i64>() as u64
+    }
+}
+
+impl MapStore {
+    /// The maps of `idx` `[B, ...]` (CPU, float32), if all are stored.
+    fn get(&self, key: &str, idx: &[usize]) -> Result<Option<Tensor>> {
+        use std::os::unix::fs::FileExt;
+        let Some(s) = self.spills.get(key) else {
+            return Ok(None);
+        };
+        if !idx.iter().all(|i| s.stored.contains(i)) {
+            return Ok(None);
+        }
+        let rec = s.record_bytes() as usize;
+        let mut bytes = vec![0u8; rec * idx.len()];
+        for (j, i) in idx.iter().enumerate() {
+            s.file
+                .read_exact_at(&mut bytes[j * rec..(j + 1) * rec], *i as u64 * rec as u64)
+                .map_err(spill_error)?;
+        }
+        let v: Vec<f32> = bytes
+            .chunks_exact(4)
+            .map(|c| f32::from_ne_bytes([c[0], c[1], c[2], c[3]]))
+            .collect();
+        let mut shape = vec![idx.len() as i64];
+        shape.extend(&s.shape);
+        Ok(Some(Tensor::from_slice(&v).view(shape.as_slice())))
+    }
+
+    fn put(&mut self, key: &str, idx: &[usize], maps: &Tensor) -> Result<()> {
+        use std::os::unix::fs::FileExt;
+        let shape = maps.size()[1..].to_vec();
+        if !self.spills.contains_key(key) {
+            let file = tempfile::tempfile().map_err(spill_error)?;
+            self.spills.insert(
+                key.to_string(),
+                Spill {
+                    file,
+                    shape: shape.clone(),
+                    stored: Default::default(),
+                },
+            );
+        }
+        let s = self.spills.get_mut(key).expect("inserted above");
+        if s.shape != shape {
+            // A method whose map shape varies cannot be spilled by index; recompute instead.
+            return Ok(());
+        }
+        let v: Vec<f32> = Vec::try_from(
+            maps.to_kind(Kind::Float)
+                .to_device(Device::Cpu)
+                .contiguous()
+                .view([-1]),
+        )?;
+        let rec = s.record_bytes() as usize;
+        let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_ne_bytes()).collect();
+        for (j, i) in idx.iter().enumerate() {
+            s.file
+                .write_all_at(&bytes[j * rec..(j + 1) * rec], *i as u64 * rec as u64)
+                .map_err(spill_error)?;
+            s.stored.insert(*i);
+        }
+        Ok(())
+    }
+}
+
+fn spill_error(e: std::io::Error) -> Error {
+    Error::config(
+        "the temporary directory",
+        format!("cannot write or read the clean-map cache: {e}"),
+        "free disk space in $TMPDIR (or point TMPDIR at a larger disk)",
+    )
 }
 
 impl<'a> RunCtx<'a> {
@@ -62,8 +154,18 @@ impl<'a> RunCtx<'a> {
             progress,
             per_sample: false,
             clean: Mutex::new(HashMap::new()),
-            maps: Mutex::new(HashMap::new()),
+            maps: Mutex::new(MapStore::default()),
         }
+    }
+
+    /// (forward, forward+backward) images through the audited and random-label models.
+    pub fn passes(&self) -> (u64, u64) {
+        let a = self.model.passes.snapshot();
+        let b = self
+            .random_label_model
+            .map(|m| m.passes.snapshot())
+            .unwrap_or_default();
+        (a.0 + b.0, a.1 + b.1)
     }
 
     /// Most inputs per model pass.
@@ -105,22 +207,28 @@ impl<'a> RunCtx<'a> {
         let mut probs = Vec::with_capacity(preds.capacity());
         crate::attribution::for_chunks(x.size()[0] as usize, self.pass_size(), |r| {
             let xs = x.narrow(0, r.start as i64, r.len() as i64);
-            let logits = model.logits(&xs)?;
-            if !bool::try_from(logits.isfinite().all()).unwrap_or(false) {
-                return Err(Error::model(
-                    &model.path,
-                    "forward returned NaN or infinite logits on an audit input",
-                    "check the model and the preprocessing (mean/std) in xaudit.toml",
-                ));
-            }
-            let (p, c) = logits.softmax(-1, Kind::Float).max_dim(1, false);
-            preds.extend(Vec::<i64>::try_from(c.to_device(Device::Cpu))?);
-            probs.extend(Vec::<f64>::try_from(
-                p.to_kind(Kind::Double).to_device(Device::Cpu),
-            )?);
+            let (p, c) = self.decide(model, &model.logits(&xs)?)?;
+            preds.extend(p);
+            probs.extend(c);
             Ok(())
         })?;
         Ok((preds, probs))
+    }
+
+    /// Predicted class and its probability from logits `[B,K]`, checked finite.
+    fn decide(&self, model: &Model, logits: &Tensor) -> Result<(Vec<i64>, Vec<f64>)> {
+        if !bool::try_from(logits.isfinite().all()).unwrap_or(false) {
+            return Err(Error::model(
+                &model.path,
+                "forward returned NaN or infinite logits on an audit input",
+                "check the model and the preprocessing (mean/std) in xaudit.toml",
+            ));
+        }
+        let (p, c) = logits.softmax(-1, Kind::Float).max_dim(1, false);
+        Ok((
+            Vec::<i64>::try_from(c.to_device(Device::Cpu))?,
+            Vec::<f64>::try_from(p.to_kind(Kind::Double).to_device(Device::Cpu))?,
+        ))
     }
 
     /// Clean predictions of the audited model for a batch (cached per image).
@@ -156,9 +264,55 @@ impl<'a> RunCtx<'a> {
         targets: &[i64],
         ids: &[u64],
     ) -> Result<Tensor> {
+        self.attribute_logits(model, method, x, targets, ids)
+            .map(|(maps, _)| maps)
+    }
+
+    /// `attribute` plus the model's predicted class and its probability at each input of `x`.
+    /// Gradient methods return the logits of their own forward pass, so for them the
+    /// prediction costs no extra model pass.
+    pub fn attribute_predict(
+        &self,
+        model: &Model,
+        method: &MethodSpec,
+        x: &Tensor,
+        targets: &[i64],
+        ids: &[u64],
+    ) -> Result<(Tensor, Vec<i64>, Vec<f64>)> {
+        self.attribute_predict_first(model, method, x, targets, ids, targets.len())
+    }
+
+    /// As `attribute_predict`, with predictions for the first `rows` inputs only.
+    pub fn attribute_predict_first(
+        &self,
+        model: &Model,
+        method: &MethodSpec,
+        x: &Tensor,
+        targets: &[i64],
+        ids: &[u64],
+        rows: usize,
+    ) -> Result<(Tensor, Vec<i64>, Vec<f64>)> {
+        let (maps, logits) = self.attribute_logits(model, method, x, targets, ids)?;
+        let rows = rows.min(targets.len()) as i64;
+        let (pred, prob) = match logits {
+            Some(l) => self.decide(model, &l.narrow(0, 0, rows))?,
+            None => self.predict(model, &x.narrow(0, 0, rows))?,
+        };
+        Ok((maps, pred, prob))
+    }
+
+    fn attribute_logits(
+        &self,
+        model: &Model,
+        method: &MethodSpec,
+        x: &Tensor,
+        targets: &[i64],
+        ids: &[u64],
+    ) -> Result<(Tensor, Option<Tensor>)> {
         let t = Tensor::from_slice(targets).to_device(model.device);
-        let maps = if self.per_sample && targets.len() > 1 {
+        let (maps, logits) = if self.per_sample && targets.len() > 1 {
             let mut parts = Vec::with_capacity(targets.len());
+            let mut logits = Vec::with_capacity(targets.len());
             for i in 0..targets.len() {
                 let a = method.attribute(
                     &self.ctx(model, method),
@@ -167,10 +321,13 @@ impl<'a> RunCtx<'a> {
                     &ids[i..i + 1],
                 )?;
                 parts.push(a.maps);
+                logits.extend(a.logits);
             }
-            Tensor::cat(&parts, 0)
+            let logits = (logits.len() == parts.len()).then(|| Tensor::cat(&logits, 0));
+            (Tensor::cat(&parts, 0), logits)
         } else {
-            method.attribute(&self.ctx(model, method), x, &t, ids)?.maps
+            let a = method.attribute(&self.ctx(model, method), x, &t, ids)?;
+            (a.maps, a.logits)
         };
         let maps = maps.to_kind(Kind::Float);
         let ok: Vec<bool> = Vec::try_from(
@@ -205,32 +362,30 @@ impl<'a> RunCtx<'a> {
                 "check the model for numerical problems on these images, or use another method",
             ));
         }
-        Ok(maps)
+        Ok((maps, logits))
     }
 
-    /// Clean explanations of the predicted class (cached per method and image, on the CPU).
+    /// Clean explanations of the predicted class (computed once per method and image, then
+    /// served from the spill files).
     pub fn clean_maps(&self, method: &MethodSpec, b: &Batch) -> Result<Tensor> {
         let key = serde_json::to_string(method).unwrap_or_default();
         let idx: Vec<usize> = b.indices.clone().collect();
+        if let Some(t) = self
+            .maps
+            .lock()
+            .expect("map cache poisoned")
+            .get(&key, &idx)?
         {
-            let cache = self.maps.lock().expect("map cache poisoned");
-            if idx.iter().all(|i| cache.contains_key(&(key.clone(), *i))) {
-                let v: Vec<Tensor> = idx
-                    .iter()
-                    .map(|i| cache[&(key.clone(), *i)].shallow_clone())
-                    .collect();
-                return Ok(Tensor::stack(&v, 0).to_device(self.device()));
-            }
+            return Ok(t.to_device(self.device()));
         }
         let clean = self.clean(b)?;
         let targets: Vec<i64> = clean.iter().map(|c| c.pred).collect();
         let ids: Vec<u64> = idx.iter().map(|&i| i as u64).collect();
         let maps = self.attribute(self.model, method, &b.x, &targets, &ids)?;
-        let cpu = maps.to_device(Device::Cpu);
-        let mut cache = self.maps.lock().expect("map cache poisoned");
-        for (j, i) in idx.iter().enumerate() {
-            cache.insert((key.clone(), *i), cpu.get(j as i64));
-        }
+        self.maps
+            .lock()
+            .expect("map cache poisoned")
+            .put(&key, &idx, &maps)?;
         Ok(maps)
     }
 

@@ -27,15 +27,23 @@ pub struct SampleNorms {
 
 /// Records per image the maximum of `score` over the kept samples (and pictures of the
 /// maximising sample), or excludes the image when every sample changed the prediction.
+/// How many neighbours are drawn per image, and how.
+pub struct Draws {
+    pub n: usize,
+    /// Clamp x' to the valid pixel range.
+    pub clip: bool,
+    pub noise: Noise,
+}
+
 pub fn run(
     run: &RunCtx,
     method: &MethodSpec,
-    n: usize,
-    noise: Noise,
+    draws: Draws,
     purpose: &str,
     metric: &str,
     score: impl Fn(&SampleNorms) -> f64,
 ) -> Result<Finding> {
+    let Draws { n, clip, noise } = draws;
     let mut f = Finding::new("");
     let (mut total, mut changed) = (0usize, 0usize);
     let (lo, hi) = run.valid_range();
@@ -44,19 +52,24 @@ pub fn run(
     });
     run.for_batches(|b| {
         let clean = run.clean(b)?;
-        let raw0 = run.clean_maps(method, b)?;
-        let base: Vec<Vec<f32>> = to_vecs(&raw0)?;
+        let raw0 = run.clean_maps(method, b)?.to_kind(Kind::Float);
+        let base_norm: Vec<f64> = Vec::try_from(
+            raw0.flatten(1, -1)
+                .norm_scalaropt_dim(2, [1i64].as_slice(), false)
+                .to_kind(Kind::Double)
+                .to_device(tch::Device::Cpu),
+        )?;
         let shape = b.x.size();
         let numel: usize = shape[1..].iter().product::<i64>() as usize;
         let idx: Vec<usize> = b.indices.clone().collect();
-        // Per image: kept samples, best score, its perturbed input and map.
+        // Per image: kept samples, best score, its perturbed input and map (on the device).
         let mut kept = vec![0usize; idx.len()];
-        let mut best: Vec<Option<(f64, Tensor, Vec<f32>)>> = (0..idx.len()).map(|_| None).collect();
+        let mut best: Vec<Option<(f64, Tensor, Tensor)>> = (0..idx.len()).map(|_| None).collect();
         // Flat list of (image, sample) jobs, evaluated in chunks of internal_batch inputs.
         let jobs: Vec<(usize, usize)> = (0..idx.len())
             .flat_map(|j| (0..n).map(move |s| (j, s)))
             .collect();
-        crate::attribution::for_chunks(jobs.len(), run.internal_batch, |r| {
+        crate::attribution::for_chunks(jobs.len(), run.pass_size(), |r| {
             let chunk = &jobs[r];
             let mut v = Vec::with_capacity(chunk.len() * numel);
             for &(j, s) in chunk {
@@ -80,21 +93,28 @@ pub fn run(
             let owners: Vec<i64> = chunk.iter().map(|&(j, _)| j as i64).collect();
             let sel = Tensor::from_slice(&owners).to_device(run.device());
             let x0 = b.x.index_select(0, &sel);
-            let xp = (&x0 + delta).maximum(&lo).minimum(&hi);
+            let xp = if clip {
+                (&x0 + delta).maximum(&lo).minimum(&hi)
+            } else {
+                &x0 + delta
+            };
             let targets: Vec<i64> = chunk.iter().map(|&(j, _)| clean[j].pred).collect();
             let ids: Vec<u64> = chunk
                 .iter()
                 .map(|&(j, s)| eval_id(idx[j], 1 + s as u64))
                 .collect();
-            let (pred, _) = run.predict(run.model, &xp)?;
-            let maps = to_vecs(&run.attribute(run.model, method, &xp, &targets, &ids)?)?;
-            let dx: Vec<f64> = Vec::try_from(
-                (&xp - &x0)
-                    .flatten(1, -1)
-                    .norm_scalaropt_dim(2, [1i64].as_slice(), false)
-                    .to_kind(Kind::Double)
-                    .to_device(tch::Device::Cpu),
-            )?;
+            let (maps, pred, _) = run.attribute_predict(run.model, method, &xp, &targets, &ids)?;
+            // Distances on the device; only two scalars per sample come back.
+            let l2 = |t: Tensor| -> Result<Vec<f64>> {
+                Ok(Vec::try_from(
+                    t.flatten(1, -1)
+                        .norm_scalaropt_dim(2, [1i64].as_slice(), false)
+                        .to_kind(Kind::Double)
+                        .to_device(tch::Device::Cpu),
+                )?)
+            };
+            let diff = l2(&maps - raw0.index_select(0, &sel))?;
+            let dx = l2(&xp - &x0)?;
             for (c, &(j, _)) in chunk.iter().enumerate() {
                 total += 1;
                 if pred[c] != clean[j].pred {
@@ -102,18 +122,19 @@ pub fn run(
                     continue;
                 }
                 let s = SampleNorms {
-                    diff: crate::similarity::l2_distance(&base[j], &maps[c]),
-                    base: crate::similarity::l2_distance(&base[j], &vec![0.0; base[j].len()]),
+                    diff: diff[c],
+                    base: base_norm[j],
                     input: dx[c],
                 };
                 kept[j] += 1;
                 let v = score(&s);
                 if best[j].as_ref().is_none_or(|b| v > b.0) {
-                    best[j] = Some((v, xp.get(c as i64).copy(), maps[c].clone()));
+                    best[j] = Some((v, xp.get(c as i64).copy(), maps.get(c as i64).copy()));
                 }
             }
             Ok(())
         })?;
+        let base = to_vecs(&raw0)?;
         let (c, h, w) = (shape[1] as usize, shape[2] as usize, shape[3] as usize);
         // Pictures show Σ_c |a_c| of the raw attributions compared here.
         let collapse = |v: &[f32]| -> Vec<f32> {
@@ -130,6 +151,8 @@ pub fn run(
                     Some("every sample changed the prediction".into()),
                 ),
                 Some((v, xp, mp)) => {
+                    let mp: Vec<f32> =
+                        Vec::try_from(mp.flatten(0, -1).to_device(tch::Device::Cpu))?;
                     f.push(
                         idx[j],
                         &[(metric, v), ("kept-samples", kept[j] as f64)],

@@ -11,7 +11,7 @@ pub static DOC: AuditDoc = AuditDoc {
     title: "Max-sensitivity of the explanation to small input noise (Yeh et al.)",
     what: "How much the explanation can change, relative to its own size, when the input moves anywhere inside an L-infinity ball of radius r and the prediction stays the same.",
     why: "A faithful explanation of a smooth decision should not jump when the input barely changes. High max-sensitivity means two indistinguishable inputs receive very different explanations, which makes any single explanation shown to a reviewer arbitrary.",
-    how: "Official estimator (chihkuanyeh/saliency_evaluation): N samples delta ~ U[-r, r]^d (seeded per image and sample), x' = clip(x + delta) to the valid pixel range; the explanation of the clean predicted class is recomputed at x' and compared with the original as ||Phi(x) - Phi(x')||_2 / ||Phi(x)||_2 on the raw [C,H,W] attribution; the per-image value is the maximum over samples. r is given in 0-255 pixel units (default 51 = 0.2 of the range, Yeh's MNIST setting) and divided by 255*std_c per channel. Samples whose prediction changes are excluded and counted (Quantus return_nan_when_prediction_changes); an image with no kept sample is excluded.",
+    how: "Official estimator (chihkuanyeh/saliency_evaluation): N samples delta ~ U[-r, r]^d (seeded per image and sample), x' = clip(x + delta) to the valid pixel range (clip = false: x + delta unclamped, as Quantus does); the explanation of the clean predicted class is recomputed at x' and compared with the original as ||Phi(x) - Phi(x')||_2 / ||Phi(x)||_2 on the raw [C,H,W] attribution; the per-image value is the maximum over samples. r is given in 0-255 pixel units (default 51 = 0.2 of the range, Yeh's MNIST setting) and divided by 255*std_c per channel. Samples whose prediction changes are excluded and counted (Quantus return_nan_when_prediction_changes); an image with no kept sample is excluded.",
     pass: "Default gate: median max-sensitivity < 0.5 (one-sided Wilcoxon signed-rank, Holm-adjusted; xaudit convention, algorithms.md F5).",
     references: &[
         "Yeh, Hsieh, Suggala, Inouye, Ravikumar. On the (In)fidelity and Sensitivity of Explanations. NeurIPS 2019, arXiv:1901.09392",
@@ -32,9 +32,15 @@ pub struct Params {
     /// Monte-Carlo samples per image (Yeh 50, Quantus 200).
     #[serde(default = "d_n")]
     pub samples: usize,
+    /// Clamp x' to the valid pixel range (false: Quantus, which adds the noise unclamped).
+    #[serde(default = "d_clip")]
+    pub clip: bool,
 }
 fn d_r() -> f64 {
     51.0
+}
+fn d_clip() -> bool {
+    true
 }
 fn d_n() -> usize {
     50
@@ -52,8 +58,11 @@ fn measure(run: &RunCtx, m: &MethodSpec, t: &toml::Table) -> Result<Vec<Finding>
     let mut f = sampling::run(
         run,
         m,
-        p.samples,
-        Noise::UniformLinf { pixels: p.radius },
+        sampling::Draws {
+            n: p.samples,
+            clip: p.clip,
+            noise: Noise::UniformLinf { pixels: p.radius },
+        },
         "sensitivity-max",
         "max-sensitivity",
         |s| s.diff / s.base.max(1e-12),

@@ -49,12 +49,15 @@ pub struct CheckArgs {
     /// Folder of out-of-set images (added to the generated ones in out-of-set).
     #[arg(long)]
     pub out_of_set: Option<PathBuf>,
-    /// Images decoded and audited together.
-    #[arg(long, default_value_t = 32)]
-    pub batch_size: usize,
+    /// Images decoded and audited together (default: the automatic internal batch size, so
+    /// audits that evaluate one input per image per step still fill a model pass).
+    #[arg(long)]
+    pub batch_size: Option<usize>,
     /// Most model inputs per forward/backward pass.
-    #[arg(long, default_value_t = 256)]
-    pub internal_batch_size: usize,
+    /// Default: auto, from the input size (256 up to ~64k values per image, then fewer so
+    /// one pass holds about 16M input values); `xaudit throughput` shows what this machine likes.
+    #[arg(long)]
+    pub internal_batch_size: Option<usize>,
     /// One input per model pass: bitwise-identical numbers whatever the batch sizes (slower).
     #[arg(long)]
     pub per_sample: bool,
@@ -169,8 +172,10 @@ pub fn run(a: CheckArgs) -> Result<i32> {
         &data,
         &pre,
         seed,
-        a.batch_size,
-        a.internal_batch_size,
+        a.batch_size
+            .unwrap_or_else(|| xaudit::throughput::auto_batch(model.input_shape)),
+        a.internal_batch_size
+            .unwrap_or_else(|| xaudit::throughput::auto_batch(model.input_shape)),
         &tick,
     );
     ctx.random_label_model = rl_model.as_ref();

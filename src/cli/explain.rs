@@ -40,8 +40,10 @@ pub struct ExplainArgs {
     #[arg(long, default_value_t = 16)]
     pub batch_size: usize,
     /// Most perturbed samples per forward pass (IG steps, SmoothGrad noise, masks, windows).
-    #[arg(long, default_value_t = 256)]
-    pub internal_batch_size: usize,
+    /// Default: auto, from the input size (256 up to ~64k values per image, then fewer so
+    /// one pass holds about 16M input values); `xaudit throughput` shows what this machine likes.
+    #[arg(long)]
+    pub internal_batch_size: Option<usize>,
     /// Seed of every random draw.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -217,7 +219,10 @@ pub fn run(a: ExplainArgs) -> Result<()> {
         aggregate: a.aggregate.unwrap_or(kind.default_aggregate()),
         normalize: a.normalize,
         batch_size: a.batch_size.max(1),
-        internal_batch: a.internal_batch_size.max(1),
+        internal_batch: a
+            .internal_batch_size
+            .unwrap_or_else(|| xaudit::throughput::auto_batch(shape))
+            .max(1),
         seed: a.seed,
         out_dir: a.out.clone(),
         write_raw: a.raw,

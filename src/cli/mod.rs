@@ -16,6 +16,7 @@ mod list;
 mod methods;
 mod replay;
 mod report;
+mod throughput;
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
@@ -53,6 +54,8 @@ pub enum Command {
     Schema,
     /// Re-run one fuzz counterexample from a report exactly.
     Replay(replay::ReplayArgs),
+    /// Measure the model's own forward and forward+backward throughput per batch size.
+    Throughput(throughput::ThroughputArgs),
 }
 
 /// Runs a command; the value is the process exit code.
@@ -66,6 +69,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Docs(a) => docs::run(a).map(|_| 0),
         Command::Report(a) => report::run(a),
         Command::Replay(a) => replay::run(a),
+        Command::Throughput(a) => throughput::run(a).map(|_| 0),
         Command::Schema => {
             outln!("{}", xaudit::report::schema().trim_end());
             Ok(0)
@@ -122,14 +126,18 @@ fn parse_size(s: &str) -> std::result::Result<[usize; 2], String> {
 impl CommonArgs {
     /// Configuration file merged with command-line overrides, validated.
     pub fn resolve(&self) -> Result<(Config, Preprocess)> {
+        // Thread policy: libtorch's intra-op pool does the model passes; rayon (image decoding,
+        // bootstrap) runs between them on the same thread, never concurrently, so both pools
+        // get the same size and the cores are never oversubscribed. Default: libtorch's choice
+        // (the physical cores).
         if let Some(n) = self.threads {
             anyhow::ensure!(n >= 1, "--threads must be at least 1");
             // Must precede any libtorch work (PyTorch's own rule).
             tch::set_num_threads(n);
-            let _ = rayon::ThreadPoolBuilder::new()
-                .num_threads(n as usize)
-                .build_global();
         }
+        let _ = rayon::ThreadPoolBuilder::new()
+            .num_threads(tch::get_num_threads().max(1) as usize)
+            .build_global();
         let cfg = Config::load(self.config.as_deref())?;
         let mut p = cfg.preprocess.clone().unwrap_or_default();
         let any_cli = self.channels.is_some() || self.size.is_some();

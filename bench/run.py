@@ -1,0 +1,663 @@
+#!/usr/bin/env python3
+"""`make bench`: model ceilings, audit efficiency, xaudit vs Quantus + Captum, scaling.
+
+Runs with the bench venv's python (scripts/setup-bench-env.sh) after `cargo build --release`
+and bench/build_models.py, and writes bench/RESULTS.md plus the raw numbers in
+bench/results.json. Timings are measurements on whatever machine runs it: nothing here is
+asserted, and CI never runs it.
+
+Efficiency of a run = (forward images / ceiling forward rate + forward+backward images /
+ceiling forward+backward rate) / wall time: the fraction of the time the model's own passes
+would take at the machine's best batch size. xaudit reports its pass counts per audit in
+report.json (summary.model_forward_images / model_backward_images); bench/peers.py counts the
+peers' passes with a wrapper around the eager model.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import os
+import platform
+import shlex
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+BUILD = ROOT / "bench" / "build"
+XAUDIT = ROOT / "target" / "release" / "xaudit"
+MODELS = {
+    "digits": {
+        "pt": "fixtures/models/digits_cnn_s0.pt",
+        "config": "fixtures/digits.toml",
+        "what": "digits CNN (fixtures/models/digits_cnn_s0.pt; 3 conv + linear, 1x28x28, 10 classes)",
+    },
+    "resnet18": {
+        "pt": "bench/build/resnet18_digits.pt",
+        "config": "fixtures/digits.toml",
+        "what": "torchvision ResNet-18 with a 1-channel stem, trained on the digits fixture data "
+        "(bench/build_models.py; 1x28x28, 10 classes)",
+    },
+}
+COMMANDS: list[str] = []
+
+
+def log(msg: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def rel(p: Path | str) -> str:
+    p = Path(p)
+    try:
+        return str(p.resolve().relative_to(ROOT))
+    except ValueError:
+        return str(p)
+
+
+# glibc settings equal to what xaudit applies to itself at start-up (src/alloc.rs), given to
+# the peers for the like-for-like timing column.
+MALLOC_ENV = {"MALLOC_MMAP_THRESHOLD_": str(32 << 20), "MALLOC_TRIM_THRESHOLD_": str(1 << 30),
+              "MALLOC_TOP_PAD_": str(64 << 20)}
+
+
+def run(cmd: list[str], record: bool = True, ok=(0,), env: dict | None = None) -> tuple[str, float]:
+    """Runs cmd from the repo root; returns (stdout, wall seconds)."""
+    if record:
+        prefix = " ".join(f"{k}={v}" for k, v in (env or {}).items())
+        COMMANDS.append((prefix + " " if prefix else "") +
+                        " ".join(shlex.quote(rel(c) if Path(c).exists() else c) for c in cmd))
+    t0 = time.perf_counter()
+    p = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True,
+                       env={**os.environ, **(env or {})})
+    wall = time.perf_counter() - t0
+    if p.returncode not in ok:
+        sys.stderr.write(p.stderr[-4000:])
+        raise SystemExit(f"command failed ({p.returncode}): {' '.join(cmd)}")
+    return p.stdout, wall
+
+
+def run_rss(cmd: list[str], ok=(0, 1)) -> tuple[float, float]:
+    """Runs cmd under GNU time; returns (wall seconds, peak RSS MiB) of that process alone."""
+    COMMANDS.append(" ".join(shlex.quote(rel(c) if Path(c).exists() else c) for c in cmd))
+    tf = BUILD / "time.txt"
+    t0 = time.perf_counter()
+    p = subprocess.run(
+        ["/usr/bin/time", "-f", "%M", "-o", str(tf), *cmd],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    wall = time.perf_counter() - t0
+    if p.returncode not in ok:
+        sys.stderr.write(p.stderr[-4000:])
+        raise SystemExit(f"command failed ({p.returncode}): {' '.join(cmd)}")
+    kib = float(tf.read_text().split()[-1])
+    return wall, kib / 1024.0
+
+
+# ---------------------------------------------------------------------------------------
+# data sets
+
+
+def class_balanced_csv(src: Path, n: int, name: str) -> Path:
+    """A CSV manifest (path,label) of n images taken round-robin over the classes of an
+    ImageFolder tree, so every size of run sees every class."""
+    classes = sorted(d for d in src.iterdir() if d.is_dir())
+    files = {c.name: sorted(c.glob("*.png")) for c in classes}
+    rows, k = [], 0
+    while len(rows) < n:
+        added = False
+        for c in classes:
+            if k < len(files[c.name]) and len(rows) < n:
+                rows.append((files[c.name][k], c.name))
+                added = True
+        if not added:
+            raise SystemExit(f"{src} has fewer than {n} images")
+        k += 1
+    out = BUILD / "sets" / f"{name}.csv"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with out.open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["path", "label"])
+        for p, lab in rows:
+            w.writerow([os.path.relpath(p, out.parent), lab])
+    return out
+
+
+def csv_paths(path: Path) -> list[str]:
+    with path.open() as f:
+        return [str((path.parent / r["path"]).resolve()) for r in csv.DictReader(f)]
+
+
+# ---------------------------------------------------------------------------------------
+# xaudit runs
+
+
+def suite_file(name: str, audits: list[tuple[str, dict]], methods: list[str]) -> Path:
+    """A one-off suite file (thresholds are irrelevant here: only measurements are used)."""
+    lines = [f'name = "{name}"', 'description = "make bench"', f"methods = {json.dumps(methods)}"]
+    for audit_id, params in audits:
+        lines += ["", "[[audit]]", f'id = "{audit_id}"', "threshold = 0.5", 'rationale = "bench"']
+        if params:
+            kv = ", ".join(f"{k} = {json.dumps(v)}" for k, v in params.items())
+            lines.append(f"params = {{ {kv} }}")
+    p = BUILD / "suites" / f"{name}.toml"
+    p.parent.mkdir(parents=True, exist_ok=True)
+    p.write_text("\n".join(lines) + "\n")
+    return p
+
+
+def xcheck(model: str, suite: Path | str, data: Path, methods: list[str], out: str, device: str,
+           extra: list[str] | None = None) -> tuple[dict, float]:
+    m = MODELS[model]
+    out_dir = BUILD / "runs" / out
+    cmd = [str(XAUDIT), "check", m["pt"], "--suite", str(suite), "--config", m["config"],
+           "--data", str(data), "--out-dir", str(out_dir), "--write", "json", "--no-progress",
+           "--device", device, "--format", "json"]
+    for meth in methods:
+        cmd += ["--method", meth]
+    cmd += extra or []
+    _, wall = run(cmd, ok=(0, 1))
+    return json.loads((out_dir / "report.json").read_text()), wall
+
+
+def ceiling(model: str, device: str) -> dict:
+    m = MODELS[model]
+    out, _ = run([str(XAUDIT), "throughput", m["pt"], "--config", m["config"], "--device",
+                     device, "--json", "--min-time", "1.0", "--repeats", "3"])
+    return json.loads(out)
+
+
+def efficiency(fwd: float, bwd: float, wall: float, ceil: dict) -> float:
+    ideal = fwd / ceil["ceiling_forward_per_s"] + bwd / ceil["ceiling_backward_per_s"]
+    return ideal / wall if wall > 0 else float("nan")
+
+
+def audit_rows(report: dict, ceil: dict) -> list[dict]:
+    rows = []
+    for a in report["audits"]:
+        s = a.get("summary", {})
+        if "model_backward_images" not in s or a["duration_s"] <= 0 or a["verdict"] in ("not-run", "error"):
+            continue
+        f, b = s["model_forward_images"], s["model_backward_images"]
+        if f + b == 0:
+            # Works on cached clean maps only (e.g. salience-entropy after other audits).
+            continue
+        label = a["name"]
+        rows.append({
+            "audit": label,
+            "code": a["code"],
+            "method": a["method"],
+            "images": len(a["per_sample"]),
+            "forward": f,
+            "backward": b,
+            "seconds": a["duration_s"],
+            "efficiency": efficiency(f, b, a["duration_s"], ceil),
+        })
+    # Variants of one job share its time and passes: keep one row per (audit, method).
+    seen, out = set(), []
+    for r in rows:
+        key = (r["code"], r["method"], r["seconds"])
+        if key in seen:
+            continue
+        seen.add(key)
+        out.append(r)
+    return out
+
+
+# ---------------------------------------------------------------------------------------
+# peers
+
+
+def peers(py: str, model: str, images: list[str], metrics: list[str], samples: int,
+          batch: int, threads: int, tag: str, env: dict | None = None) -> dict:
+    lst = BUILD / "sets" / f"{tag}.txt"
+    lst.write_text("\n".join(images) + "\n")
+    out = BUILD / "runs" / f"{tag}.peers.json"
+    run([py, "bench/peers.py", "--model", model, "--images", str(lst), "--metrics",
+         ",".join(metrics), "--samples", str(samples), "--batch-size", str(batch), "--threads",
+         str(threads), "--out", str(out)], env=env)
+    return json.loads(out.read_text())
+
+
+def per_path(audit: dict) -> dict[str, float | None]:
+    return {str(Path(s["path"]).resolve()): s["value"] for s in audit["per_sample"]}
+
+
+def agreement(xs: list[float | None], ps: list[float | None]) -> dict:
+    pairs = [(x, p) for x, p in zip(xs, ps) if x is not None and p is not None
+             and math.isfinite(x) and math.isfinite(p)]
+    if not pairs:
+        return {"n": 0}
+    rel_err = [abs(x - p) / max(abs(p), 1e-12) for x, p in pairs]
+    abs_err = [abs(x - p) for x, p in pairs]
+    return {
+        "n": len(pairs),
+        "max_abs_diff": max(abs_err),
+        "median_rel_diff": statistics.median(rel_err),
+        "max_rel_diff": max(rel_err),
+        "median_xaudit": statistics.median(x for x, _ in pairs),
+        "median_peer": statistics.median(p for _, p in pairs),
+        "spearman": spearman([x for x, _ in pairs], [p for _, p in pairs]),
+    }
+
+
+def spearman(a: list[float], b: list[float]) -> float:
+    def ranks(v):
+        order = sorted(range(len(v)), key=lambda i: v[i])
+        r = [0.0] * len(v)
+        i = 0
+        while i < len(v):
+            j = i
+            while j + 1 < len(v) and v[order[j + 1]] == v[order[i]]:
+                j += 1
+            for k in range(i, j + 1):
+                r[order[k]] = (i + j) / 2.0
+            i = j + 1
+        return r
+    if len(a) < 3:
+        return float("nan")
+    ra, rb = ranks(a), ranks(b)
+    ma, mb = statistics.fmean(ra), statistics.fmean(rb)
+    num = sum((x - ma) * (y - mb) for x, y in zip(ra, rb))
+    den = math.sqrt(sum((x - ma) ** 2 for x in ra) * sum((y - mb) ** 2 for y in rb))
+    return num / den if den > 0 else float("nan")
+
+
+# ---------------------------------------------------------------------------------------
+# the comparisons: (name, xaudit audit id, xaudit params, gated metric, xaudit method,
+# peer metric, definition notes)
+
+COMPARISONS = [
+    {
+        "name": "Max-Sensitivity, Saliency",
+        "audit": "sensitivity-max",
+        "params": {"radius": 25.5, "samples": None, "clip": False},
+        "metric": "max-sensitivity",
+        "method": "saliency",
+        "peer": "max_sensitivity_saliency",
+        "exact": False,
+        "why": "same definition (r = 0.2 in model space = 25.5 pixel units at std 0.5, no clipping, "
+        "samples that change the prediction dropped); the uniform draws come from different "
+        "generators, so per-image values agree only up to Monte Carlo error",
+    },
+    {
+        "name": "MPRT cascading, Saliency",
+        "audit": "cascading-randomization",
+        "params": {"percentile": 100.0, "init": "torch", "target": "original"},
+        "metric": "spearman-abs",
+        "method": "saliency",
+        "peer": "mprt_saliency",
+        "exact": True,
+        "why": "xaudit in its Quantus-compatible mode (init = torch: PyTorch's reset_parameters "
+        "draws under torch.manual_seed(43) per layer; target = original; percentile = 100, i.e. "
+        "no PAIR clipping): Spearman of |a| at the fully randomised model",
+    },
+    {
+        "name": "MPRT cascading, Integrated Gradients",
+        "audit": "cascading-randomization",
+        "params": {"percentile": 100.0, "init": "torch", "target": "original"},
+        "metric": "spearman-abs",
+        "method": "integrated-gradients",
+        "peer": "mprt_ig",
+        "exact": True,
+        "why": "as above; IG of the softmax probability (xaudit's default, from the official IG "
+        "code; Captum gets forward_func = softmax(model(x))), zero baseline, 50 trapezoid "
+        "intervals = Captum riemann_trapezoid with n_steps = 51 (Captum weights each point "
+        "1/51 instead of 1/50, a uniform scale that rank correlations ignore)",
+    },
+    {
+        "name": "Random Logit, Saliency",
+        "audit": "random-logit",
+        "params": {},
+        "metric": "ssim",
+        "method": "saliency",
+        "peer": "random_logit_saliency",
+        "exact": False,
+        "why": "different SSIM: xaudit uses the 2-D Gaussian-window SSIM of Adebayo et al. on "
+        "min-max normalised maps; Quantus runs skimage SSIM over the flattened map; the random "
+        "other class is drawn by different generators",
+    },
+    {
+        "name": "Sparseness (Gini), Saliency",
+        "audit": "salience-entropy",
+        "params": {},
+        "metric": "gini",
+        "method": "saliency",
+        "peer": "sparseness_saliency",
+        "exact": True,
+        "why": "same Gini index of |a|; Quantus adds 1e-7 after its batch-wide max normalisation",
+    },
+    {
+        "name": "Complexity (entropy), Saliency",
+        "audit": "salience-entropy",
+        "params": {},
+        "metric": "entropy-bits",
+        "method": "saliency",
+        "peer": "complexity_saliency",
+        "exact": True,
+        "why": "same entropy of p = |a| / sum |a|; xaudit reports bits, converted here to nats "
+        "(x ln 2); Quantus adds 1e-12 inside the log",
+    },
+]
+
+
+def compare(py: str, model: str, data_csv: Path, samples: int, batch: int, threads: int,
+            device: str, ceil: dict, only: list[str] | None) -> list[dict]:
+    images = csv_paths(data_csv)
+    rows = []
+    for c in COMPARISONS:
+        if only and c["peer"] not in only:
+            continue
+        params = {k: (samples if v is None else v) for k, v in c["params"].items()}
+        tag = f"{model}-{c['peer']}"
+        log(f"xaudit {c['name']} on {model} ({len(images)} images)")
+        suite = suite_file(tag, [(c["audit"], params)], [c["method"]])
+        # Gate on the compared metric so its per-image values land in report.json.
+        text = suite.read_text().replace('threshold = 0.5', f'metric = "{c["metric"]}"\nthreshold = 0.5', 1)
+        suite.write_text(text)
+        # --seed 42: with init = "torch", xaudit seeds torch with seed + 1 = 43 before each
+        # layer, exactly as Quantus MPRT does with its default seed 42.
+        # Engine batch sizes stay at each tool's default (Quantus batch_size=64; xaudit auto).
+        rep, wall = xcheck(model, suite, data_csv, [c["method"]], tag, device, ["--seed", "42"])
+        a = next(a for a in rep["audits"] if a["code"] and a["metric"] == c["metric"])
+        s = a["summary"]
+        xf, xb, xs = s["model_forward_images"], s["model_backward_images"], a["duration_s"]
+        xv = per_path(a)
+        log(f"peers {c['peer']} on {model}")
+        default = peers(py, model, images, [c["peer"]], samples, batch, threads, tag + "-default")
+        pr = peers(py, model, images, [c["peer"]], samples, batch, threads, tag, MALLOC_ENV)
+        pm = pr["metrics"][c["peer"]]
+        pv = pm["scores"]
+        xs_list = [xv.get(str(Path(p).resolve())) for p in images]
+        if c["metric"] == "entropy-bits":
+            xs_list = [None if v is None else v * math.log(2) for v in xs_list]
+        agree = agreement(xs_list, pv)
+        rows.append({
+            "name": c["name"],
+            "model": model,
+            "images": len(images),
+            "xaudit_s": xs,
+            "xaudit_process_s": wall,
+            "peer_s": pm["wall_s"],
+            "peer_default_s": default["metrics"][c["peer"]]["wall_s"],
+            "speedup": pm["wall_s"] / xs if xs > 0 else float("nan"),
+            "xaudit_eff": efficiency(xf, xb, xs, ceil),
+            "peer_eff": efficiency(pm["forward_images"], pm["backward_images"], pm["wall_s"], ceil),
+            "xaudit_passes": (xf, xb),
+            "peer_passes": (pm["forward_images"], pm["backward_images"]),
+            "agreement": agree,
+            "exact": c["exact"],
+            "why": c["why"],
+            "peer_versions": {k: pr.get(k) for k in ("quantus_version", "captum_version")},
+        })
+    return rows
+
+
+# ---------------------------------------------------------------------------------------
+# report
+
+
+def fmt(v, d=2):
+    if v is None or (isinstance(v, float) and not math.isfinite(v)):
+        return "n/a"
+    if isinstance(v, float):
+        return f"{v:.{d}f}"
+    return str(v)
+
+
+def machine() -> dict:
+    cpu = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = "unknown"
+    try:
+        kb = int(Path("/proc/meminfo").read_text().split()[1])
+        mem = f"{kb / 1024 / 1024:.1f} GiB"
+    except (OSError, ValueError, IndexError):
+        pass
+    doctor, _ = run([str(XAUDIT), "doctor"], record=False)
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "memory": mem,
+        "os": platform.platform(),
+        "python": platform.python_version(),
+        "doctor": doctor.strip(),
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+    }
+
+
+def write_results(res: dict, path: Path) -> None:
+    m = res["machine"]
+    L = []
+    L.append("# xaudit benchmark results")
+    L.append("")
+    L.append("Written by `make bench` (bench/run.py); raw numbers in bench/results.json. "
+             "Timings are from one run on the machine below; they are measurements, not targets, "
+             "and CI never runs them.")
+    L.append("")
+    L.append("## Machine")
+    L.append("")
+    L.append(f"- CPU: {m['cpu']}, {m['cores']} cores visible; memory {m['memory']}")
+    L.append(f"- OS: {m['os']}; Python {m['python']} (bench venv)")
+    L.append(f"- Date: {m['date']}")
+    for line in m["doctor"].splitlines():
+        L.append(f"- `xaudit doctor`: {line}")
+    L.append(f"- GPU: {res['gpu_note']}")
+    L.append("")
+    L.append("## 1. Model ceiling")
+    L.append("")
+    L.append("`xaudit throughput`: images/s through the TorchScript model alone (forward without "
+             "autograd; forward with autograd plus the backward pass to the input), at each batch "
+             "size; the best is the ceiling used below.")
+    L.append("")
+    for name, c in res["ceilings"].items():
+        L.append(f"**{MODELS[name]['what']}** on {c['device']}, {c['threads']} intra-op threads")
+        L.append("")
+        L.append("| batch | forward img/s | forward+backward img/s |")
+        L.append("|---:|---:|---:|")
+        for p in c["points"]:
+            L.append(f"| {p['batch']} | {p['forward_per_s']:.0f} | {p['backward_per_s']:.0f} |")
+        L.append(f"| **ceiling** | **{c['ceiling_forward_per_s']:.0f}** | **{c['ceiling_backward_per_s']:.0f}** |")
+        L.append("")
+    L.append("## 2. Audit efficiency")
+    L.append("")
+    L.append("Per audit and method: the model passes the audit ran (images; shared clean "
+             "predictions and maps count in the first audit that needs them), its wall time, and "
+             "efficiency = (forward images / ceiling forward + forward+backward images / ceiling "
+             "forward+backward) / wall time. 1.0 means the audit ran as fast as the model alone "
+             "could; the rest is overhead (perturbation, similarity math, bookkeeping). "
+             "Target: >= 0.9 for gradient-based audits.")
+    L.append("")
+    for name, rows in res["efficiency"].items():
+        L.append(f"**{name}**")
+        L.append("")
+        L.append("| audit | method | images | forward | fwd+bwd | seconds | efficiency |")
+        L.append("|---|---|---:|---:|---:|---:|---:|")
+        for r in rows:
+            L.append(f"| {r['code']} {r['audit']} | {r['method']} | {r['images']} | {r['forward']} | "
+                     f"{r['backward']} | {r['seconds']:.2f} | {fmt(r['efficiency'])} |")
+        L.append("")
+    L.extend(res.get("efficiency_notes", []))
+    L.append("")
+    L.append("## 3. xaudit vs Quantus + Captum")
+    L.append("")
+    pv = res.get("peer_versions", {})
+    L.append(f"Same weights (an eager PyTorch copy for Quantus, checked equal to the TorchScript "
+             f"logits), same images and labels (the model's predictions), same parameters, run back "
+             f"to back. Quantus {pv.get('quantus_version')} with Captum {pv.get('captum_version')} "
+             f"in the bench's own venv (scripts/setup-bench-env.sh). Times are the metric call "
+             f"(Quantus) and the audit job (xaudit: report.json duration_s; the whole process "
+             f"including model loading and report writing in parentheses). Quantus runs twice: with "
+             f"glibc's default allocator settings, as a user would, and with the settings xaudit "
+             f"applies to itself (src/alloc.rs, passed as MALLOC_* variables); the speed-up and "
+             f"the efficiencies use the second, like-for-like run. Quantus receives the images "
+             f"already decoded and the labels already computed; xaudit's time includes decoding "
+             f"and its clean prediction pass. Batch sizes are each tool's default (Quantus "
+             f"batch_size=64; xaudit's automatic 256 for 28x28 inputs). Efficiency uses the "
+             f"ceiling of section 1.")
+    L.append("")
+    L.append("| metric | model | images | Quantus s (default malloc) | Quantus s | xaudit s | speed-up | Quantus eff. | xaudit eff. | agreement |")
+    L.append("|---|---|---:|---:|---:|---:|---:|---:|---:|---|")
+    for r in res["peers"]:
+        a = r["agreement"]
+        if a.get("n", 0) == 0:
+            ag = "no common values"
+        elif r["exact"]:
+            ag = f"max abs diff {a['max_abs_diff']:.1e} over {a['n']} images"
+        else:
+            ag = (f"medians {a['median_xaudit']:.3f} vs {a['median_peer']:.3f}; "
+                  f"per-image Spearman {fmt(a['spearman'])}, median rel. diff {a['median_rel_diff']:.1%}")
+        L.append(f"| {r['name']} | {r['model']} | {r['images']} | {r['peer_default_s']:.2f} | {r['peer_s']:.2f} | "
+                 f"{r['xaudit_s']:.2f} ({r['xaudit_process_s']:.1f}) | {r['speedup']:.1f}x | "
+                 f"{fmt(r['peer_eff'])} | {fmt(r['xaudit_eff'])} | {ag} |")
+    L.append("")
+    L.append("Definitions compared:")
+    L.append("")
+    seen = set()
+    for r in res["peers"]:
+        if r["name"] in seen:
+            continue
+        seen.add(r["name"])
+        L.append(f"- **{r['name']}**: {r['why']}.")
+    L.extend(res.get("peer_notes", []))
+    L.append("")
+    L.append("## 4. Scaling")
+    L.append("")
+    sc = res["scaling"]
+    L.append(sc["what"])
+    L.append("")
+    L.append("| images | wall s | s per image | peak RSS MiB |")
+    L.append("|---:|---:|---:|---:|")
+    for r in sc["rows"]:
+        L.append(f"| {r['images']} | {r['wall_s']:.1f} | {r['wall_s'] / r['images']:.3f} | {r['rss_mib']:.0f} |")
+    L.append("")
+    L.extend(res.get("scaling_notes", []))
+    L.append("")
+    L.append("## 5. GPU")
+    L.append("")
+    L.append(res["gpu_note"])
+    L.append("")
+    L.extend(res.get("profile", []))
+    L.append("## Commands")
+    L.append("")
+    L.append("Reproduce everything with `make bench` (about "
+             f"{res['total_minutes']:.0f} minutes here). It ran:")
+    L.append("")
+    L.append("```sh")
+    L.extend(res["commands"])
+    L.append("```")
+    L.append("")
+    path.write_text("\n".join(L))
+
+
+# ---------------------------------------------------------------------------------------
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--device", default=os.environ.get("BENCH_DEVICE", "cpu"))
+    ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    ap.add_argument("--peer-images", type=int, default=int(os.environ.get("BENCH_PEER_IMAGES", 100)))
+    ap.add_argument("--peer-images-resnet", type=int, default=int(os.environ.get("BENCH_PEER_IMAGES_RESNET", 32)))
+    ap.add_argument("--eff-images", type=int, default=int(os.environ.get("BENCH_EFF_IMAGES", 64)))
+    ap.add_argument("--eff-images-resnet", type=int, default=int(os.environ.get("BENCH_EFF_IMAGES_RESNET", 32)))
+    ap.add_argument("--samples", type=int, default=50)
+    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--scaling", default=os.environ.get("BENCH_SCALING", "100,400,1600"))
+    ap.add_argument("--skip", default="", help="comma list of sections to skip: ceiling,efficiency,peers,scaling")
+    ap.add_argument("--out", default=str(ROOT / "bench" / "RESULTS.md"))
+    args = ap.parse_args()
+    skip = set(filter(None, args.skip.split(",")))
+    t0 = time.perf_counter()
+    py = sys.executable
+    res: dict = {"machine": machine()}
+    cuda = "cuda: available" in res["machine"]["doctor"]
+    res["gpu_note"] = ("A CUDA device was available; see the GPU rows." if cuda else
+                       "No GPU was available on this machine (xaudit doctor: cuda not available), "
+                       "so there is no GPU table. On a CUDA machine `BENCH_DEVICE=cuda make bench` "
+                       "runs every section there.")
+    cache = BUILD / f"ceilings-{args.device}.json"
+    if "ceiling" in skip and cache.exists():
+        # Partial re-runs (--skip ceiling) reuse the last measured ceilings.
+        res["ceilings"] = json.loads(cache.read_text())
+    else:
+        res["ceilings"] = {m: ceiling(m, args.device) for m in MODELS}
+        cache.write_text(json.dumps(res["ceilings"]))
+    test_dir = ROOT / "fixtures" / "data" / "digits" / "test"
+
+    res["efficiency"] = {}
+    if "efficiency" not in skip:
+        data = class_balanced_csv(test_dir, args.eff_images, f"digits_test_{args.eff_images}")
+        for model in MODELS:
+            # ResNet-18 passes cost ~7x the digits CNN's here: fewer images, and no SmoothGrad
+            # (its cost profile is IG's) and no Grad-CAM (the bench ResNet exports no
+            # features/head) to keep the run in minutes.
+            if model == "digits":
+                n, methods = args.eff_images, ["saliency", "integrated-gradients", "smoothgrad", "grad-cam"]
+            else:
+                n, methods = args.eff_images_resnet, ["saliency", "integrated-gradients"]
+            d = class_balanced_csv(test_dir, n, f"digits_test_{n}") if n != args.eff_images else data
+            rows = []
+            for suite in ("robustness", "sanity", "salience"):
+                log(f"efficiency: {suite} on {model} ({n} images)")
+                rep, _ = xcheck(model, suite, d, methods, f"eff-{model}-{suite}", args.device)
+                rows += audit_rows(rep, res["ceilings"][model])
+            res["efficiency"][f"{MODELS[model]['what']}, {n} images, default settings"] = rows
+
+    res["peers"] = []
+    if "peers" not in skip:
+        for model, n in (("digits", args.peer_images), ("resnet18", args.peer_images_resnet)):
+            data = class_balanced_csv(test_dir, n, f"digits_test_{n}")
+            only = None if model == "digits" else ["max_sensitivity_saliency", "mprt_saliency",
+                                                   "sparseness_saliency", "complexity_saliency"]
+            res["peers"] += compare(py, model, data, args.samples, args.batch, args.threads,
+                                    args.device, res["ceilings"][model], only)
+        if res["peers"]:
+            res["peer_versions"] = res["peers"][0]["peer_versions"]
+
+    res["scaling"] = {"what": "", "rows": []}
+    if "scaling" not in skip:
+        sizes = [int(s) for s in args.scaling.split(",") if s]
+        all_dir = BUILD / "digits_all"
+        res["scaling"]["what"] = (
+            "`xaudit check` with the built-in robustness suite on the digits CNN, method saliency, "
+            "attack iterations lowered to 25 (bench/build/scaling.toml) so the 1600-image run "
+            "takes minutes; images from all 1797 scikit-learn digits (bench/build/digits_all), "
+            "class-balanced. Wall time is the whole process; peak RSS from GNU time.")
+        cfg = BUILD / "scaling.toml"
+        cfg.write_text((ROOT / "fixtures" / "digits.toml").read_text() + "\n" + "\n".join(
+            f'[audits.{a}]\nparams = {{ iterations = 25 }}\n'
+            for a in ("attack-random-sign", "attack-top-k", "attack-mass-center")))
+        for n in sizes:
+            data = class_balanced_csv(all_dir, n, f"digits_all_{n}")
+            log(f"scaling: {n} images")
+            wall, rss = run_rss([str(XAUDIT), "check", MODELS["digits"]["pt"], "--suite", "robustness",
+                                 "--config", str(cfg), "--data", str(data), "--method", "saliency",
+                                 "--out-dir", str(BUILD / "runs" / f"scaling-{n}"), "--no-progress",
+                                 "--device", args.device, "--format", "json"])
+            res["scaling"]["rows"].append({"images": n, "wall_s": wall, "rss_mib": rss})
+
+    res["total_minutes"] = (time.perf_counter() - t0) / 60
+    res["commands"] = COMMANDS
+    (ROOT / "bench" / "results.json").write_text(json.dumps(res, indent=1, default=str) + "\n")
+    notes = ROOT / "bench" / "NOTES.md"
+    if notes.exists():
+        res["profile"] = [notes.read_text().rstrip(), ""]
+    write_results(res, Path(args.out))
+    log(f"wrote {rel(args.out)} in {res['total_minutes']:.1f} min")
+
+
+if __name__ == "__main__":
+    main()
