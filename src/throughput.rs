@@ -72,10 +72,26 @@ fn rate(device: Device, min_time: f64, mut f: impl FnMut() -> Result<()>) -> Res
     Ok(f64::from(runs) / start.elapsed().as_secs_f64())
 }
 
+/// `[n, C, H, W]` from `images` (model space, any count >= 1), repeated to fill `n`, or the
+/// seeded probe when `images` is None.
+fn inputs(model: &Model, images: Option<&Tensor>, n: usize) -> Tensor {
+    match images {
+        Some(x) => {
+            let have = x.size()[0].max(1);
+            let idx: Vec<i64> = (0..n as i64).map(|i| i % have).collect();
+            x.index_select(0, &Tensor::from_slice(&idx).to_device(x.device()))
+        }
+        None => probe(model, n),
+    }
+}
+
 /// Forward and forward+backward throughput at each batch size in `batches`, the best of
-/// `repeats` timings each (a ceiling is the best the machine did, not its average).
+/// `repeats` timings each (a ceiling is the best the machine did, not its average). With
+/// `images` (model space, on the model's device) the passes run on those real inputs, which
+/// matters a little on CPUs (sparsity of activations, denormals); else on seeded noise.
 pub fn measure(
     model: &Model,
+    images: Option<&Tensor>,
     batches: &[usize],
     min_time: f64,
     repeats: usize,
@@ -93,7 +109,7 @@ pub fn measure(
     for _ in 0..repeats.max(1) {
         for p in out.iter_mut() {
             let b = p.batch;
-            let x = probe(model, b);
+            let x = inputs(model, images, b);
             let t = Tensor::zeros([b as i64], (Kind::Int64, model.device));
             let fwd = rate(model.device, min_time, || {
                 // Reading one value back forces the pass to finish, as an audit's scalars do.

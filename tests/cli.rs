@@ -360,6 +360,30 @@ fn throughput_reports_each_batch_size_and_the_best() {
         assert_eq!(v[format!("ceiling_{key}")].as_f64().unwrap(), best);
     }
     assert_eq!(v["input_shape"], serde_json::json!([1, 28, 28]));
+    // On real images (20, cycled to fill a batch of 32).
+    let demo = s(&fixture("data/digits_demo.csv"));
+    let o = xaudit(&[
+        "throughput",
+        &model,
+        "--config",
+        &cfg,
+        "--batch-sizes",
+        "32",
+        "--min-time",
+        "0.01",
+        "--data",
+        &demo,
+        "--json",
+    ]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(v["inputs"].as_str().unwrap().ends_with("digits_demo.csv"));
+    assert!(v["ceiling_backward_per_s"].as_f64().unwrap() > 0.0);
     // A bad argument is an input error naming the flag.
     let o = xaudit(&["throughput", &model, "--config", &cfg, "--batch-sizes", "0"]);
     assert_eq!(o.status.code(), Some(2));

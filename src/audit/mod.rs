@@ -235,7 +235,10 @@ impl Finding {
             keep.extend(v.iter().take(per_end).map(|p| p.1));
             keep.extend(v.iter().rev().take(per_end).map(|p| p.1));
         }
-        self.examples.retain(|i, _| keep.contains(i));
+        // Pictures registered before their values are not judged yet.
+        let measured: std::collections::BTreeSet<usize> = self.index.iter().copied().collect();
+        self.examples
+            .retain(|i, _| keep.contains(i) || !measured.contains(i));
     }
 
     pub fn summary(&mut self, key: &str, v: impl Serialize) {

@@ -22,6 +22,10 @@ pub struct ThroughputArgs {
     /// Timings per batch size and direction; the best is kept.
     #[arg(long, default_value_t = 1)]
     pub repeats: usize,
+    /// Images to run on (folder, CSV or files; up to the largest batch size are decoded and
+    /// repeated as needed). Default: seeded N(0,1) inputs of the model's input shape.
+    #[arg(long)]
+    pub data: Option<PathBuf>,
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
@@ -42,7 +46,19 @@ pub fn run(a: ThroughputArgs) -> Result<()> {
     let device = xaudit::device::parse_device(&a.common.device)?;
     let shape = [pre.channels as i64, pre.size[0] as i64, pre.size[1] as i64];
     let m = Model::load(&a.model, device, shape)?;
-    let points = xaudit::throughput::measure(&m, &a.batch_sizes, a.min_time, a.repeats)?;
+    let images = match &a.data {
+        Some(p) => {
+            let d = xaudit::data::Dataset::from_inputs(std::slice::from_ref(p))?;
+            let n = d
+                .len()
+                .min(a.batch_sizes.iter().copied().max().unwrap_or(1));
+            anyhow::ensure!(n >= 1, "{}: no images found", p.display());
+            Some(d.load_batch(0..n, &pre, device)?.x)
+        }
+        None => None,
+    };
+    let points =
+        xaudit::throughput::measure(&m, images.as_ref(), &a.batch_sizes, a.min_time, a.repeats)?;
     let (f, b) = xaudit::throughput::ceiling(&points);
     if a.json {
         let v = serde_json::json!({
@@ -50,6 +66,7 @@ pub fn run(a: ThroughputArgs) -> Result<()> {
             "device": xaudit::device::describe(device),
             "threads": tch::get_num_threads(),
             "input_shape": shape,
+            "inputs": a.data.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "seeded N(0,1)".into()),
             "repeats": a.repeats,
             "min_time_s": a.min_time,
             "points": points,
