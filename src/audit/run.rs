@@ -100,7 +100,9 @@ impl MapStore {
                 },
             );
         }
-        let s = self.spills.get_mut(key).expect("inserted above");
+        let Some(s) = self.spills.get_mut(key) else {
+            return Ok(());
+        };
         if s.shape != shape {
             // A method whose map shape varies cannot be spilled by index; recompute instead.
             return Ok(());
