@@ -1,20 +1,28 @@
-//! `xaudit check`: runs a suite's audits for each method, turns findings into tested,
-//! Holm-adjusted verdicts and a gating exit code. Measuring happens in `audit`, deciding in
-//! `gate`; this module wires them and applies the configuration (overrides, ignores).
-use crate::attribution::{MethodKind, MethodSpec};
+//! `xaudit check`: the pipeline, one way only:
+//!
+//! plan (suite + configuration + method parameters, validated) -> **measure** (each audit
+//! turns model, data and method into per-image values, `crate::audit`) -> **evaluate** (typed
+//! test results per claim, `crate::gate`) -> **decide** (one error budget, verdicts, ignores,
+//! advisories, prerequisites, the exit code) -> report model (`crate::report`) -> renderers.
+//! Nothing downstream calls back upstream.
+use crate::attribution::config::MethodSet;
+use crate::attribution::{Method, MethodKind};
 use crate::audit::{Finding, RunCtx};
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::gate::{self, Settings, Verdict};
-use crate::report::{AuditResult, Counts, Ignored, MetricSummary, SampleValue};
+use crate::gate::{self, Evaluation, Settings, Verdict};
+use crate::report::{AuditResult, Claim, Counts, Ignored, MetricSummary, SampleValue};
 use crate::suite::{Gate, Suite};
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-/// What to run.
+/// What to run, validated.
 pub struct Plan {
     pub gates: Vec<Gate>,
+    /// Methods audited, in order.
     pub methods: Vec<MethodKind>,
+    /// Their parameters (suite, then configuration).
+    pub method_set: MethodSet,
     pub settings: Settings,
     pub fail_on_inconclusive: bool,
     pub fail_on_error: bool,
@@ -24,7 +32,7 @@ pub struct Plan {
 }
 
 impl Plan {
-    /// Suite + configuration + command-line choices.
+    /// Suite + configuration + command-line choices (`methods`: `--method`, may be empty).
     pub fn new(
         suite: &Suite,
         cfg: &Config,
@@ -53,16 +61,6 @@ impl Plan {
             }
             crate::suite::check_params(entry, &o.params)?;
             for g in matching {
-                if let Some(t) = o.threshold {
-                    let metric = o.metric.clone().unwrap_or_else(|| g.metric.clone());
-                    crate::suite::check_threshold(
-                        &metric,
-                        t,
-                        &format!("[audits.{key}] threshold"),
-                        &origin,
-                    )?;
-                    g.threshold = t;
-                }
                 if let Some(m) = &o.metric {
                     if !entry.doc.metrics.contains(&m.as_str()) {
                         return Err(Error::config(
@@ -72,6 +70,35 @@ impl Plan {
                         ));
                     }
                     g.metric = m.clone();
+                }
+                if let Some(t) = o.threshold {
+                    let metric = if entry.design == crate::audit::Design::TwoSample {
+                        "rank-biserial".to_string()
+                    } else {
+                        g.metric.clone()
+                    };
+                    crate::suite::check_threshold(
+                        &metric,
+                        t,
+                        &format!("[audits.{key}] threshold"),
+                        &origin,
+                    )?;
+                    g.threshold = t;
+                }
+                let test = o.test.unwrap_or(g.test);
+                crate::suite::check_test(
+                    entry,
+                    test,
+                    o.quantile,
+                    &format!("[audits.{key}]"),
+                    &origin,
+                )?;
+                g.test = test;
+                if let Some(q) = o.quantile {
+                    g.quantile = q;
+                }
+                if let Some(a) = o.advisory {
+                    g.advisory = a;
                 }
                 if let Some(r) = &o.rationale {
                     g.rationale = r.clone();
@@ -104,17 +131,35 @@ impl Plan {
             settings.alpha = a;
         }
         if let Some(n) = cfg.min_n.or(suite.min_n) {
-            settings.min_n = n;
+            settings.min_n = n.max(1);
         }
+        let mut method_set = suite.methods.clone();
+        method_set.overlay(&MethodSet {
+            kinds: Vec::new(),
+            options: cfg.method_set.options.clone(),
+        });
+        let chosen = if !methods.is_empty() {
+            methods.to_vec()
+        } else if !cfg.method_set.kinds.is_empty() {
+            cfg.method_set.kinds.clone()
+        } else {
+            suite.methods.kinds.clone()
+        };
         Ok(Plan {
             gates,
-            methods: methods.to_vec(),
+            methods: chosen,
+            method_set,
             settings,
             fail_on_inconclusive: cfg.fail_on_inconclusive.unwrap_or(true),
             fail_on_error: cfg.fail_on_error.unwrap_or(true),
             ignores: cfg.ignore.clone(),
             today: today.to_string(),
         })
+    }
+
+    /// The method as audited (its configured parameters).
+    pub fn method(&self, kind: MethodKind) -> Method {
+        self.method_set.method(kind)
     }
 
     /// (gate, method) pairs in run order.
@@ -137,31 +182,74 @@ impl Plan {
     }
 }
 
-/// What a run produced, before rendering.
-pub struct Outcome {
-    pub audits: Vec<AuditResult>,
-    pub counts: Counts,
-    pub exit_code: i32,
-    pub verdict: String,
+/// What measuring one (audit, method) job produced.
+pub enum Measure {
+    Findings(Vec<Finding>),
+    NotRun(String),
+    Error(String),
 }
 
-fn ignore_for<'a>(
-    plan: &'a Plan,
-    code: &str,
-    name: &str,
-    method: &str,
-) -> Option<&'a crate::config::IgnoreEntry> {
-    plan.ignores.iter().find(|ig| {
-        (ig.audit.eq_ignore_ascii_case(code) || ig.audit.eq_ignore_ascii_case(name))
-            && ig
-                .method
-                .as_deref()
-                .is_none_or(|m| m.eq_ignore_ascii_case(method))
-            && ig
-                .expires
-                .as_deref()
-                .is_none_or(|d| d >= plan.today.as_str())
-    })
+/// One job's measurements.
+pub struct Measured {
+    pub gate: usize,
+    pub method: MethodKind,
+    pub measure: Measure,
+    pub duration_s: f64,
+    /// (forward, forward+backward) images through the model during this job.
+    pub passes: (u64, u64),
+}
+
+/// Step 1: runs every (gate, method) job; `on_start` is told each job before it runs.
+pub fn measure(
+    run: &RunCtx,
+    plan: &Plan,
+    mut on_start: impl FnMut(&Gate, MethodKind),
+) -> Result<Vec<Measured>> {
+    let mut out = Vec::new();
+    for (gi, kind) in plan.jobs() {
+        let g = &plan.gates[gi];
+        on_start(g, kind);
+        let method = plan.method(kind);
+        let passes0 = run.passes();
+        let start = Instant::now();
+        let outcome = if kind == MethodKind::GradCam {
+            run.model
+                .require_cam("grad-cam")
+                .map_err(|e| Error::NotApplicable(e.to_string()))
+        } else {
+            Ok(())
+        }
+        .and_then(|_| (g.entry.measure)(run, &method, &g.params));
+        let first = |s: String| s.lines().next().unwrap_or_default().to_string();
+        let measure = match outcome {
+            Ok(f) => Measure::Findings(f),
+            Err(Error::NotApplicable(why)) => Measure::NotRun(first(why)),
+            // Input and configuration errors stop the run (exit 2); they are not audit results.
+            Err(
+                e @ (Error::Config { .. }
+                | Error::Data { .. }
+                | Error::Image { .. }
+                | Error::Interrupted),
+            ) => return Err(e),
+            Err(e) => Measure::Error(first(e.to_string())),
+        };
+        let passes1 = run.passes();
+        out.push(Measured {
+            gate: gi,
+            method: kind,
+            measure,
+            duration_s: start.elapsed().as_secs_f64(),
+            passes: (passes1.0 - passes0.0, passes1.1 - passes0.1),
+        });
+    }
+    Ok(out)
+}
+
+/// One result after step 2: its report fields and its typed test (none for results that
+/// were not run, errors, or had no usable image).
+pub struct Evaluated {
+    pub result: AuditResult,
+    pub evaluation: Option<Evaluation>,
 }
 
 fn finite(v: f64) -> Option<f64> {
@@ -194,30 +282,24 @@ fn empty_result(g: &Gate, method: &str, verdict: Verdict, reason: String) -> Aud
         n: 0,
         excluded: 0,
         excluded_reasons: BTreeMap::new(),
-        median: None,
-        mean: None,
-        q25: None,
-        q75: None,
-        ci_low: None,
-        ci_high: None,
-        ci_method: None,
         threshold: g.threshold,
         direction: g.direction,
         rationale: g.rationale.clone(),
-        test: None,
-        test_method: None,
-        test_note: None,
-        statistic: None,
-        effect_size: None,
-        effect_ci: None,
-        p_value: None,
-        p_adjusted: None,
-        p_value_bad: None,
-        p_adjusted_bad: None,
+        claim: None,
+        descriptive: None,
         verdict,
         reason,
-        gated: true,
+        p_pass_adjusted: None,
+        p_fail_adjusted: None,
+        level: None,
+        bound_low: None,
+        bound_high: None,
+        images_to_decide: None,
+        gated: !g.advisory,
+        advisory: g.advisory,
+        prerequisite: g.prerequisite,
         ignored: None,
+        note: None,
         per_sample: Vec::new(),
         reference: None,
         secondary: BTreeMap::new(),
@@ -242,7 +324,7 @@ fn pick_examples(
         .filter(|(i, _, _)| pics.contains_key(i))
         .collect();
     // Good end first; ties by data-set position so the choice is deterministic.
-    let higher_good = !matches!(r.direction, crate::audit::Direction::Lower);
+    let higher_good = r.direction == crate::audit::Direction::Higher;
     v.sort_by(|a, b| {
         let o = a.1.total_cmp(&b.1);
         (if higher_good { o.reverse() } else { o }).then(a.0.cmp(&b.0))
@@ -273,15 +355,15 @@ fn pick_examples(
     out
 }
 
-/// Builds the tested (not yet adjusted) result of one finding.
-fn tested(
+/// Step 2 for one finding: per-image values, exclusions, secondary metrics and the typed
+/// test of the gated metric.
+fn evaluate_finding(
     run: &RunCtx,
     g: &Gate,
     method: &str,
     f: Finding,
     settings: &Settings,
-    seed: u64,
-) -> AuditResult {
+) -> Evaluated {
     let mut r = empty_result(g, method, Verdict::Inconclusive, String::new());
     r.variant = f.variant.clone();
     let col = f
@@ -326,214 +408,199 @@ fn tested(
     r.examples = pick_examples(&r, &f.examples, 2);
     r.curves = f.curves;
     r.summary = f.summary;
-    let t = if g.entry.design == crate::audit::Design::Proportion {
-        let (k, n) = f.counts.unwrap_or((0, 0));
-        if n == 0 {
-            None
-        } else {
-            Some(gate::proportion(k, n, g.threshold, g.direction, settings))
+    // Keyed by what the result is, never by its position in the run: adding an audit to a
+    // suite does not change another audit's numbers.
+    let seed = crate::rng::derive(
+        settings.seed,
+        &[g.entry.doc.code, method, &r.variant, "bootstrap"],
+    );
+    let evaluation = match g.entry.design {
+        crate::audit::Design::Proportion => match f.counts {
+            Some((k, n)) if n > 0 => {
+                r.n = n as usize;
+                let what = if g.metric == "violated" {
+                    "with a violation".to_string()
+                } else {
+                    format!("with {}", g.metric)
+                };
+                Some(gate::proportion(k, n, &what, g.threshold, g.direction))
+            }
+            _ => None,
+        },
+        crate::audit::Design::TwoSample => {
+            let reference = f.reference.get(&g.metric).cloned().unwrap_or_default();
+            r.reference = Some(MetricSummary {
+                n: reference.len(),
+                median: finite(crate::stats::median(&reference)),
+                mean: finite(crate::stats::mean(&reference)),
+            });
+            (!x.is_empty() && !reference.is_empty())
+                .then(|| gate::two_sample(&x, &reference, &g.metric, g.threshold, g.direction))
         }
-    } else if g.entry.design == crate::audit::Design::TwoSample {
-        let reference = f.reference.get(&g.metric).cloned().unwrap_or_default();
-        r.reference = Some(MetricSummary {
-            n: reference.len(),
-            median: finite(crate::stats::median(&reference)),
-            mean: finite(crate::stats::mean(&reference)),
-        });
-        if x.is_empty() || reference.is_empty() {
-            None
-        } else {
-            Some(gate::two_sample(&x, &reference, settings, seed))
-        }
-    } else if x.is_empty() {
-        None
-    } else {
-        Some(gate::one_sample(
-            &x,
-            g.threshold,
-            g.direction,
-            settings,
-            seed,
-        ))
+        crate::audit::Design::OneSample => (!x.is_empty())
+            .then(|| gate::one_sample(&x, &g.metric, g.threshold, g.direction, g.quantile, g.test)),
     };
-    if let Some(t) = t {
-        if g.entry.design == crate::audit::Design::Proportion {
-            // The unit is a case (image x program), not an image.
-            r.n = t.n;
-        }
-        r.median = finite(t.median);
-        r.mean = finite(t.mean);
-        r.q25 = finite(t.q25);
-        r.q75 = finite(t.q75);
-        r.ci_low = finite(t.ci_low);
-        r.ci_high = finite(t.ci_high);
-        r.ci_method = Some(t.ci_method.clone());
-        r.test = Some(t.test.clone());
-        r.test_method = Some(t.test_method.clone());
-        r.test_note = t.test_note.clone();
-        r.statistic = finite(t.statistic);
-        r.effect_size = finite(t.effect_size);
-        r.effect_ci = t.effect_ci.filter(|(a, b)| a.is_finite() && b.is_finite());
-        r.p_value = Some(t.p_good);
-        r.p_value_bad = Some(t.p_bad).filter(|p| p.is_finite());
-    } else {
-        r.reason = "no usable image".into();
+    if !x.is_empty() && g.entry.design != crate::audit::Design::Proportion {
+        r.descriptive = Some(gate::describe(&x, settings, seed));
     }
-    r
+    match &evaluation {
+        Some(e) => {
+            r.claim = Some(Claim {
+                test: e.test.into(),
+                pass: e.claim_pass.clone(),
+                fail: e.claim_fail.clone(),
+                quantile: e.quantile,
+                estimate: finite(e.estimate),
+                estimate_label: e.estimate_label.clone(),
+                good: e.good,
+                bad: e.bad,
+                ties: e.ties,
+                p_pass: e.p_pass,
+                p_fail: e.p_fail,
+            })
+        }
+        None => r.reason = "no usable image".into(),
+    }
+    Evaluated {
+        result: r,
+        evaluation,
+    }
 }
 
-/// Runs every (gate, method) job; `on_start` is told each job before it runs.
-pub fn run(
-    run: &RunCtx,
-    plan: &Plan,
-    mut on_start: impl FnMut(&Gate, MethodKind),
-    mut on_done: impl FnMut(&AuditResult),
-) -> Result<Outcome> {
-    let mut results: Vec<AuditResult> = Vec::new();
-    let jobs = plan.jobs();
+/// Step 2: the typed test results of every measured job.
+pub fn evaluate(run: &RunCtx, plan: &Plan, measured: Vec<Measured>) -> Vec<Evaluated> {
+    let mut out = Vec::new();
     // A gate left without any method is reported, never silently dropped.
+    let jobs = plan.jobs();
     for (gi, g) in plan.gates.iter().enumerate() {
         if !jobs.iter().any(|(j, _)| *j == gi) {
             let listed: Vec<&str> = g.methods.iter().map(|m| m.name()).collect();
-            results.push(empty_result(
-                g,
-                "-",
-                Verdict::NotRun,
-                format!(
-                    "none of the selected methods is in this audit's list ({})",
-                    listed.join(", ")
+            out.push(Evaluated {
+                result: empty_result(
+                    g,
+                    "-",
+                    Verdict::NotRun,
+                    format!(
+                        "none of the selected methods is in this audit's list ({})",
+                        listed.join(", ")
+                    ),
                 ),
-            ));
+                evaluation: None,
+            });
         }
     }
-    for (job, (gi, kind)) in jobs.into_iter().enumerate() {
-        let g = &plan.gates[gi];
-        on_start(g, kind);
-        let method = MethodSpec::with_defaults(kind);
-        let passes0 = run.passes();
-        let start = Instant::now();
-        let outcome = if kind == MethodKind::GradCam {
-            run.model
-                .require_cam("grad-cam")
-                .map_err(|e| Error::NotApplicable(e.to_string()))
-        } else {
-            Ok(())
-        }
-        .and_then(|_| (g.entry.measure)(run, &method, &g.params));
-        let dt = start.elapsed().as_secs_f64();
-        let mut produced = match outcome {
-            Ok(findings) => findings
+    for m in measured {
+        let g = &plan.gates[m.gate];
+        let name = m.method.name();
+        let mut produced = match m.measure {
+            Measure::Findings(fs) => fs
                 .into_iter()
-                .enumerate()
-                .map(|(k, f)| {
-                    let seed = crate::rng::tag(g.entry.doc.code)
-                        ^ plan.settings.seed.wrapping_add((job * 1000 + k) as u64);
-                    tested(run, g, kind.name(), f, &plan.settings, seed)
-                })
-                .collect::<Vec<_>>(),
-            Err(Error::NotApplicable(why)) => {
-                let first = why.lines().next().unwrap_or_default().to_string();
-                vec![empty_result(g, kind.name(), Verdict::NotRun, first)]
-            }
-            // Input and configuration errors stop the run (exit 2); they are not audit results.
-            Err(
-                e @ (Error::Config { .. }
-                | Error::Data { .. }
-                | Error::Image { .. }
-                | Error::Interrupted),
-            ) => return Err(e),
-            Err(e) => vec![empty_result(
-                g,
-                kind.name(),
-                Verdict::Error,
-                e.to_string().lines().next().unwrap_or_default().to_string(),
-            )],
+                .map(|f| evaluate_finding(run, g, name, f, &plan.settings))
+                .collect(),
+            Measure::NotRun(why) => vec![Evaluated {
+                result: empty_result(g, name, Verdict::NotRun, why),
+                evaluation: None,
+            }],
+            Measure::Error(why) => vec![Evaluated {
+                result: empty_result(g, name, Verdict::Error, why),
+                evaluation: None,
+            }],
         };
-        let passes1 = run.passes();
-        for r in &mut produced {
-            r.duration_s = dt;
+        for e in &mut produced {
+            let r = &mut e.result;
+            r.duration_s = m.duration_s;
             // Engine accounting (images through the model, shared caches included once, in the
             // job that filled them): `make bench` divides these by the model's ceiling.
-            r.summary.insert(
-                "model_forward_images".into(),
-                (passes1.0 - passes0.0).into(),
-            );
-            r.summary.insert(
-                "model_backward_images".into(),
-                (passes1.1 - passes0.1).into(),
-            );
-            on_done(r);
+            r.summary
+                .insert("model_forward_images".into(), m.passes.0.into());
+            r.summary
+                .insert("model_backward_images".into(), m.passes.1.into());
         }
-        results.extend(produced);
+        out.extend(produced);
     }
-    Ok(finish(results, plan))
+    out
 }
 
-/// Holm adjustment over every tested result, verdicts, ignores and the exit code.
-pub fn finish(mut results: Vec<AuditResult>, plan: &Plan) -> Outcome {
+/// What a run decided.
+pub struct Outcome {
+    pub audits: Vec<AuditResult>,
+    pub counts: Counts,
+    pub exit_code: i32,
+    /// `pass`, `fail` or `error`.
+    pub verdict: String,
+    /// Claims in the run's error budget (two per decided result).
+    pub family_size: usize,
+}
+
+fn ignore_for<'a>(
+    plan: &'a Plan,
+    code: &str,
+    name: &str,
+    method: &str,
+) -> Option<&'a crate::config::IgnoreEntry> {
+    plan.ignores.iter().find(|ig| {
+        (ig.audit.eq_ignore_ascii_case(code) || ig.audit.eq_ignore_ascii_case(name))
+            && ig
+                .method
+                .as_deref()
+                .is_none_or(|m| m.eq_ignore_ascii_case(method))
+            && ig
+                .expires
+                .as_deref()
+                .is_none_or(|d| d >= plan.today.as_str())
+    })
+}
+
+/// Step 3: one error budget over every claim, then ignores, advisories, prerequisites and
+/// the exit code.
+pub fn decide(evaluated: Vec<Evaluated>, plan: &Plan) -> Outcome {
     let s = &plan.settings;
-    let tested: Vec<usize> = results
+    let evals: Vec<Option<&Evaluation>> = evaluated.iter().map(|e| e.evaluation.as_ref()).collect();
+    let decisions = gate::decide(&evals, s);
+    let family_size = evals
         .iter()
-        .enumerate()
-        .filter(|(_, r)| r.p_value.is_some())
-        .map(|(i, _)| i)
-        .collect();
-    let good: Vec<f64> = tested
-        .iter()
-        .map(|&i| results[i].p_value.unwrap_or(1.0))
-        .collect();
-    let adj_good = crate::stats::holm(&good);
-    let bad_idx: Vec<usize> = tested
-        .iter()
-        .copied()
-        .filter(|&i| results[i].p_value_bad.is_some())
-        .collect();
-    let bad: Vec<f64> = bad_idx
-        .iter()
-        .map(|&i| results[i].p_value_bad.unwrap_or(1.0))
-        .collect();
-    let adj_bad = crate::stats::holm(&bad);
-    for (k, &i) in tested.iter().enumerate() {
-        results[i].p_adjusted = Some(adj_good[k]);
+        .flatten()
+        .filter(|e| e.n >= s.min_n && e.reference_n.is_none_or(|r| r >= s.min_n))
+        .count()
+        * 2;
+    let mut results: Vec<AuditResult> = Vec::with_capacity(evaluated.len());
+    for (e, d) in evaluated.into_iter().zip(decisions) {
+        let mut r = e.result;
+        if let Some(d) = d {
+            r.verdict = d.verdict;
+            r.reason = d.reason;
+            r.p_pass_adjusted = d.p_pass_adjusted;
+            r.p_fail_adjusted = d.p_fail_adjusted;
+            r.level = d.level;
+            r.bound_low = d.bound_low;
+            r.bound_high = d.bound_high;
+            r.images_to_decide = d.images_to_decide;
+        }
+        results.push(r);
     }
-    for (k, &i) in bad_idx.iter().enumerate() {
-        results[i].p_adjusted_bad = Some(adj_bad[k]);
+    // A method whose prerequisite did not PASS gets no credit for its other passes.
+    let mut uncredited: BTreeMap<String, String> = BTreeMap::new();
+    for r in results.iter().filter(|r| r.prerequisite) {
+        if matches!(
+            r.verdict,
+            Verdict::Fail | Verdict::Inconclusive | Verdict::Error
+        ) {
+            uncredited.entry(r.method.clone()).or_insert_with(|| {
+                format!(
+                    "{} {} is {}: {}'s explanations are not shown to depend on the model, so passing this audit says nothing about the model (a stable map that ignores the model passes stability audits trivially)",
+                    r.code,
+                    r.name,
+                    r.verdict.label(),
+                    r.method
+                )
+            });
+        }
     }
     let mut counts = Counts::default();
     let mut exit = 0;
     for r in &mut results {
-        if r.p_value.is_some() {
-            let t = gate::Tested {
-                n: r.n,
-                median: r.median.unwrap_or(f64::NAN),
-                mean: r.mean.unwrap_or(f64::NAN),
-                q25: f64::NAN,
-                q75: f64::NAN,
-                ci_low: r.ci_low.unwrap_or(f64::NAN),
-                ci_high: r.ci_high.unwrap_or(f64::NAN),
-                ci_method: String::new(),
-                test: String::new(),
-                test_method: String::new(),
-                test_note: None,
-                statistic: f64::NAN,
-                effect_size: r.effect_size.unwrap_or(f64::NAN),
-                p_good: r.p_value.unwrap_or(1.0),
-                p_bad: r.p_value_bad.unwrap_or(1.0),
-                effect_ci: r.effect_ci,
-            };
-            let (v, why) = gate::verdict(
-                &t,
-                r.p_adjusted.unwrap_or(1.0),
-                r.p_adjusted_bad.unwrap_or(1.0),
-                r.threshold,
-                r.direction,
-                s,
-                r.reference.as_ref().map(|m| m.n),
-            );
-            r.verdict = v;
-            r.reason = why;
-        } else if r.verdict == Verdict::Inconclusive && r.reason.is_empty() {
-            r.reason = "no usable image".into();
+        if !r.prerequisite && r.verdict == Verdict::Pass {
+            r.note = uncredited.get(&r.method).cloned();
         }
         if let Some(ig) = ignore_for(plan, &r.code, &r.name, &r.method) {
             r.ignored = Some(Ignored {
@@ -542,6 +609,10 @@ pub fn finish(mut results: Vec<AuditResult>, plan: &Plan) -> Outcome {
             });
             r.gated = false;
             counts.ignored += 1;
+        }
+        if r.advisory {
+            r.gated = false;
+            counts.advisory += 1;
         }
         match r.verdict {
             Verdict::Pass => counts.pass += 1,
@@ -555,7 +626,8 @@ pub fn finish(mut results: Vec<AuditResult>, plan: &Plan) -> Outcome {
         }
         let code = match r.verdict {
             Verdict::Fail => 1,
-            Verdict::Inconclusive if plan.fail_on_inconclusive => 1,
+            // A prerequisite must be shown to hold.
+            Verdict::Inconclusive if plan.fail_on_inconclusive || r.prerequisite => 1,
             Verdict::Error if plan.fail_on_error => 2,
             _ => 0,
         };
@@ -571,5 +643,12 @@ pub fn finish(mut results: Vec<AuditResult>, plan: &Plan) -> Outcome {
         counts,
         exit_code: exit,
         verdict: verdict.into(),
+        family_size,
     }
+}
+
+/// Steps 1-3 in order; `on_start` is told each job before it runs.
+pub fn run(run: &RunCtx, plan: &Plan, on_start: impl FnMut(&Gate, MethodKind)) -> Result<Outcome> {
+    let measured = measure(run, plan, on_start)?;
+    Ok(decide(evaluate(run, plan, measured), plan))
 }

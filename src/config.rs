@@ -1,6 +1,6 @@
-//! `xaudit.toml`: how images become model inputs, and the class names.
-//!
-//! Only preprocessing lives here for now; audit thresholds will join it in their own tables.
+//! `xaudit.toml`: how images become model inputs, class names, the methods audited and their
+//! parameters, per-audit overrides and accepted exceptions. Everything is checked when the
+//! file loads, before any model work.
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -148,6 +148,15 @@ pub struct AuditOverride {
     pub metric: Option<String>,
     #[serde(default)]
     pub rationale: Option<String>,
+    /// Share of images that must lie on the good side (quantile test).
+    #[serde(default)]
+    pub quantile: Option<f64>,
+    /// `quantile` or `wilcoxon`.
+    #[serde(default)]
+    pub test: Option<crate::gate::TestChoice>,
+    /// Report without gating (true), or make a suite's advisory audit gate (false).
+    #[serde(default)]
+    pub advisory: Option<bool>,
     #[serde(default)]
     pub params: toml::Table,
 }
@@ -184,9 +193,13 @@ pub struct Config {
     pub data: Option<PathBuf>,
     #[serde(default)]
     pub seed: Option<u64>,
-    /// Methods audited (overrides the suite's list).
+    /// Methods audited (overrides the suite's list): names, or `[methods.NAME]` tables of
+    /// parameters (see `crate::attribution::config`).
     #[serde(default)]
-    pub methods: Option<Vec<String>>,
+    pub methods: Option<crate::attribution::config::MethodsField>,
+    /// `methods` after validation.
+    #[serde(skip)]
+    pub method_set: crate::attribution::config::MethodSet,
     /// Significance level of every test (Holm-adjusted across the run).
     #[serde(default)]
     pub alpha: Option<f64>,
@@ -221,11 +234,23 @@ pub struct Config {
 impl Config {
     /// Parses a configuration from text; `origin` names it in errors.
     pub fn parse(text: &str, origin: &str) -> Result<Config> {
-        let cfg: Config = crate::suite::parse_toml(
+        let mut cfg: Config = crate::suite::parse_toml(
             text,
             origin,
             "see the configuration reference in README.md (section xaudit.toml)",
         )?;
+        if let Some(m) = &cfg.methods {
+            cfg.method_set = m.resolve(text, origin)?;
+        }
+        if let Some(n) = cfg.min_n {
+            if n == 0 {
+                return Err(Error::config(
+                    origin,
+                    "min-n = 0",
+                    "give the fewest usable images a verdict needs (default 30)",
+                ));
+            }
+        }
         if let Some(a) = cfg.alpha {
             if !(a > 0.0 && a < 1.0) {
                 return Err(Error::config(

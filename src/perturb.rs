@@ -248,6 +248,43 @@ pub fn apply(ops: &[Op], x01: &Tensor) -> Tensor {
     x
 }
 
+/// The geometric part of a program: its non-neutral shifts and rotations, in order. The
+/// photometric operations do not move content, so the explanation of the perturbed image
+/// should match the original explanation moved by exactly these transforms.
+pub fn geometry(ops: &[Op]) -> Vec<Transform> {
+    ops.iter()
+        .filter(|o| !is_neutral(o))
+        .filter_map(|o| match *o {
+            Op::Translate { dx, dy } => Some(Transform::Translate {
+                dx: dx as f64,
+                dy: dy as f64,
+            }),
+            Op::Rotate { degrees } => Some(Transform::Rotate { degrees }),
+            _ => None,
+        })
+        .collect()
+}
+
+/// `T S(x)`: a map `[1,1,H,W]` moved by the program's geometric transforms (zero fill), and
+/// the `[H*W]` mask of pixels whose source stayed inside the image through all of them
+/// (every pixel when the program has no geometric operation).
+pub fn align(ops: &[Op], map: &Tensor) -> (Tensor, Vec<bool>) {
+    let s = map.size();
+    let (h, w) = (s[s.len() - 2], s[s.len() - 1]);
+    let geo = geometry(ops);
+    let dev = map.device();
+    let zero = Tensor::zeros([1, 1, 1, 1], (Kind::Float, dev));
+    let mut m = map.to_kind(Kind::Float).view([1, 1, h, w]);
+    let mut inside = Tensor::ones([1, 1, h, w], (Kind::Float, dev));
+    for t in &geo {
+        m = t.apply(&m, &zero);
+        inside = t.apply(&inside, &zero);
+    }
+    let valid: Vec<bool> =
+        Vec::try_from(inside.ge(0.999).view([-1]).to_device(tch::Device::Cpu)).unwrap_or_default();
+    (m, valid)
+}
+
 /// Whether an operation leaves the image unchanged.
 pub fn is_neutral(op: &Op) -> bool {
     match *op {
@@ -306,6 +343,25 @@ mod tests {
             let b = apply(&[Op::Noise { sigma, seed }], &x);
             prop_assert!(a.equal(&b), "seeded noise is reproducible");
         }
+    }
+
+    #[test]
+    fn alignment_moves_the_map_with_the_image() {
+        // A blob shifted by (2, 1) px: the aligned original matches the shifted map exactly
+        // on the valid region, and photometric operations do not move anything.
+        let m = Tensor::zeros([1, 1, 8, 8], (Kind::Float, Device::Cpu));
+        let _ = m.narrow(2, 3, 2).narrow(3, 3, 2).fill_(1.0);
+        let ops = [
+            Op::Brightness { delta: 0.01 },
+            Op::Translate { dx: 2, dy: 1 },
+        ];
+        let (a, valid) = align(&ops, &m);
+        let shifted = Transform::Translate { dx: 2.0, dy: 1.0 }
+            .apply(&m, &Tensor::zeros([1, 1, 1, 1], (Kind::Float, Device::Cpu)));
+        assert!(f64::try_from((&a - &shifted).abs().max()).unwrap() < 1e-5);
+        assert_eq!(valid.iter().filter(|v| !**v).count(), 2 * 8 + 8 - 2);
+        let (b, all) = align(&[Op::Contrast { delta: 0.1 }], &m);
+        assert!(b.equal(&m) && all.iter().all(|v| *v));
     }
 
     #[test]

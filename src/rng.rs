@@ -24,6 +24,16 @@ pub fn stream(seed: u64, purpose: &str, a: u64, b: u64) -> ChaCha8Rng {
     ChaCha8Rng::seed_from_u64(k)
 }
 
+/// A seed derived from `seed` and a path of names (audit, method, variant...): adding or
+/// reordering other work never changes it.
+pub fn derive(seed: u64, parts: &[&str]) -> u64 {
+    parts
+        .iter()
+        .fold(splitmix64(seed ^ 0x5851_F42D_4C95_7F2D), |k, p| {
+            splitmix64(k ^ tag(p))
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,8 +1,10 @@
 //! Suites: which audits run, on which methods, with which thresholds and parameters.
 //! Built-in suites live in `audits/*.toml` (compiled in); `--suite` also takes a path.
+use crate::attribution::config::{MethodSet, MethodsField};
 use crate::attribution::MethodKind;
 use crate::audit::{self, AuditEntry, Direction};
 use crate::error::{Error, Result};
+use crate::gate::TestChoice;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use std::path::Path;
@@ -25,8 +27,9 @@ struct SuiteFile {
     /// Other suites whose audits are added (built-in names or paths relative to this file).
     #[serde(default)]
     include: Vec<String>,
+    /// Method names, or `[methods.NAME]` parameter tables.
     #[serde(default)]
-    methods: Vec<String>,
+    methods: Option<MethodsField>,
     #[serde(default)]
     alpha: Option<f64>,
     #[serde(default)]
@@ -47,6 +50,20 @@ pub struct AuditSpec {
     pub threshold: f64,
     #[serde(default)]
     pub direction: Option<Direction>,
+    /// One-sample audits with the quantile test: the share of images that must lie on the
+    /// good side (0.5: the median; 0.9: "at least 90% of images").
+    #[serde(default)]
+    pub quantile: Option<f64>,
+    /// `quantile` (default) or `wilcoxon` (a pseudo-median claim).
+    #[serde(default)]
+    pub test: Option<TestChoice>,
+    /// Reported but never gating (placeholder thresholds until calibrated).
+    #[serde(default)]
+    pub advisory: bool,
+    /// Must PASS for the suite to pass (INCONCLUSIVE fails it too), e.g. the model-dependence
+    /// check of every built-in suite.
+    #[serde(default)]
+    pub prerequisite: bool,
     /// Why this threshold: printed in reports.
     #[serde(default)]
     pub rationale: Option<String>,
@@ -58,7 +75,7 @@ pub struct AuditSpec {
     pub params: toml::Table,
 }
 
-/// A resolved gated audit.
+/// A resolved audit of a suite.
 #[derive(Clone)]
 pub struct Gate {
     pub entry: &'static AuditEntry,
@@ -66,6 +83,10 @@ pub struct Gate {
     pub metric: String,
     pub threshold: f64,
     pub direction: Direction,
+    pub quantile: f64,
+    pub test: TestChoice,
+    pub advisory: bool,
+    pub prerequisite: bool,
     pub rationale: String,
     pub methods: Vec<MethodKind>,
     pub params: toml::Table,
@@ -78,7 +99,8 @@ pub struct Suite {
     /// `built-in` or the file path.
     pub origin: String,
     pub sha256: String,
-    pub methods: Vec<MethodKind>,
+    /// Methods audited and their parameters.
+    pub methods: MethodSet,
     pub alpha: Option<f64>,
     pub min_n: Option<usize>,
     pub gates: Vec<Gate>,
@@ -86,21 +108,7 @@ pub struct Suite {
 
 /// Parses a method name with a suggestion on typos.
 pub fn method(name: &str, origin: &str) -> Result<MethodKind> {
-    let names: Vec<&str> = MethodKind::ALL.iter().map(|m| m.name()).collect();
-    MethodKind::ALL
-        .iter()
-        .copied()
-        .find(|m| m.name().eq_ignore_ascii_case(name))
-        .ok_or_else(|| {
-            let hint = crate::suggest::closest(name, &names)
-                .map(|s| format!("did you mean `{s}`? "))
-                .unwrap_or_default();
-            Error::config(
-                origin,
-                format!("unknown method `{name}`"),
-                format!("{hint}run `xaudit methods` to see the methods"),
-            )
-        })
+    crate::attribution::config::method_kind(name, origin)
 }
 
 fn line_of(text: &str, byte: usize) -> usize {
@@ -196,21 +204,37 @@ fn load_into(
     } else {
         Path::new(&origin).parent()
     };
-    let mut methods = f
-        .methods
-        .iter()
-        .map(|m| method(m, &origin_name))
-        .collect::<Result<Vec<_>>>()?;
+    let own = match &f.methods {
+        Some(m) => m.resolve(&text, &origin_name)?,
+        None => MethodSet::default(),
+    };
+    // The suite's methods: its own list when it names one, else the union of its includes'.
+    // Parameters: the includes' first, this file's last (it wins key by key).
+    let mut methods = MethodSet::default();
+    let mut union: Vec<MethodKind> = Vec::new();
     let mut gates = Vec::new();
     for inc in &f.include {
         let sub = load_into(inc, here, hasher, seen)?;
-        for m in sub.methods {
-            if !methods.contains(&m) {
-                methods.push(m);
+        for m in &sub.methods.kinds {
+            if !union.contains(m) {
+                union.push(*m);
             }
         }
+        methods.overlay(&MethodSet {
+            kinds: Vec::new(),
+            options: sub.methods.options.clone(),
+        });
         gates.extend(sub.gates);
     }
+    methods.kinds = if own.kinds.is_empty() {
+        union
+    } else {
+        own.kinds.clone()
+    };
+    methods.overlay(&MethodSet {
+        kinds: Vec::new(),
+        options: own.options.clone(),
+    });
     for a in &f.audits {
         gates.push(resolve(a, &f.name, &origin_name)?);
     }
@@ -253,20 +277,17 @@ pub fn resolve(a: &AuditSpec, suite: &str, origin: &str) -> Result<Gate> {
         ));
     }
     let direction = a.direction.unwrap_or(entry.doc.default_direction);
-    let two_sample = entry.design == crate::audit::Design::TwoSample;
-    if (direction == Direction::Different) != two_sample {
-        return Err(Error::config(
-            origin,
-            format!("direction {direction:?} does not fit {}", entry.doc.name),
-            if two_sample {
-                "two-sample audits use direction = \"different\""
-            } else {
-                "use direction = \"higher\" or \"lower\""
-            },
-        ));
-    }
+    let test = a.test.unwrap_or_default();
+    let quantile = a.quantile.unwrap_or(0.5);
+    check_test(entry, test, a.quantile, &a.id, origin)?;
+    let threshold_metric = if entry.design == crate::audit::Design::TwoSample {
+        // The threshold is a rank-biserial effect, not a value of the metric.
+        "rank-biserial"
+    } else {
+        metric.as_str()
+    };
     check_threshold(
-        &metric,
+        threshold_metric,
         a.threshold,
         &format!("threshold of {}", a.id),
         origin,
@@ -290,10 +311,50 @@ pub fn resolve(a: &AuditSpec, suite: &str, origin: &str) -> Result<Gate> {
         metric,
         threshold: a.threshold,
         direction,
+        quantile,
+        test,
+        advisory: a.advisory,
+        prerequisite: a.prerequisite,
         rationale: a.rationale.clone().unwrap_or_default(),
         methods,
         params,
     })
+}
+
+/// `test` and `quantile` apply to one-sample audits only, and `quantile` to the quantile test;
+/// a quantile must lie strictly between 0 and 1.
+pub fn check_test(
+    entry: &AuditEntry,
+    test: TestChoice,
+    quantile: Option<f64>,
+    id: &str,
+    origin: &str,
+) -> Result<()> {
+    let one_sample = entry.design == crate::audit::Design::OneSample;
+    if !one_sample && (test != TestChoice::Quantile || quantile.is_some()) {
+        return Err(Error::config(
+            origin,
+            format!("`test` and `quantile` do not apply to {id}"),
+            "they choose the test of one-sample audits; remove them here",
+        ));
+    }
+    if let Some(q) = quantile {
+        if test == TestChoice::Wilcoxon {
+            return Err(Error::config(
+                origin,
+                format!("{id}: `quantile` is a parameter of the quantile test, not of wilcoxon"),
+                "remove `quantile`, or use test = \"quantile\"",
+            ));
+        }
+        if !(q > 0.0 && q < 1.0) {
+            return Err(Error::config(
+                origin,
+                format!("{id}: quantile = {q} is not in (0, 1)"),
+                "give the share of images that must be on the good side, e.g. 0.5 (median) or 0.9",
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The values a metric can take, so a threshold that can never be met (or never missed) is
@@ -301,9 +362,11 @@ pub fn resolve(a: &AuditSpec, suite: &str, origin: &str) -> Result<Gate> {
 pub fn metric_range(metric: &str) -> (f64, f64) {
     match metric {
         "spearman" | "spearman-abs" | "pearson" | "ssim" => (-1.0, 1.0),
+        "rank-biserial" => (-1.0, 1.0),
         "top-k-intersection"
         | "entropy"
         | "gini"
+        | "violated"
         | "violation-rate"
         | "min-similarity"
         | "center-of-mass-shift-relative"
@@ -352,11 +415,16 @@ pub fn check_params(entry: &AuditEntry, t: &toml::Table) -> Result<()> {
     for (k, v) in t {
         all.insert(k.clone(), v.clone());
     }
-    // Type errors surface here, before any model work.
+    // Type and range errors surface here, before any model work.
     (entry.check)(&all).map_err(|e| match e {
-        Error::Config { msg, fix, .. } => {
-            Error::config(format!("parameters of {}", entry.doc.code), msg, fix)
-        }
+        Error::Config { msg, .. } => Error::config(
+            format!("parameters of {} ({})", entry.doc.code, entry.doc.name),
+            msg,
+            format!(
+                "see `xaudit docs {}` for the parameters and their ranges",
+                entry.doc.name
+            ),
+        ),
         e => e,
     })?;
     Ok(())
@@ -371,7 +439,7 @@ mod tests {
         for (name, _) in BUILT_IN {
             let s = Suite::load(name).unwrap_or_else(|e| panic!("{name}: {e}"));
             assert!(!s.gates.is_empty(), "{name}");
-            assert!(!s.methods.is_empty(), "{name}");
+            assert!(!s.methods.kinds.is_empty(), "{name}");
         }
         let full = Suite::load("full").unwrap();
         for a in audit::REGISTRY {
@@ -392,6 +460,10 @@ mod tests {
             metric: None,
             threshold: 0.5,
             direction: None,
+            quantile: None,
+            test: None,
+            advisory: false,
+            prerequisite: false,
             rationale: None,
             methods: None,
             params: toml::Table::new(),

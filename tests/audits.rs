@@ -63,7 +63,7 @@ impl<'a> Run<'a> {
         );
         ctx.random_label_model = self.random_label;
         let plan = Plan::new(s, &Config::default(), methods, self.seed, "2026-01-01").unwrap();
-        check::run(&ctx, &plan, |_, _| {}, |_| {}).unwrap()
+        check::run(&ctx, &plan, |_, _| {}).unwrap()
     }
 }
 
@@ -145,7 +145,7 @@ params = { samples = 8 }
         assert_eq!(verdict(&o, code, "random", ""), Verdict::Fail, "{code}");
     }
     let topk = o.audits.iter().find(|a| a.code == "XA002").unwrap();
-    assert!(topk.median.unwrap() < 0.2, "{:?}", topk.median);
+    assert!(topk.median().unwrap() < 0.2, "{:?}", topk.median());
     assert_eq!(topk.summary["estimator"], "spsa");
 }
 
@@ -172,7 +172,7 @@ params = { iterations = 20 }
             .iter()
             .find(|a| a.code == c)
             .unwrap()
-            .median
+            .median()
             .unwrap()
     };
     assert!(
@@ -214,7 +214,7 @@ params = { transforms = ["hflip", "vflip", "rot90"] }
             .iter()
             .find(|a| a.method == "saliency" && a.variant == v)
             .unwrap();
-        assert!(r.median.unwrap() > 0.999, "{v}: {:?}", r.median);
+        assert!(r.median().unwrap() > 0.999, "{v}: {:?}", r.median());
         assert_eq!(
             r.excluded, 0,
             "invariant model changed its prediction under {v}"
@@ -384,7 +384,7 @@ fn grad_cam_on_a_model_without_features_is_not_run() {
         "2026-01-01",
     )
     .unwrap();
-    let o = check::run(&ctx, &plan, |_, _| {}, |_| {}).unwrap();
+    let o = check::run(&ctx, &plan, |_, _| {}).unwrap();
     assert_eq!(o.audits[0].verdict, Verdict::NotRun);
     assert!(
         o.audits[0].reason.contains("features"),

@@ -93,14 +93,15 @@ fn gate_exit_codes_and_report_json() {
         "method",
         "n",
         "excluded",
-        "median",
-        "mean",
-        "ci_low",
-        "ci_high",
+        "claim",
+        "descriptive",
+        "bound_low",
+        "bound_high",
+        "level",
         "threshold",
         "direction",
-        "p_value",
-        "p_adjusted",
+        "p_pass_adjusted",
+        "p_fail_adjusted",
         "verdict",
         "per_sample",
         "params",
@@ -108,6 +109,16 @@ fn gate_exit_codes_and_report_json() {
         assert!(a.get(k).is_some(), "report lacks {k}");
     }
     assert_eq!(a["per_sample"].as_array().unwrap().len(), 40);
+    assert!(r["decision_rule"]
+        .as_str()
+        .unwrap()
+        .contains("one Holm family"));
+    assert!(
+        r["methods"]["saliency"]["score"] == "logit",
+        "{}",
+        r["methods"]
+    );
+    assert!(r["docs"]["XA101"]["what"].as_str().unwrap().len() > 40);
     assert!(!out.join(".report.json.tmp").exists());
 
     // Saliency alone passes: exit 0; JSON on stdout agrees with the exit code.

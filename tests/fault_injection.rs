@@ -47,7 +47,7 @@ fn weights_are_restored_when_randomisation_fails_midway() {
         "2026-01-01",
     )
     .unwrap();
-    let r = check::run(&ctx, &plan, |_, _| {}, |_| {});
+    let r = check::run(&ctx, &plan, |_, _| {});
     assert!(
         matches!(r, Err(xaudit::Error::Interrupted)),
         "the injected stop must surface"

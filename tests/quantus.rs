@@ -34,7 +34,7 @@ fn xaudit_values(
     // Seed 42: init = "torch" seeds libtorch with 43 before each layer, as Quantus' seed 42.
     let ctx = RunCtx::new(&m, &data, &pre, 42, 8, 256, &tick);
     let plan = Plan::new(&s, &Config::default(), methods, 42, "2026-01-01").unwrap();
-    let o = check::run(&ctx, &plan, |_, _| {}, |_| {}).unwrap();
+    let o = check::run(&ctx, &plan, |_, _| {}).unwrap();
     o.audits
         .iter()
         .map(|a| {
@@ -92,9 +92,11 @@ params = { init = "torch", target = "original", percentile = 100.0 }
     );
     let get = |method: &str| &res.iter().find(|r| r.1 == method).unwrap().2;
     // The randomised weights are bit-identical and the maps agree to float32 rounding, so the
-    // ranks do too (measured: identical to 1e-15 for both methods).
+    // ranks do too for saliency (measured: identical to 1e-15). IG sums 51 float32 gradients;
+    // libtorch picks its vector kernels per CPU (AVX2, AVX-512), which moves near-tied
+    // ranks: measured 3e-6 on an AMD EPYC and 5.3e-6 on an Intel Xeon.
     compare("mprt_saliency", get("saliency"), 1.0, 1e-9);
-    compare("mprt_ig", get("integrated-gradients"), 1.0, 1e-9);
+    compare("mprt_ig", get("integrated-gradients"), 1.0, 2e-5);
 }
 
 #[test]

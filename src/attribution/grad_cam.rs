@@ -9,7 +9,7 @@ use crate::error::Result;
 use serde::Serialize;
 use tch::{Kind, Tensor};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum Upsample {
     /// Bilinear, align_corners = false (PyTorch/Captum `interpolate` default for bilinear).
@@ -17,7 +17,7 @@ pub enum Upsample {
     Nearest,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct Params {
     /// Apply ReLU to the weighted sum (the paper; Captum's `relu_attributions`).
     pub relu: bool,

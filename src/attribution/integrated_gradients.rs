@@ -8,8 +8,8 @@ use crate::error::Result;
 use serde::Serialize;
 use tch::{Kind, Tensor};
 
-/// Quadrature rule along the straight-line path (algorithms.md A3).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+/// Quadrature rule along the straight-line path (see the IG rules in the README: official code, Captum, PAIR, Ghorbani).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum Rule {
     /// m+1 points k/m, end weights 1/(2m): the official implementation (default).
@@ -28,7 +28,7 @@ pub enum Rule {
     CaptumTrapezoid,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct Params {
     pub steps: usize,
     pub rule: Rule,

@@ -1,6 +1,8 @@
 //! Attribution methods. One file per method; this module holds what they share:
 //! targets, scores, batching of perturbations, channel aggregation and normalisation.
+pub mod config;
 pub mod edge;
+pub mod fixed_random;
 pub mod grad_cam;
 pub mod gradient_x_input;
 pub mod integrated_gradients;
@@ -25,7 +27,7 @@ pub enum Score {
     Softmax,
 }
 
-/// Reduction of a `[C,H,W]` attribution to an `[H,W]` map (algorithms.md 0.2).
+/// Reduction of a `[C,H,W]` attribution to an `[H,W]` map (Simonyan: max |a|; PAIR and Ghorbani: sum |a|).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum Aggregate {
@@ -37,7 +39,7 @@ pub enum Aggregate {
     Sum,
 }
 
-/// Per-image normalisation of the aggregated map (algorithms.md 0.3).
+/// Per-image normalisation of the aggregated map (Quantus normalise_by_max; Binder et al. 2023 second moment).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum Normalize {
@@ -232,10 +234,13 @@ pub enum MethodKind {
     Random,
     /// Control: Sobel edge magnitude of the input, ignores the model.
     Edge,
+    /// Control: one seeded uniform noise map per image that never moves (ignores the model,
+    /// the class, the input's content and any perturbation).
+    FixedRandom,
 }
 
 impl MethodKind {
-    pub const ALL: [MethodKind; 9] = [
+    pub const ALL: [MethodKind; 10] = [
         MethodKind::Saliency,
         MethodKind::GradientXInput,
         MethodKind::IntegratedGradients,
@@ -245,7 +250,25 @@ impl MethodKind {
         MethodKind::Rise,
         MethodKind::Random,
         MethodKind::Edge,
+        MethodKind::FixedRandom,
     ];
+
+    /// The model-blind controls: explanations that do not look at the model.
+    pub const CONTROLS: [MethodKind; 3] = [
+        MethodKind::Edge,
+        MethodKind::FixedRandom,
+        MethodKind::Random,
+    ];
+
+    /// Whether the method ignores the model (a control).
+    pub fn is_control(self) -> bool {
+        Self::CONTROLS.contains(&self)
+    }
+
+    /// Whether the method's map is a Monte Carlo estimate (its own noise floor is reported).
+    pub fn is_stochastic(self) -> bool {
+        matches!(self, MethodKind::Smoothgrad | MethodKind::Rise)
+    }
 
     pub fn name(self) -> &'static str {
         match self {
@@ -258,10 +281,11 @@ impl MethodKind {
             MethodKind::Rise => "rise",
             MethodKind::Random => "random",
             MethodKind::Edge => "edge",
+            MethodKind::FixedRandom => "fixed-random",
         }
     }
 
-    /// The score the reference implementation explains (algorithms.md 0.1).
+    /// The score the reference implementation explains (softmax for IG, occlusion, RISE; logit otherwise).
     pub fn default_score(self) -> Score {
         match self {
             MethodKind::IntegratedGradients | MethodKind::Occlusion | MethodKind::Rise => {
@@ -292,12 +316,13 @@ impl MethodKind {
             MethodKind::Rise => "score-weighted random masks (Petsiuk et al. 2018)",
             MethodKind::Random => "control: seeded uniform noise map",
             MethodKind::Edge => "control: Sobel edge magnitude of the input, model-independent",
+            MethodKind::FixedRandom => "control: one seeded noise map per image that never moves",
         }
     }
 }
 
 /// A method with all its parameters.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "method", rename_all = "kebab-case")]
 pub enum MethodSpec {
     Saliency,
@@ -309,6 +334,7 @@ pub enum MethodSpec {
     Rise(rise::Params),
     Random,
     Edge,
+    FixedRandom,
 }
 
 impl MethodSpec {
@@ -323,6 +349,7 @@ impl MethodSpec {
             MethodSpec::Rise(_) => MethodKind::Rise,
             MethodSpec::Random => MethodKind::Random,
             MethodSpec::Edge => MethodKind::Edge,
+            MethodSpec::FixedRandom => MethodKind::FixedRandom,
         }
     }
 
@@ -338,6 +365,7 @@ impl MethodSpec {
             MethodKind::Rise => MethodSpec::Rise(Default::default()),
             MethodKind::Random => MethodSpec::Random,
             MethodKind::Edge => MethodSpec::Edge,
+            MethodKind::FixedRandom => MethodSpec::FixedRandom,
         }
     }
 
@@ -372,6 +400,53 @@ impl MethodSpec {
             MethodSpec::Rise(p) => rise::attribute(ctx, p, x, targets).map(Attribution::plain),
             MethodSpec::Random => Ok(Attribution::plain(random::attribute(ctx, x, ids))),
             MethodSpec::Edge => Ok(Attribution::plain(edge::attribute(x))),
+            MethodSpec::FixedRandom => Ok(Attribution::plain(fixed_random::attribute(ctx, x, ids))),
         }
+    }
+}
+
+/// Bits of an evaluation id that hold the image's position (the rest number the evaluation).
+pub const IMAGE_BITS: u32 = 40;
+
+/// The image position encoded in an evaluation id (see `audit::run::eval_id`). Methods with
+/// Monte Carlo draws key them by this alone, so the clean and every perturbed or randomised
+/// evaluation of one image share their draws (common random numbers): differences between
+/// them are then the model's, not fresh Monte Carlo noise.
+pub fn image_of(id: u64) -> u64 {
+    id & ((1u64 << IMAGE_BITS) - 1)
+}
+
+/// A method as it is audited: its parameters, the explained score and the channel reduction.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Method {
+    #[serde(flatten)]
+    pub spec: MethodSpec,
+    pub score: Score,
+    pub aggregate: Aggregate,
+}
+
+impl Method {
+    /// The method with its reference defaults.
+    pub fn defaults(kind: MethodKind) -> Method {
+        Method {
+            spec: MethodSpec::with_defaults(kind),
+            score: kind.default_score(),
+            aggregate: kind.default_aggregate(),
+        }
+    }
+
+    pub fn kind(&self) -> MethodKind {
+        self.spec.kind()
+    }
+
+    /// Raw attributions (see `MethodSpec::attribute`); the score comes from `ctx`.
+    pub fn attribute(
+        &self,
+        ctx: &Ctx,
+        x: &Tensor,
+        targets: &Tensor,
+        ids: &[u64],
+    ) -> Result<Attribution> {
+        self.spec.attribute(ctx, x, targets, ids)
     }
 }

@@ -7,7 +7,7 @@ use crate::error::Result;
 use serde::Serialize;
 use tch::{Kind, Tensor};
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct Params {
     pub window: usize,
     pub stride: usize,

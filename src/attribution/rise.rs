@@ -9,7 +9,7 @@ use rand::Rng;
 use serde::Serialize;
 use tch::{Kind, Tensor};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum Norm {
     /// Divide by N·p (official code; the default).
@@ -18,7 +18,7 @@ pub enum Norm {
     MaskSum,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct Params {
     pub masks: usize,
     pub grid: usize,

@@ -2,13 +2,13 @@
 //! copies `x + ε`, `ε ~ N(0, σ²)`, `σ = noise_level · (max x − min x)` over the whole image.
 //! Defaults follow the paper and Adebayo et al.: 0.15, n = 50, magnitude = false (PAIR's
 //! code uses n = 25, magnitude = true: `--sg-samples 25 --sg-magnitude`).
-use super::{accumulate_runs, input_grads, Ctx};
+use super::{accumulate_runs, image_of, input_grads, Ctx};
 use crate::error::Result;
 use rand_distr::{Distribution, StandardNormal};
 use serde::Serialize;
 use tch::{Kind, Tensor};
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct Params {
     pub samples: usize,
     pub noise_level: f64,
@@ -26,9 +26,12 @@ impl Default for Params {
     }
 }
 
-/// Standard-normal noise for sample `k` of image `id`: depends only on (seed, id, k).
+/// Standard-normal noise for sample `k` of the image of evaluation `id`: depends only on
+/// (seed, image, k). Every evaluation of one image (clean, perturbed, on a randomised model)
+/// uses the same draws (common random numbers), so audits compare the model's response, not
+/// two independent Monte Carlo estimates.
 pub fn unit_noise(seed: u64, id: u64, k: u64, numel: usize) -> Vec<f32> {
-    let mut rng = crate::rng::stream(seed, "smoothgrad", id, k);
+    let mut rng = crate::rng::stream(seed, "smoothgrad", image_of(id), k);
     (0..numel)
         .map(|_| StandardNormal.sample(&mut rng))
         .collect()

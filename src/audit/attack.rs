@@ -12,7 +12,7 @@
 //! as `estimator = "spsa"` in the report.
 use super::run::{eval_id, to_vecs, vec_panel, RunCtx};
 use super::Finding;
-use crate::attribution::{aggregate, Aggregate, MethodSpec};
+use crate::attribution::{aggregate, Aggregate, Method};
 use crate::error::Result;
 use crate::similarity;
 use rand::Rng;
@@ -54,7 +54,7 @@ pub struct Params {
     /// Iterations P (paper 100).
     #[serde(default = "d_iters")]
     pub iterations: usize,
-    /// k as a fraction of the pixels (F5: 2%, ≈ the paper's 1000 of 227²).
+    /// k as a fraction of the pixels (2%, about the paper's 1000 of 227² pixels).
     #[serde(default = "d_kfrac")]
     pub top_k_fraction: f64,
     /// Channel reduction of the map (Ghorbani: Σ_c |a_c|).
@@ -96,29 +96,22 @@ fn d_true() -> bool {
     true
 }
 
-impl Params {
-    pub fn validate(&self, code: &str) -> Result<()> {
-        let bad = |m: &str| {
-            Err(crate::error::Error::config(
-                format!("parameters of {code}"),
-                m.to_string(),
-                format!("see `xaudit docs {code}`"),
-            ))
-        };
+impl super::AuditParams for Params {
+    fn validate(&self) -> std::result::Result<(), String> {
         if !(self.epsilon > 0.0 && self.epsilon <= 255.0) {
-            return bad("epsilon must be in (0, 255] pixel units");
+            return Err("epsilon must be in (0, 255] pixel units".into());
         }
         if !super::positive(self.step) {
-            return bad("step must be > 0 pixel units");
+            return Err("step must be > 0 pixel units".into());
         }
         if self.iterations == 0 {
-            return bad("iterations must be >= 1");
+            return Err("iterations must be >= 1".into());
         }
         if !(self.top_k_fraction > 0.0 && self.top_k_fraction <= 1.0) {
-            return bad("top-k-fraction must be in (0, 1]");
+            return Err("top-k-fraction must be in (0, 1]".into());
         }
         if self.spsa_directions == 0 || !super::positive(self.spsa_radius) {
-            return bad("spsa-directions must be >= 1 and spsa-radius > 0");
+            return Err("spsa-directions must be >= 1 and spsa-radius > 0".into());
         }
         Ok(())
     }
@@ -145,7 +138,9 @@ fn sum_to_hw(m: &[f32]) -> Vec<f32> {
 
 struct Orig {
     map: Vec<f32>,
-    topk: Vec<usize>,
+    /// Top-k membership of each pixel (fractional on ties at the k-th value).
+    topk: Vec<f64>,
+    /// Unrounded centre of mass (the attacked centre is unrounded too).
     center: (f64, f64),
 }
 
@@ -157,12 +152,10 @@ struct OrigT {
 
 impl OrigT {
     fn new(origs: &[Orig], n_pix: usize, dev: tch::Device) -> Self {
-        let mut mask = vec![0f64; origs.len() * n_pix];
+        let mut mask = Vec::with_capacity(origs.len() * n_pix);
         let mut center = Vec::with_capacity(2 * origs.len());
-        for (j, o) in origs.iter().enumerate() {
-            for &i in &o.topk {
-                mask[j * n_pix + i] = 1.0;
-            }
+        for o in origs {
+            mask.extend_from_slice(&o.topk);
             center.extend([o.center.0, o.center.1]);
         }
         OrigT {
@@ -230,13 +223,14 @@ fn objective_t(obj: Objective, o: &OrigT, maps: &Tensor, h: usize, w: usize) -> 
 /// Runs one attack over the data set.
 pub fn run(
     run: &RunCtx,
-    method: &MethodSpec,
+    method: &Method,
     p: &Params,
     obj: Objective,
     code: &str,
 ) -> Result<Vec<Finding>> {
-    p.validate(code)?;
+    let _ = code;
     let mut f = Finding::new("");
+    let mut floor: Vec<f64> = Vec::new();
     let model = run.model;
     let eps = run.pixel_scale(p.epsilon);
     let alpha = run.pixel_scale(p.step);
@@ -256,25 +250,36 @@ pub fn run(
             .iter()
             .map(|m| {
                 let map = sum_to_hw(m);
-                let c = similarity::center_of_mass(&map, h, w);
                 Orig {
-                    topk: similarity::top_k_indices(&map, k),
-                    center: (c.0.trunc(), c.1.trunc()),
+                    topk: similarity::top_k_membership(&map, k),
+                    center: similarity::center_of_mass(&map, h, w),
                     map,
                 }
             })
             .collect();
+        if let Some(alt) = run.noise_maps(method, b)? {
+            let alt = to_vecs(&aggregate(&alt, p.aggregate))?;
+            for (o, a) in origs.iter().zip(&alt) {
+                let a = sum_to_hw(a);
+                floor.push(match obj {
+                    Objective::MassCenter => {
+                        let c = similarity::center_of_mass(&a, h, w);
+                        let diag = ((h * h + w * w) as f64).sqrt();
+                        (c.0 - o.center.0).hypot(c.1 - o.center.1) / diag
+                    }
+                    _ => similarity::top_k_intersection_tie_aware(&o.map, &a, k),
+                });
+            }
+        }
         let bsz = idx.len();
         let orig_t = OrigT::new(&origs, n_pix, run.device());
         let shape = b.x.size();
         let numel: usize = shape[1..].iter().product::<i64>() as usize;
-        // Best label-preserving iterate so far: (criterion, metrics).
-        let init = match obj {
-            Objective::MassCenter => 0.0,
-            _ => 1.0,
-        };
+        // Best label-preserving iterate so far: (criterion, metrics). Every label-preserving
+        // iterate is eligible, so an image is scored whenever one exists; an image whose every
+        // iterate changed the label has no score (excluded), never a perfect one.
         let mut best: Vec<Option<(f64, [f64; 6])>> = vec![None; bsz];
-        let mut crit_best = vec![init; bsz];
+        let mut crit_best = vec![f64::INFINITY; bsz];
         let mut best_x: Vec<Option<Tensor>> = (0..bsz).map(|_| None).collect();
         let mut best_map: Vec<Option<Vec<f32>>> = vec![None; bsz];
         let mut xt = b.x.shallow_clone();
@@ -362,7 +367,7 @@ pub fn run(
                         continue;
                     }
                     let m = &maps[j];
-                    let inter = similarity::top_k_intersection(&origs[j].map, m, k);
+                    let inter = similarity::top_k_intersection_tie_aware(&origs[j].map, m, k);
                     let shift = {
                         let c = similarity::center_of_mass(m, h, w);
                         ((c.0 - origs[j].center.0).powi(2) + (c.1 - origs[j].center.1).powi(2))
@@ -428,17 +433,22 @@ pub fn run(
                 }
             }
             tried += 1;
-            let vals = match best[j] {
-                Some((_, v)) => {
-                    succeeded += 1;
-                    v
-                }
-                None => {
-                    failed_label += 1;
-                    // No eligible iterate changed the map: the explanation survived (Ghorbani: metric 1).
-                    [1.0, 1.0, 0.0, 0.0, 0.0, clean[j].prob]
-                }
+            let Some((_, vals)) = best[j] else {
+                failed_label += 1;
+                f.push(
+                    i,
+                    &[],
+                    Some("the label changed at every iterate (no label-preserving attack)".into()),
+                );
+                continue;
             };
+            let moved = match obj {
+                Objective::MassCenter => vals[2] > 0.0,
+                _ => vals[0] < 1.0,
+            };
+            if moved {
+                succeeded += 1;
+            }
             let named: Vec<(&str, f64)> = METRICS.iter().copied().zip(vals).collect();
             f.push(i, &named, None);
             let x0 = b.x.get(j as i64);
@@ -477,7 +487,26 @@ pub fn run(
             f64::NAN
         },
     );
-    f.summary("images_without_label_preserving_change", failed_label);
+    f.summary(
+        "images_excluded_label_changed_at_every_iterate",
+        failed_label,
+    );
+    f.summary(
+        "top_k_ties",
+        "tie-aware: expected intersection under random tie-breaking",
+    );
+    f.summary(
+        "center_of_mass",
+        "unrounded for both the original and the attacked map",
+    );
+    super::run::noise_floor(
+        &mut f,
+        match obj {
+            Objective::MassCenter => "center-of-mass-shift-relative",
+            _ => "top-k-intersection",
+        },
+        &floor,
+    );
     f.summary(
         "epsilon_model_space_per_channel",
         std.iter()

@@ -2,8 +2,8 @@
 use super::compare::{self, CompareParams};
 use super::randomize::{self, Restore};
 use super::{AuditDoc, AuditEntry, Curve, Direction, Finding, RunCtx};
-use crate::attribution::MethodSpec;
-use crate::error::{Error, Result};
+use crate::attribution::Method;
+use crate::error::Result;
 use serde::{Deserialize, Serialize};
 
 pub static DOC: AuditDoc = AuditDoc {
@@ -11,9 +11,9 @@ pub static DOC: AuditDoc = AuditDoc {
     name: "cascading-randomization",
     title: "Model parameter randomisation test, cascading (Adebayo et al.)",
     what: "Whether the explanation depends on what the model learned: parameters are re-initialised layer by layer from the output back to the input, and the explanation must change.",
-    why: "An explanation that looks the same for a trained and a randomly initialised network is a property of the input (edges, textures) or of the method, not of the model. Adebayo et al. showed that Guided Backprop and Guided Grad-CAM pass this visual inspection while ignoring the weights; reviewers cannot tell by eye.",
-    how: "Parameter groups are the modules that own parameters (named_parameters), in reverse registration order. Stage i re-initialises groups 1..i with PyTorch's default initialisers by shape (U(+-1/sqrt(fan_in)) for weights and biases, 1/0 for normalisation weights/biases; BatchNorm running statistics are kept, as in the official code), seeded by --seed (init = \"torch\" instead draws exactly as PyTorch's reset_parameters does under torch.manual_seed(seed + 1) before each layer, Quantus MPRT's procedure, so --seed 42 reproduces Quantus' weights). At each stage the explanation of the class predicted by the randomised model (target = \"original\": the trained model's prediction, as Quantus explains the given labels) is compared with the original explanation: Spearman rank correlation with absolute values on PAIR's grayscale map (sum over channels of |a|, 99th-percentile clip; percentile = 100 turns the clip off, Quantus' Spearman on |a|), Spearman without absolute values on PAIR's diverging map, and SSIM on the min-max normalised mask (Gaussian window sigma 1.5, K1 0.01, K2 0.03, data range 1; 2 reproduces the paper's numbers). The per-layer curve is recorded; the gated value is the fully randomised stage. The trained weights are restored bit-exactly afterwards (checked), also when the audit fails midway.",
-    pass: "Default gate: median Spearman (abs) between the original and the fully randomised explanation < 0.5 (one-sided Wilcoxon signed-rank, Holm-adjusted; xaudit convention, algorithms.md F5; the paper gives no number).",
+    why: "An explanation that looks the same for a trained and a randomly initialised network is a property of the input (edges, textures) or of the method, not of the model. Adebayo et al. showed that Guided Backprop and Guided Grad-CAM pass this visual inspection while ignoring the weights; reviewers cannot tell by eye. The robustness, salience and fuzz suites run this audit (mode = \"full-only\") as their model-dependence prerequisite: a stable explanation that ignores the model (an edge detector, a fixed map) must not pass a suite.",
+    how: "Parameter groups are the modules that own parameters (named_parameters), in reverse registration order. Stage i re-initialises groups 1..i with PyTorch's default initialisers by shape (U(+-1/sqrt(fan_in)) for weights and biases, 1/0 for normalisation weights/biases; BatchNorm running statistics are kept, as in the official code), seeded by --seed (init = \"torch\" instead draws exactly as PyTorch's reset_parameters does under torch.manual_seed(seed + 1) before each layer, Quantus MPRT's procedure, so --seed 42 reproduces Quantus' weights). At each stage the explanation of the class predicted by the randomised model (target = \"original\": the trained model's prediction, as Quantus explains the given labels) is compared with the original explanation: Spearman rank correlation with absolute values on PAIR's grayscale map (sum over channels of |a|, 99th-percentile clip; percentile = 100 turns the clip off, Quantus' Spearman on |a|), Spearman without absolute values on PAIR's diverging map, and SSIM on the min-max normalised mask (Gaussian window sigma 1.5, K1 0.01, K2 0.03, data range 1; 2 reproduces the paper's numbers). The per-layer curve is recorded; the gated value is the fully randomised stage. mode = \"full-only\" randomises every group at once (the same weights as the cascade's last stage) and explains once: the gated value at one explanation per image. Stochastic methods share their Monte Carlo draws between the trained and the randomised model, and their noise floor (the same similarity between two clean explanations with different seeds) is reported. The trained weights are restored bit-exactly afterwards (checked), also when the audit fails midway.",
+    pass: "Default gate: the median Spearman (abs) between the original and the fully randomised explanation is below 0.5 (exact binomial test of the median in the run's error budget; xaudit convention, the paper gives no number). As a suite prerequisite the audit must PASS: INCONCLUSIVE fails the gate too.",
     references: &[
         "Adebayo, Gilmer, Muelly, Goodfellow, Hardt, Kim. Sanity Checks for Saliency Maps. NeurIPS 2018, arXiv:1810.03292",
         "Official code: github.com/adebayoj/sanity_checks_saliency (cascading randomization notebook)",
@@ -24,6 +24,17 @@ pub static DOC: AuditDoc = AuditDoc {
     metrics: compare::METRICS,
 };
 
+/// Which stages are explained.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Mode {
+    /// Every stage of the cascade (the layer curve).
+    #[default]
+    Cascade,
+    /// Only the fully randomised model: one explanation per image.
+    FullOnly,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Params {
@@ -31,12 +42,21 @@ pub struct Params {
     pub percentile: f64,
     #[serde(default = "d_dr")]
     pub ssim_data_range: f64,
-    /// How randomised weights are drawn (model randomisation audits only).
+    /// How randomised weights are drawn.
     #[serde(default)]
     pub init: randomize::Init,
-    /// Which class the randomised (or random-label) model explains.
+    /// Which class the randomised model explains.
     #[serde(default)]
     pub target: Target,
+    /// Every stage, or only the fully randomised model.
+    #[serde(default)]
+    pub mode: Mode,
+}
+
+impl super::AuditParams for Params {
+    fn validate(&self) -> std::result::Result<(), String> {
+        compare::check(self.percentile, self.ssim_data_range)
+    }
 }
 
 /// The class explained after randomisation.
@@ -59,33 +79,23 @@ impl Target {
         }
     }
 }
-fn d_pct() -> f64 {
+pub fn d_pct() -> f64 {
     99.0
 }
-fn d_dr() -> f64 {
+pub fn d_dr() -> f64 {
     1.0
 }
 
-impl Params {
-    pub fn compare(&self, code: &str) -> Result<CompareParams> {
-        if !(super::positive(self.percentile)
-            && self.percentile <= 100.0
-            && super::positive(self.ssim_data_range))
-        {
-            return Err(Error::config(
-                format!("parameters of {code}"),
-                "percentile must be in (0, 100] and ssim-data-range > 0",
-                format!("see `xaudit docs {code}`"),
-            ));
-        }
-        Ok(CompareParams {
-            percentile: self.percentile,
-            ssim_data_range: self.ssim_data_range,
-        })
+/// Similarity settings from the two shared parameters.
+pub fn compare_params(percentile: f64, ssim_data_range: f64) -> CompareParams {
+    CompareParams {
+        percentile,
+        ssim_data_range,
     }
 }
 
-/// Records per-image similarities per stage as curves, and the last stage as the finding.
+/// Records per-image similarities per stage as curves, and `gated(stages, row)` as the
+/// finding's per-image values.
 pub fn finish(
     mut f: Finding,
     stages: Vec<(String, compare::Sims)>,
@@ -114,42 +124,69 @@ pub fn finish(
     f
 }
 
-fn measure(run: &RunCtx, m: &MethodSpec, t: &toml::Table) -> Result<Vec<Finding>> {
+fn measure(run: &RunCtx, m: &Method, t: &toml::Table) -> Result<Vec<Finding>> {
     let p: Params = super::params(DOC.code, t)?;
-    let cp = p.compare(DOC.code)?;
+    let cp = compare_params(p.percentile, p.ssim_data_range);
     compare::warm(run, m)?;
+    let floor = compare::noise_floor(run, m, &cp)?;
     let groups = randomize::groups(run.model)?;
     let guard = Restore::new(run.model)?;
     let mut stages = Vec::new();
     let mut pictures = compare::Pictures::new();
-    for (k, (gi, g)) in groups.iter().enumerate().rev().enumerate() {
-        randomize::reinit_with(p.init, g, run.seed, gi)?;
-        let label = "fully randomised model";
-        // Pictures of the fully randomised stage only: the others would be discarded.
-        let keep = if k + 1 == groups.len() {
-            compare::Keep::Candidates
-        } else {
-            compare::Keep::None
-        };
-        let (sims, pics) = compare::sweep_pictures(
-            run,
-            m,
-            run.model,
-            &cp,
-            1 + k as u64,
-            label,
-            p.target.pick(),
-            keep,
-        )?;
-        stages.push((g.name.clone(), sims));
-        pictures = pics;
+    let label = "fully randomised model";
+    match p.mode {
+        Mode::Cascade => {
+            for (k, (gi, g)) in groups.iter().enumerate().rev().enumerate() {
+                randomize::reinit_with(p.init, g, run.seed, gi)?;
+                // Pictures of the fully randomised stage only: the others would be discarded.
+                let keep = if k + 1 == groups.len() {
+                    compare::Keep::Candidates
+                } else {
+                    compare::Keep::None
+                };
+                let (sims, pics) = compare::sweep_pictures(
+                    run,
+                    m,
+                    run.model,
+                    &cp,
+                    1 + k as u64,
+                    label,
+                    p.target.pick(),
+                    keep,
+                )?;
+                stages.push((g.name.clone(), sims));
+                pictures = pics;
+            }
+        }
+        Mode::FullOnly => {
+            // The same draws as the cascade's last stage (each group keyed by its index).
+            for (gi, g) in groups.iter().enumerate().rev() {
+                randomize::reinit_with(p.init, g, run.seed, gi)?;
+            }
+            let (sims, pics) = compare::sweep_pictures(
+                run,
+                m,
+                run.model,
+                &cp,
+                groups.len() as u64,
+                label,
+                p.target.pick(),
+                compare::Keep::Candidates,
+            )?;
+            stages.push(("all layers".to_string(), sims));
+            pictures = pics;
+        }
     }
     guard.finish()?;
     let mut f = Finding::new("");
     f.examples = pictures;
     f.summary(
         "layer_order",
-        stages.iter().map(|s| s.0.clone()).collect::<Vec<_>>(),
+        groups
+            .iter()
+            .rev()
+            .map(|g| g.name.clone())
+            .collect::<Vec<_>>(),
     );
     f.summary(
         "groups",
@@ -158,12 +195,22 @@ fn measure(run: &RunCtx, m: &MethodSpec, t: &toml::Table) -> Result<Vec<Finding>
     f.summary("weights_restored_bit_exact", true);
     f.summary("init", p.init);
     f.summary("target", p.target);
-    Ok(vec![finish(
+    f.summary("mode", p.mode);
+    super::run::noise_floor(&mut f, "spearman-abs", &floor);
+    let f = finish(
         f,
         stages,
         |st, row| st.last().map(|s| s[row].1).unwrap_or([f64::NAN; 3]),
         "randomised up to layer (output first)",
-    )])
+    );
+    Ok(vec![if p.mode == Mode::FullOnly {
+        Finding {
+            curves: Vec::new(),
+            ..f
+        }
+    } else {
+        f
+    }])
 }
 
 pub const ENTRY: AuditEntry = AuditEntry {

@@ -33,6 +33,43 @@ fn d_dr() -> f64 {
     1.0
 }
 
+/// Range check shared by the audits that compare maps.
+pub fn check(percentile: f64, ssim_data_range: f64) -> std::result::Result<(), String> {
+    if !(super::positive(percentile) && percentile <= 100.0 && super::positive(ssim_data_range)) {
+        return Err("percentile must be in (0, 100] and ssim-data-range > 0".into());
+    }
+    Ok(())
+}
+
+/// A stochastic method's noise floor on these similarities: Spearman (abs) between two clean
+/// explanations of every image that differ only in their Monte Carlo draws (empty for
+/// deterministic methods).
+pub fn noise_floor(
+    run: &super::RunCtx,
+    method: &crate::attribution::Method,
+    cp: &CompareParams,
+) -> crate::error::Result<Vec<f64>> {
+    let mut out = Vec::new();
+    if !method.kind().is_stochastic() {
+        return Ok(out);
+    }
+    run.for_batches(|b| {
+        let orig = run.clean_maps(method, b)?;
+        let Some(alt) = run.noise_maps(method, b)? else {
+            return Ok(());
+        };
+        let s = orig.size();
+        let (c, h, w) = (s[1] as usize, s[2] as usize, s[3] as usize);
+        let a = super::run::to_vecs(&orig)?;
+        let bb = super::run::to_vecs(&alt)?;
+        for (x, y) in a.iter().zip(&bb) {
+            out.push(similarities(x, y, c, h, w, cp)[0].1);
+        }
+        Ok(())
+    })?;
+    Ok(out)
+}
+
 impl Default for CompareParams {
     fn default() -> Self {
         CompareParams {
@@ -72,7 +109,7 @@ pub fn similarities(
 /// been cached (`warm`) while the model was still trained.
 pub fn sweep(
     run: &super::RunCtx,
-    method: &crate::attribution::MethodSpec,
+    method: &crate::attribution::Method,
     model: &crate::model::Model,
     cp: &CompareParams,
     eval_k: u64,
@@ -107,7 +144,7 @@ pub enum Keep {
 #[allow(clippy::too_many_arguments)]
 pub fn sweep_pictures(
     run: &super::RunCtx,
-    method: &crate::attribution::MethodSpec,
+    method: &crate::attribution::Method,
     model: &crate::model::Model,
     cp: &CompareParams,
     eval_k: u64,
@@ -164,9 +201,6 @@ pub fn sweep_pictures(
 }
 
 /// Computes and caches the clean predictions and maps for every image.
-pub fn warm(
-    run: &super::RunCtx,
-    method: &crate::attribution::MethodSpec,
-) -> crate::error::Result<()> {
+pub fn warm(run: &super::RunCtx, method: &crate::attribution::Method) -> crate::error::Result<()> {
     run.for_batches(|b| run.clean_maps(method, b).map(|_| ()))
 }

@@ -2,7 +2,7 @@
 //! the explanation, and shrinks what it finds to a minimal counterexample.
 use super::run::{eval_id, to_vecs, vec_panel, RunCtx};
 use super::{AuditDoc, AuditEntry, Direction, Finding};
-use crate::attribution::{aggregate, MethodSpec};
+use crate::attribution::{aggregate, Method};
 use crate::error::{Error, Result};
 use crate::perturb::{self, Budget, Op};
 use proptest::strategy::{Strategy, ValueTree};
@@ -17,16 +17,16 @@ pub static DOC: AuditDoc = AuditDoc {
     title: "Property-based search for neutral input changes that break the explanation",
     what: "Whether small, semantically neutral changes to an image (brightness and contrast shifts, sensor noise, one- or two-pixel shifts, slight rotations, JPEG-like quantisation, a tiny occluding patch, and compositions of them, each within a budget declared in the suite) that keep the predicted class can still make the explanation dissimilar to the original.",
     why: "Random-sample audits report averages; a reviewer also wants to see the worst case, concretely. A minimal counterexample (the smallest, simplest change that breaks the explanation) shows exactly which nuisance the explanation is fragile to and can be replayed while fixing it.",
-    how: "For each image, proptest strategies generate `cases` perturbation programs (1..max-ops operations, parameters uniform within the budget) from a runner seeded by --seed and the image. Each program is applied in [0,1] pixel space (clamped), the model predicts and the method explains the clean predicted class; the property is: if the prediction is unchanged, similarity(explanation, original explanation) >= min-similarity (Spearman with average ranks on the method's channel-reduced map, or Pearson). Programs that change the prediction are not neutral and are excluded. The first violation of an image is shrunk with proptest's value trees (fewer operations, smaller magnitudes) for up to shrink-iters evaluations; up to max-counterexamples are reported with the program, its parameters, pictures and a replay record (`xaudit replay report.json`). The violation rate over all cases is reported with a Clopper-Pearson interval. Bounded by the case count and time-budget-s.",
-    pass: "Default gate: violation rate < 0.05, exact one-sided binomial test, Holm-adjusted with the other tests of the run (xaudit convention).",
+    how: "For each image, proptest strategies generate `cases` perturbation programs (1..max-ops operations, parameters uniform within the budget) from a runner seeded by --seed and the image. Each program is applied in [0,1] pixel space (clamped), the model predicts and the method explains the clean predicted class. The explanation of the perturbed image S(P x) is compared with the original explanation moved by the program's geometric operations, T S(x) (shifts and rotations in order; the identity for photometric programs), over the valid region (pixels whose source stayed inside the image), as the equivariance audit does: an explanation that follows the content is not a violation. The property: if the prediction is unchanged, similarity >= min-similarity (Spearman with average ranks on the method's channel-reduced map, or Pearson). Programs that change the prediction are not neutral and are excluded. The unit of analysis is the image: an image is violated when at least one of its neutral programs breaks the property (its 16 programs are not independent trials). The first violation of an image is shrunk with proptest's value trees (fewer operations, smaller magnitudes) for up to shrink-iters evaluations; up to max-counterexamples are reported with the program, its parameters, pictures and a replay record (`xaudit replay report.json`). Also recorded per image: the share of its programs that violate and the lowest similarity. Bounded by the case count and time-budget-s.",
+    pass: "Default gate: the share of images with a violation is below the threshold (0.1): exact one-sided binomial test over images with a Clopper-Pearson bound, in the run's single error budget (xaudit convention). min-n counts images.",
     references: &[
         "Claessen, Hughes. QuickCheck: a lightweight tool for random testing of Haskell programs. ICFP 2000",
         "proptest (Rust): strategies, value trees and shrinking, docs.rs/proptest",
         "Clopper, Pearson. The use of confidence or fiducial limits illustrated in the case of the binomial. Biometrika 1934",
     ],
-    default_metric: "violation-rate",
+    default_metric: "violated",
     default_direction: Direction::Lower,
-    metrics: &["violation-rate", "min-similarity"],
+    metrics: &["violated", "violation-rate", "min-similarity"],
 };
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -77,6 +77,9 @@ pub struct Counterexample {
     pub index: usize,
     pub path: String,
     pub method: String,
+    /// The method exactly as audited (parameters, score, aggregation).
+    #[serde(default)]
+    pub method_config: Option<crate::attribution::Method>,
     pub program: Vec<Op>,
     pub description: String,
     /// The program before shrinking.
@@ -100,6 +103,33 @@ fn similarity(metric: &str, a: &[f32], b: &[f32]) -> f64 {
     }
 }
 
+/// Similarity of the perturbed explanation `pert` (`[H*W]`) with the original `base`
+/// (`[H*W]`, an `h`×`w` map) moved by the program's geometric operations, over the pixels
+/// whose source stayed inside the image.
+pub fn aligned_similarity(
+    metric: &str,
+    base: &[f32],
+    h: usize,
+    w: usize,
+    ops: &[Op],
+    pert: &[f32],
+) -> f64 {
+    if perturb::geometry(ops).is_empty() {
+        return similarity(metric, base, pert);
+    }
+    let t = Tensor::from_slice(base).view([1, 1, h as i64, w as i64]);
+    let (moved, valid) = perturb::align(ops, &t);
+    let moved: Vec<f32> = Vec::try_from(moved.view([-1])).unwrap_or_default();
+    let (a, b): (Vec<f32>, Vec<f32>) = moved
+        .iter()
+        .zip(pert)
+        .zip(&valid)
+        .filter(|(_, v)| **v)
+        .map(|((x, y), _)| (*x, *y))
+        .unzip();
+    similarity(metric, &a, &b)
+}
+
 /// Model-space image from model space via pixels: denormalise, perturb, normalise.
 pub fn perturbed(run_pre: &crate::config::Preprocess, x: &Tensor, ops: &[Op]) -> Tensor {
     let dev = x.device();
@@ -116,14 +146,14 @@ pub fn perturbed(run_pre: &crate::config::Preprocess, x: &Tensor, ops: &[Op]) ->
 /// Outcome of explaining one perturbed input: (prediction, explanation map).
 fn evaluate(
     run: &RunCtx,
-    m: &MethodSpec,
+    m: &Method,
     xs: &[Tensor],
     target: &[i64],
     ids: &[u64],
 ) -> Result<(Vec<i64>, Vec<Vec<f32>>)> {
     let x = Tensor::stack(xs, 0).to_kind(Kind::Float);
     let (maps, pred, _) = run.attribute_predict(run.model, m, &x, target, ids)?;
-    let maps = to_vecs(&aggregate(&maps, m.kind().default_aggregate()).abs())?;
+    let maps = to_vecs(&aggregate(&maps, m.aggregate).abs())?;
     Ok((pred, maps))
 }
 
@@ -139,7 +169,23 @@ fn runner(seed: u64, index: usize) -> TestRunner {
     TestRunner::new_with_rng(config, TestRng::from_seed(RngAlgorithm::ChaCha, &bytes))
 }
 
-fn measure(run: &RunCtx, m: &MethodSpec, t: &toml::Table) -> Result<Vec<Finding>> {
+impl super::AuditParams for Params {
+    fn validate(&self) -> std::result::Result<(), String> {
+        self.budget.validate()?;
+        if self.cases == 0
+            || !(0.0..=1.0).contains(&self.min_similarity)
+            || !["spearman", "pearson"].contains(&self.similarity.as_str())
+            || !(self.time_budget_s > 0.0)
+        {
+            return Err(
+                "cases must be >= 1, min-similarity in [0, 1], similarity spearman or pearson, time-budget-s > 0".into(),
+            );
+        }
+        Ok(())
+    }
+}
+
+fn measure(run: &RunCtx, m: &Method, t: &toml::Table) -> Result<Vec<Finding>> {
     let p: Params = super::params(DOC.code, t)?;
     let bad = |msg: String| {
         Error::config(
@@ -148,19 +194,12 @@ fn measure(run: &RunCtx, m: &MethodSpec, t: &toml::Table) -> Result<Vec<Finding>
             format!("see `xaudit docs {}`", DOC.code),
         )
     };
-    p.budget.validate().map_err(bad)?;
-    if p.cases == 0
-        || !(0.0..=1.0).contains(&p.min_similarity)
-        || !["spearman", "pearson"].contains(&p.similarity.as_str())
-    {
-        return Err(bad(
-            "cases must be >= 1, min-similarity in [0, 1], similarity spearman or pearson".into(),
-        ));
-    }
     let strategy = p.budget.program();
     let start = Instant::now();
     let mut f = Finding::new("");
+    let mut floor: Vec<f64> = Vec::new();
     let (mut violations, mut cases, mut changed) = (0u64, 0u64, 0u64);
+    let (mut violated_images, mut tested_images) = (0u64, 0u64);
     let mut found: Vec<Counterexample> = Vec::new();
     let mut stopped_at: Option<usize> = None;
     run.for_batches(|b| {
@@ -173,8 +212,16 @@ fn measure(run: &RunCtx, m: &MethodSpec, t: &toml::Table) -> Result<Vec<Finding>
             return Ok(());
         }
         let clean = run.clean(b)?;
-        let base = to_vecs(&aggregate(&run.clean_maps(m, b)?, m.kind().default_aggregate()).abs())?;
+        let base = to_vecs(&aggregate(&run.clean_maps(m, b)?, m.aggregate).abs())?;
         let (h, w) = (b.x.size()[2] as usize, b.x.size()[3] as usize);
+        if let Some(alt) = run.noise_maps(m, b)? {
+            let alt = to_vecs(&aggregate(&alt, m.aggregate).abs())?;
+            floor.extend(
+                base.iter()
+                    .zip(&alt)
+                    .map(|(a, b)| similarity(&p.similarity, a, b)),
+            );
+        }
         // Generate every image's programs (value trees kept for shrinking).
         let mut trees = Vec::with_capacity(idx.len());
         for &i in &idx {
@@ -205,7 +252,11 @@ fn measure(run: &RunCtx, m: &MethodSpec, t: &toml::Table) -> Result<Vec<Finding>
                 .collect();
             let (pred, maps) = evaluate(run, m, &xs, &target, &ids)?;
             for (c, &(j, k)) in chunk.iter().enumerate() {
-                outcome[j][k] = (pred[c], similarity(&p.similarity, &base[j], &maps[c]));
+                let ops = trees[j][k].current();
+                outcome[j][k] = (
+                    pred[c],
+                    aligned_similarity(&p.similarity, &base[j], h, w, &ops, &maps[c]),
+                );
             }
             Ok(())
         })?;
@@ -230,9 +281,12 @@ fn measure(run: &RunCtx, m: &MethodSpec, t: &toml::Table) -> Result<Vec<Finding>
                 f.push(i, &[], Some("every program changed the prediction".into()));
                 continue;
             }
+            tested_images += 1;
+            violated_images += u64::from(v > 0);
             f.push(
                 i,
                 &[
+                    ("violated", f64::from(u8::from(v > 0))),
                     ("violation-rate", v as f64 / n as f64),
                     ("min-similarity", worst),
                 ],
@@ -272,7 +326,7 @@ fn measure(run: &RunCtx, m: &MethodSpec, t: &toml::Table) -> Result<Vec<Finding>
                     &[clean[j].pred],
                     &[id],
                 )?;
-                let sim = similarity(&p.similarity, &base[j], &maps[0]);
+                let sim = aligned_similarity(&p.similarity, &base[j], h, w, &cand, &maps[0]);
                 last_failed = pred[0] == clean[j].pred && sim < p.min_similarity;
                 if last_failed {
                     best = (cand, sim, id);
@@ -294,6 +348,7 @@ fn measure(run: &RunCtx, m: &MethodSpec, t: &toml::Table) -> Result<Vec<Finding>
                 index: i,
                 path: b.paths[j].display().to_string(),
                 method: m.kind().name().into(),
+                method_config: Some(m.clone()),
                 description: perturb::describe(&prog),
                 program: prog,
                 original_program: original,
@@ -310,9 +365,16 @@ fn measure(run: &RunCtx, m: &MethodSpec, t: &toml::Table) -> Result<Vec<Finding>
         (run.progress)(idx.len());
         Ok(())
     })?;
-    f.counts = Some((violations, cases));
+    f.counts = Some((violated_images, tested_images));
+    f.summary("images_tested", tested_images);
+    f.summary("images_violated", violated_images);
     f.summary("cases", cases);
     f.summary("violations", violations);
+    f.summary(
+        "comparison",
+        "S(P x) against T S(x) on the valid region, T = the program's shifts and rotations",
+    );
+    super::run::noise_floor(&mut f, &p.similarity, &floor);
     f.summary("programs_changing_the_prediction", changed);
     f.summary("counterexamples", &found);
     if let Some(i) = stopped_at {

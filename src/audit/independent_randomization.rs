@@ -1,10 +1,11 @@
 //! XA102 independent-randomization: one parameter group at a time (Adebayo et al.).
-use super::cascading_randomization::{finish, Params};
+use super::cascading_randomization::{compare_params, d_dr, d_pct, finish, Target};
 use super::compare;
 use super::randomize::{self, Restore};
 use super::{AuditDoc, AuditEntry, Direction, Finding, RunCtx};
-use crate::attribution::MethodSpec;
+use crate::attribution::Method;
 use crate::error::Result;
+use serde::{Deserialize, Serialize};
 
 pub static DOC: AuditDoc = AuditDoc {
     code: "XA102",
@@ -12,8 +13,8 @@ pub static DOC: AuditDoc = AuditDoc {
     title: "Model parameter randomisation test, one layer at a time (Adebayo et al.)",
     what: "Whether the explanation reacts to each layer's weights: every parameter group is re-initialised on its own, the rest of the model staying trained, and the explanation must change.",
     why: "Cascading randomisation can be dominated by the first layers it reaches; randomising one layer at a time shows which layers an explanation ignores. A method insensitive to a layer cannot reveal what that layer learned.",
-    how: "For each parameter group (module owning parameters, reverse registration order): restore the trained weights, re-initialise only that group with PyTorch's default initialisers (seeded), explain the class predicted by the modified model and compare with the original explanation (Spearman with abs on PAIR grayscale maps, Spearman without abs on PAIR diverging maps, SSIM on min-max masks). The per-layer curve is recorded; the per-image gated value is the mean over groups (Quantus return_average_correlation). Weights are restored bit-exactly afterwards (checked).",
-    pass: "Default gate: median of the per-image mean Spearman (abs) over layers < 0.5 (one-sided Wilcoxon signed-rank, Holm-adjusted; xaudit convention).",
+    how: "For each parameter group (module owning parameters, reverse registration order): restore the trained weights, re-initialise only that group with PyTorch's default initialisers (seeded), explain the class predicted by the modified model and compare with the original explanation (Spearman with abs on PAIR grayscale maps, Spearman without abs on PAIR diverging maps, SSIM on min-max masks). Every layer is reported (the curve, and per layer the median of each similarity and the number of images). The per-image gated value is the mean over the groups that hold weights (Quantus return_average_correlation): groups whose parameters are all one-dimensional (normalisation scales and shifts, e.g. BatchNorm or LayerNorm) are reported but left out of the mean, because re-initialising them to 1 and 0 is close to the identity after training and would pull the mean towards 1 whatever the method. Weights are restored bit-exactly afterwards (checked).",
+    pass: "Default gate: the median of the per-image mean Spearman (abs) over weight layers is below 0.5 (exact binomial test of the median in the run's error budget; xaudit convention).",
     references: &[
         "Adebayo et al. Sanity Checks for Saliency Maps. NeurIPS 2018, arXiv:1810.03292 (independent randomization)",
         "Official code: github.com/adebayoj/sanity_checks_saliency",
@@ -24,13 +25,39 @@ pub static DOC: AuditDoc = AuditDoc {
     metrics: compare::METRICS,
 };
 
-fn measure(run: &RunCtx, m: &MethodSpec, t: &toml::Table) -> Result<Vec<Finding>> {
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Params {
+    #[serde(default = "d_pct")]
+    pub percentile: f64,
+    #[serde(default = "d_dr")]
+    pub ssim_data_range: f64,
+    #[serde(default)]
+    pub init: randomize::Init,
+    #[serde(default)]
+    pub target: Target,
+}
+
+impl super::AuditParams for Params {
+    fn validate(&self) -> std::result::Result<(), String> {
+        compare::check(self.percentile, self.ssim_data_range)
+    }
+}
+
+/// Whether a group holds only normalisation parameters (every tensor one-dimensional).
+pub fn normalisation_only(g: &randomize::Group) -> bool {
+    g.params.iter().all(|(_, p)| p.dim() <= 1)
+}
+
+fn measure(run: &RunCtx, m: &Method, t: &toml::Table) -> Result<Vec<Finding>> {
     let p: Params = super::params(DOC.code, t)?;
-    let cp = p.compare(DOC.code)?;
+    let cp = compare_params(p.percentile, p.ssim_data_range);
     compare::warm(run, m)?;
+    let floor = compare::noise_floor(run, m, &cp)?;
     let groups = randomize::groups(run.model)?;
     let guard = Restore::new(run.model)?;
     let mut stages = Vec::new();
+    let mut norm_only = Vec::new();
     let mut pictures = compare::Pictures::new();
     for (k, (gi, g)) in groups.iter().enumerate().rev().enumerate() {
         guard.restore()?;
@@ -53,6 +80,7 @@ fn measure(run: &RunCtx, m: &MethodSpec, t: &toml::Table) -> Result<Vec<Finding>
             p.target.pick(),
             keep,
         )?;
+        norm_only.push(normalisation_only(g));
         stages.push((g.name.clone(), sims));
         pictures = pics;
     }
@@ -63,12 +91,48 @@ fn measure(run: &RunCtx, m: &MethodSpec, t: &toml::Table) -> Result<Vec<Finding>
         "layer_order",
         stages.iter().map(|s| s.0.clone()).collect::<Vec<_>>(),
     );
+    let per_layer: Vec<serde_json::Value> = stages
+        .iter()
+        .zip(&norm_only)
+        .map(|((name, sims), &norm)| {
+            let col = |m: usize| -> Vec<f64> {
+                sims.iter()
+                    .map(|r| r.1[m])
+                    .filter(|v| v.is_finite())
+                    .collect()
+            };
+            serde_json::json!({
+                "layer": name,
+                "normalisation_only": norm,
+                "in_gated_mean": !norm,
+                "n": sims.len(),
+                "median_spearman_abs": crate::stats::median(&col(0)),
+                "median_spearman": crate::stats::median(&col(1)),
+                "median_ssim": crate::stats::median(&col(2)),
+            })
+        })
+        .collect();
+    f.summary("per_layer", per_layer);
+    let excluded: Vec<String> = stages
+        .iter()
+        .zip(&norm_only)
+        .filter(|(_, n)| **n)
+        .map(|(s, _)| s.0.clone())
+        .collect();
+    f.summary("left_out_of_the_mean_normalisation_only", &excluded);
     f.summary("weights_restored_bit_exact", true);
-    let mean_over = |st: &[compare::Sims], row: usize| {
+    super::run::noise_floor(&mut f, "spearman-abs", &floor);
+    // With only normalisation groups there is nothing else to average: use them all.
+    let use_all = norm_only.iter().all(|n| *n);
+    let counted: Vec<bool> = norm_only.iter().map(|n| use_all || !n).collect();
+    let mean_over = move |st: &[compare::Sims], row: usize| {
         let mut acc = [0.0; 3];
-        for s in st {
-            for (a, v) in acc.iter_mut().zip(s[row].1) {
-                *a += v / st.len() as f64;
+        let k = counted.iter().filter(|c| **c).count().max(1) as f64;
+        for (s, c) in st.iter().zip(&counted) {
+            if *c {
+                for (a, v) in acc.iter_mut().zip(s[row].1) {
+                    *a += v / k;
+                }
             }
         }
         acc

@@ -26,16 +26,15 @@ pub use run::RunCtx;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-/// Which side of the threshold is good.
+/// Which side of the threshold is good. Two-sample audits: `Higher` means the audited group
+/// tends to be larger than the reference group by a rank-biserial effect above the threshold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Direction {
-    /// PASS when the median is above the threshold.
+    /// PASS when the values lie above the threshold.
     Higher,
-    /// PASS when the median is below the threshold.
+    /// PASS when the values lie below the threshold.
     Lower,
-    /// Two-sample audits: PASS when the groups differ by at least the threshold effect size.
-    Different,
 }
 
 impl Direction {
@@ -43,7 +42,6 @@ impl Direction {
         match self {
             Direction::Higher => ">",
             Direction::Lower => "<",
-            Direction::Different => "|r| >=",
         }
     }
 }
@@ -157,7 +155,8 @@ pub struct Panel {
 /// Pictures kept per finding while measuring (a quarter per end and tie order).
 pub const EXAMPLE_CANDIDATES: usize = 16;
 
-/// What one audit measured for one method (and one variant, e.g. one transform).
+/// What one audit measured for one method (and one variant, e.g. one transform): the
+/// "measure" step of the pipeline. Tests and verdicts are made from it in `crate::gate`.
 #[derive(Debug, Clone, Default)]
 pub struct Finding {
     /// Sub-result name (`hflip`, `gaussian-noise`), empty when the audit has one result.
@@ -177,7 +176,7 @@ pub struct Finding {
     pub examples: BTreeMap<usize, Vec<Panel>>,
     /// Names of images that are not data-set items (generated out-of-set inputs).
     pub names: BTreeMap<usize, String>,
-    /// Proportion audits: (violations, cases).
+    /// Proportion audits: (violating images, images tested).
     pub counts: Option<(u64, u64)>,
 }
 
@@ -250,18 +249,17 @@ impl Finding {
 /// How an audit's measurements are tested against its threshold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Design {
-    /// Per-image values against the threshold (Wilcoxon signed-rank / sign test).
+    /// Per-image values against the threshold (exact quantile test, or Wilcoxon).
     OneSample,
-    /// Per-image values against `Finding::reference` (Mann-Whitney U).
+    /// Per-image values against `Finding::reference` (relative effect, Hoeffding bound).
     TwoSample,
-    /// A count of violations among cases (`Finding::counts`) against a rate (binomial,
-    /// Clopper-Pearson interval).
+    /// A count of violating images (`Finding::counts`) against a rate (exact binomial,
+    /// Clopper-Pearson bound).
     Proportion,
 }
 
 /// The function type every audit implements.
-pub type MeasureFn =
-    fn(&RunCtx, &crate::attribution::MethodSpec, &toml::Table) -> Result<Vec<Finding>>;
+pub type MeasureFn = fn(&RunCtx, &crate::attribution::Method, &toml::Table) -> Result<Vec<Finding>>;
 
 /// An audit in the registry.
 pub struct AuditEntry {
@@ -277,16 +275,27 @@ pub struct AuditEntry {
     pub check: fn(&toml::Table) -> Result<()>,
 }
 
+/// An audit's typed parameters: parsed over their defaults and range-checked when the suite
+/// and configuration load, before any model work (`measure` may assume they are valid).
+pub trait AuditParams: Serialize + serde::de::DeserializeOwned {
+    /// Range checks; the message says what is wrong and what is allowed.
+    fn validate(&self) -> std::result::Result<(), String> {
+        Ok(())
+    }
+}
+
 /// An audit's parameter defaults as a table.
-pub fn defaults<T: Serialize + serde::de::DeserializeOwned>() -> toml::Table {
+pub fn defaults<T: AuditParams>() -> toml::Table {
     T::deserialize(toml::Value::Table(toml::Table::new()))
         .map(|p| to_table(&p))
         .unwrap_or_default()
 }
 
-/// Parses `t` as the audit's parameters.
-pub fn check<T: serde::de::DeserializeOwned>(t: &toml::Table) -> Result<()> {
-    params::<T>("audit", t).map(|_| ())
+/// Parses `t` as the audit's parameters and checks their ranges.
+pub fn check<T: AuditParams>(t: &toml::Table) -> Result<()> {
+    let p = params::<T>("audit", t)?;
+    p.validate()
+        .map_err(|m| Error::config("audit parameters", m, "see `xaudit docs` for the ranges"))
 }
 
 /// Every audit xaudit knows. Adding an audit: its file, one line here, its suite entry.

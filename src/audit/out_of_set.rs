@@ -1,8 +1,8 @@
 //! XA202 out-of-set: is salience on out-of-set inputs distinguishable from in-set salience?
 use super::run::{eval_id, to_vecs};
 use super::{AuditDoc, AuditEntry, Direction, Finding, RunCtx};
-use crate::attribution::{aggregate, MethodSpec};
-use crate::error::{Error, Result};
+use crate::attribution::{aggregate, Method};
+use crate::error::Result;
 use rand::seq::SliceRandom;
 use rand::Rng;
 use rand_distr::{Distribution, Normal};
@@ -15,15 +15,15 @@ pub static DOC: AuditDoc = AuditDoc {
     title: "Salience response to out-of-set inputs (Crum et al. 2023, reconstructed)",
     what: "Whether the model's salience on inputs outside its task (noise, constant images, patch-shuffled images, or a folder of the user's out-of-set images) differs from its salience on in-set images.",
     why: "A model with a well-formed task representation focuses on task evidence when it is present and has nothing coherent to focus on when it is not. If out-of-set salience looks like in-set salience, the maps say little about the task, and confident predictions on such inputs are a warning in their own right (the confidence is reported too).",
-    how: "Per image, salience S = the method's map for the predicted class (default channel reduction, absolute values), P = S / sum S, normalised Shannon entropy H = -sum P ln P / ln(HW). Out-of-set sets are generated with the same count as the in-set data (seeded): Gaussian noise N(0.5, 0.25^2) clipped to [0,1], uniform noise, constant images (random grey level), in-set images with 4x4 patches randomly permuted; plus --out-of-set DIR when given. For each set: Mann-Whitney U test of out-of-set vs in-set entropies (two-sided, tie and continuity corrected), rank-biserial effect size r = 2U/(n1 n2) - 1 with a seeded bootstrap CI, the distance between the mean salience maps (1 - Pearson), and the mean confidence on each set.",
-    pass: "Default gate per out-of-set kind: PASS when the two-sided Mann-Whitney test is significant after Holm adjustment and |r| >= 0.3; FAIL when the 95% CI of r lies inside (-0.3, 0.3) (demonstrably indistinguishable at that effect size); otherwise INCONCLUSIVE. The 0.3 is an xaudit convention (a moderate effect), not a paper value.",
+    how: "Per image, salience S = the method's map for the predicted class (the method's channel reduction, absolute values), P = S / sum S, normalised Shannon entropy H = -sum P ln P / ln(HW). A map that is zero everywhere has no salience distribution: its entropy is undefined, and the image is excluded and counted (it is not scored as uniform). Out-of-set sets are generated with the same count as the in-set data (seeded): Gaussian noise N(0.5, 0.25^2) clipped to [0,1], uniform noise, constant images (random grey level), in-set images with 4x4 patches randomly permuted; plus --out-of-set DIR when given. For each set the effect is the rank-biserial correlation r = 2 P(H_out > H_in) + P(H_out = H_in) - 1 (the direction is stated: out-of-set maps are expected to be MORE diffuse, so r > 0), bounded with Hoeffding's inequality for two-sample U-statistics (distribution-free, valid for any sample size, conservative). Also recorded: the distance between the mean salience maps (1 - Pearson) and the mean confidence on each set.",
+    pass: "Default gate per out-of-set kind: PASS when the one-sided lower confidence bound of r (at the claim's Holm level in the run's error budget) is above 0.3, i.e. out-of-set maps are shown to be more diffuse by at least a moderate effect; FAIL when the upper bound is below 0.3; otherwise INCONCLUSIVE. The 0.3 is an xaudit convention (a moderate effect), not a paper value.",
     references: &[
         "Crum, Tinsley, Boyd, Piland, Sweet, Kelley, Bowyer, Czajka. Explain To Me: Salience-Based Explainability for Synthetic Face Detection Models. IEEE TAI 2023, arXiv:2303.11969 (reconstructed)",
         "Mann, Whitney. On a test of whether one of two random variables is stochastically larger than the other. Ann. Math. Stat. 1947",
         "Kerby. The simple difference formula: an approach to teaching nonparametric correlation. 2014 (rank-biserial r)",
     ],
     default_metric: "entropy",
-    default_direction: Direction::Different,
+    default_direction: Direction::Higher,
     metrics: &["entropy", "confidence"],
 };
 
@@ -54,6 +54,26 @@ fn d_grid() -> usize {
     4
 }
 
+impl super::AuditParams for Params {
+    fn validate(&self) -> std::result::Result<(), String> {
+        for k in &self.kinds {
+            if !KINDS.contains(&k.as_str()) {
+                let hint = crate::suggest::closest(k, &KINDS)
+                    .map(|s| format!("did you mean `{s}`? "))
+                    .unwrap_or_default();
+                return Err(format!(
+                    "unknown out-of-set kind `{k}`: {hint}use some of {}",
+                    KINDS.join(", ")
+                ));
+            }
+        }
+        if self.patch_grid < 2 {
+            return Err("patch-grid must be >= 2".into());
+        }
+        Ok(())
+    }
+}
+
 const KINDS: [&str; 4] = [
     "gaussian-noise",
     "uniform-noise",
@@ -61,12 +81,17 @@ const KINDS: [&str; 4] = [
     "patch-shuffle",
 ];
 
-/// Normalised entropy and the distribution P of each map.
-fn entropies(m: &MethodSpec, raw: &Tensor) -> Result<(Vec<f64>, Vec<Vec<f32>>)> {
-    let maps = to_vecs(&aggregate(raw, m.kind().default_aggregate()).abs())?;
+/// Normalised entropy (`None` for an all-zero map: no distribution) and the distribution P
+/// of each map.
+fn entropies(m: &Method, raw: &Tensor) -> Result<(Vec<Option<f64>>, Vec<Vec<f32>>)> {
+    let maps = to_vecs(&aggregate(raw, m.aggregate).abs())?;
     let e = maps
         .iter()
-        .map(|v| crate::similarity::normalized_entropy(v))
+        .map(|v| {
+            v.iter()
+                .any(|x| *x > 0.0)
+                .then(|| crate::similarity::normalized_entropy(v))
+        })
         .collect();
     let p = maps
         .into_iter()
@@ -142,33 +167,16 @@ fn patch_shuffle(run: &RunCtx, x: &Tensor, idx: &[usize], g: usize) -> Tensor {
     out
 }
 
-fn measure(run: &RunCtx, m: &MethodSpec, t: &toml::Table) -> Result<Vec<Finding>> {
+fn measure(run: &RunCtx, m: &Method, t: &toml::Table) -> Result<Vec<Finding>> {
     let p: Params = super::params(DOC.code, t)?;
-    for k in &p.kinds {
-        if !KINDS.contains(&k.as_str()) {
-            let hint = crate::suggest::closest(k, &KINDS)
-                .map(|s| format!("did you mean `{s}`? "))
-                .unwrap_or_default();
-            return Err(Error::config(
-                format!("parameters of {}", DOC.code),
-                format!("unknown out-of-set kind `{k}`"),
-                format!("{hint}use some of {}", KINDS.join(", ")),
-            ));
-        }
-    }
-    if p.patch_grid < 2 {
-        return Err(Error::config(
-            format!("parameters of {}", DOC.code),
-            "patch-grid must be >= 2",
-            format!("see `xaudit docs {}`", DOC.code),
-        ));
-    }
-    // In-set reference.
+    // In-set reference (images with an all-zero map have no entropy and are left out).
     let (mut ent_in, mut conf_in, mut mean_in) = (Vec::new(), Vec::new(), Vec::new());
+    let mut zero_in = 0usize;
     run.for_batches(|b| {
         let clean = run.clean(b)?;
         let (e, ps) = entropies(m, &run.clean_maps(m, b)?)?;
-        ent_in.extend(e);
+        zero_in += e.iter().filter(|v| v.is_none()).count();
+        ent_in.extend(e.into_iter().flatten());
         conf_in.extend(clean.iter().map(|c| c.prob));
         for q in &ps {
             add(&mut mean_in, q);
@@ -191,9 +199,16 @@ fn measure(run: &RunCtx, m: &MethodSpec, t: &toml::Table) -> Result<Vec<Finding>
             let ids: Vec<u64> = js.iter().map(|&j| eval_id(j, 1 + si as u64)).collect();
             let raw = run.attribute(run.model, m, x, &pred, &ids)?;
             let (e, ps) = entropies(m, &raw)?;
-            let shown = aggregate(&raw, m.kind().default_aggregate()).abs();
+            let shown = aggregate(&raw, m.aggregate).abs();
             for (k, &j) in js.iter().enumerate() {
-                f.push(j, &[("entropy", e[k]), ("confidence", prob[k])], None);
+                match e[k] {
+                    Some(ent) => f.push(j, &[("entropy", ent), ("confidence", prob[k])], None),
+                    None => f.push(
+                        j,
+                        &[],
+                        Some("all-zero map: no salience distribution, entropy undefined".into()),
+                    ),
+                }
                 f.example(
                     j,
                     vec![
@@ -247,6 +262,11 @@ fn measure(run: &RunCtx, m: &MethodSpec, t: &toml::Table) -> Result<Vec<Finding>
         f.summary("mean_confidence_in_set", crate::stats::mean(&conf_in));
         f.summary("mean_confidence_out_of_set", crate::stats::mean(&conf_out));
         f.summary("median_entropy_in_set", crate::stats::median(&ent_in));
+        f.summary("in_set_images_with_all_zero_maps", zero_in);
+        f.summary(
+            "direction",
+            "out-of-set maps expected MORE diffuse (higher entropy) than in-set maps",
+        );
         f.reference.insert("entropy".into(), ent_in.clone());
         f.reference.insert("confidence".into(), conf_in.clone());
         (run.progress)(n_in);

@@ -1,7 +1,7 @@
 //! XA103 random-logit: explanation of the predicted class vs a random other class.
 use super::compare::{self, CompareParams};
 use super::{AuditDoc, AuditEntry, Direction, Finding, RunCtx};
-use crate::attribution::MethodSpec;
+use crate::attribution::Method;
 use crate::error::{Error, Result};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
@@ -13,7 +13,7 @@ pub static DOC: AuditDoc = AuditDoc {
     what: "Whether the explanation depends on which class is explained: the map for the predicted class is compared with the map for a randomly chosen other class.",
     why: "If every class gets the same map, the explanation cannot say why the model chose this class over another; it only shows where the input has structure. Sixt et al. showed that many modified backpropagation methods collapse to class-insensitive maps.",
     how: "For each image a class other than the predicted one is drawn uniformly (seeded by --seed and the image). Both maps are computed on the trained model and compared with SSIM on min-max normalised masks (Gaussian window sigma 1.5, data range 1; Quantus RandomLogit uses SSIM) and with Spearman rank correlations (abs on PAIR grayscale, signed on PAIR diverging maps).",
-    pass: "Default gate: median SSIM < 0.5 (one-sided Wilcoxon signed-rank, Holm-adjusted; xaudit convention, not a paper value).",
+    pass: "Default gate: the median SSIM is below 0.5 (exact binomial test of the median in the run's error budget; xaudit convention, not a paper value).",
     references: &[
         "Sixt, Granz, Landgraf. When Explanations Lie: Why Many Modified BP Attributions Fail. ICML 2020, arXiv:1912.09818",
         "Quantus RandomLogit (Hedström et al. 2023, JMLR)",
@@ -40,21 +40,18 @@ fn d_dr() -> f64 {
     1.0
 }
 
-impl Params {
-    fn compare(&self) -> Result<CompareParams> {
-        super::cascading_randomization::Params {
-            percentile: self.percentile,
-            ssim_data_range: self.ssim_data_range,
-            init: Default::default(),
-            target: Default::default(),
-        }
-        .compare(DOC.code)
+impl super::AuditParams for Params {
+    fn validate(&self) -> std::result::Result<(), String> {
+        compare::check(self.percentile, self.ssim_data_range)
     }
 }
 
-fn measure(run: &RunCtx, m: &MethodSpec, t: &toml::Table) -> Result<Vec<Finding>> {
+fn measure(run: &RunCtx, m: &Method, t: &toml::Table) -> Result<Vec<Finding>> {
     let p: Params = super::params(DOC.code, t)?;
-    let cp = p.compare()?;
+    let cp = CompareParams {
+        percentile: p.percentile,
+        ssim_data_range: p.ssim_data_range,
+    };
     let k = run.model.num_classes;
     if k < 2 {
         return Err(Error::NotApplicable("the model has a single class".into()));

@@ -1,7 +1,7 @@
 //! What every audit shares during one `xaudit check` run: the model, the streamed data, the
 //! seed, batch sizes, conversions between pixel units and model space, and the clean
 //! predictions and explanations (computed once per run, reused by every audit).
-use crate::attribution::{Ctx, MethodSpec, Score};
+use crate::attribution::{Ctx, Method, Score};
 use crate::config::Preprocess;
 use crate::data::{Batch, Dataset};
 use crate::error::{Error, Result};
@@ -194,12 +194,16 @@ impl<'a> RunCtx<'a> {
     }
 
     /// The attribution context for `method` on `model`.
-    pub fn ctx<'m>(&self, model: &'m Model, method: &MethodSpec) -> Ctx<'m> {
+    pub fn ctx<'m>(&self, model: &'m Model, method: &Method) -> Ctx<'m> {
+        self.ctx_seeded(model, method, self.seed)
+    }
+
+    fn ctx_seeded<'m>(&self, model: &'m Model, method: &Method, seed: u64) -> Ctx<'m> {
         Ctx {
             model,
-            seed: self.seed,
+            seed,
             internal_batch: self.pass_size(),
-            score: method.kind().default_score(),
+            score: method.score,
         }
     }
 
@@ -261,7 +265,7 @@ impl<'a> RunCtx<'a> {
     pub fn attribute(
         &self,
         model: &Model,
-        method: &MethodSpec,
+        method: &Method,
         x: &Tensor,
         targets: &[i64],
         ids: &[u64],
@@ -276,7 +280,7 @@ impl<'a> RunCtx<'a> {
     pub fn attribute_predict(
         &self,
         model: &Model,
-        method: &MethodSpec,
+        method: &Method,
         x: &Tensor,
         targets: &[i64],
         ids: &[u64],
@@ -288,7 +292,7 @@ impl<'a> RunCtx<'a> {
     pub fn attribute_predict_first(
         &self,
         model: &Model,
-        method: &MethodSpec,
+        method: &Method,
         x: &Tensor,
         targets: &[i64],
         ids: &[u64],
@@ -306,10 +310,22 @@ impl<'a> RunCtx<'a> {
     fn attribute_logits(
         &self,
         model: &Model,
-        method: &MethodSpec,
+        method: &Method,
         x: &Tensor,
         targets: &[i64],
         ids: &[u64],
+    ) -> Result<(Tensor, Option<Tensor>)> {
+        self.attribute_logits_seeded(model, method, x, targets, ids, self.seed)
+    }
+
+    fn attribute_logits_seeded(
+        &self,
+        model: &Model,
+        method: &Method,
+        x: &Tensor,
+        targets: &[i64],
+        ids: &[u64],
+        seed: u64,
     ) -> Result<(Tensor, Option<Tensor>)> {
         let t = Tensor::from_slice(targets).to_device(model.device);
         let (maps, logits) = if self.per_sample && targets.len() > 1 {
@@ -317,7 +333,7 @@ impl<'a> RunCtx<'a> {
             let mut logits = Vec::with_capacity(targets.len());
             for i in 0..targets.len() {
                 let a = method.attribute(
-                    &self.ctx(model, method),
+                    &self.ctx_seeded(model, method, seed),
                     &x.narrow(0, i as i64, 1),
                     &t.narrow(0, i as i64, 1),
                     &ids[i..i + 1],
@@ -328,7 +344,7 @@ impl<'a> RunCtx<'a> {
             let logits = (logits.len() == parts.len()).then(|| Tensor::cat(&logits, 0));
             (Tensor::cat(&parts, 0), logits)
         } else {
-            let a = method.attribute(&self.ctx(model, method), x, &t, ids)?;
+            let a = method.attribute(&self.ctx_seeded(model, method, seed), x, &t, ids)?;
             (a.maps, a.logits)
         };
         let maps = maps.to_kind(Kind::Float);
@@ -369,7 +385,7 @@ impl<'a> RunCtx<'a> {
 
     /// Clean explanations of the predicted class (computed once per method and image, then
     /// served from the spill files).
-    pub fn clean_maps(&self, method: &MethodSpec, b: &Batch) -> Result<Tensor> {
+    pub fn clean_maps(&self, method: &Method, b: &Batch) -> Result<Tensor> {
         let key = serde_json::to_string(method).unwrap_or_default();
         let idx: Vec<usize> = b.indices.clone().collect();
         if let Some(t) = self
@@ -389,6 +405,39 @@ impl<'a> RunCtx<'a> {
             .expect("map cache poisoned")
             .put(&key, &idx, &maps)?;
         Ok(maps)
+    }
+
+    /// A second clean explanation of the batch whose Monte Carlo draws use another seed: how
+    /// far two explanations of the same input differ by the method's own noise (its noise
+    /// floor). `None` for deterministic methods. Cached like the clean maps.
+    pub fn noise_maps(&self, method: &Method, b: &Batch) -> Result<Option<Tensor>> {
+        if !method.kind().is_stochastic() {
+            return Ok(None);
+        }
+        let key = format!(
+            "{}#noise-floor",
+            serde_json::to_string(method).unwrap_or_default()
+        );
+        let idx: Vec<usize> = b.indices.clone().collect();
+        if let Some(t) = self
+            .maps
+            .lock()
+            .expect("map cache poisoned")
+            .get(&key, &idx)?
+        {
+            return Ok(Some(t.to_device(self.device())));
+        }
+        let clean = self.clean(b)?;
+        let targets: Vec<i64> = clean.iter().map(|c| c.pred).collect();
+        let ids: Vec<u64> = idx.iter().map(|&i| i as u64).collect();
+        let seed = crate::rng::derive(self.seed, &["noise-floor"]);
+        let (maps, _) =
+            self.attribute_logits_seeded(self.model, method, &b.x, &targets, &ids, seed)?;
+        self.maps
+            .lock()
+            .expect("map cache poisoned")
+            .put(&key, &idx, &maps)?;
+        Ok(Some(maps))
     }
 
     /// Per-channel `[1,C,1,1]` model-space size of `pixels` units of the 0-255 image.
@@ -495,7 +544,24 @@ pub fn vec_panel(v: &[f32], h: usize, w: usize, label: &str) -> Result<super::Pa
 /// so the random draws of stochastic methods are independent across evaluations but fixed
 /// by the seed. `k = 0` is the clean evaluation (the id `explain` uses).
 pub fn eval_id(index: usize, k: u64) -> u64 {
-    (k << 40) ^ index as u64
+    (k << crate::attribution::IMAGE_BITS) ^ index as u64
+}
+
+/// Records a stochastic method's noise floor in `f`'s summary: the median of `metric`
+/// between two clean explanations of each image that differ only in their random draws.
+pub fn noise_floor(f: &mut super::Finding, metric: &str, values: &[f64]) {
+    if values.is_empty() {
+        return;
+    }
+    f.summary(
+        "noise_floor",
+        serde_json::json!({
+            "metric": metric,
+            "median": crate::stats::median(values),
+            "n": values.len(),
+            "what": "two clean explanations of the same image whose Monte Carlo draws use different seeds; values beyond this are the model's, not the method's noise",
+        }),
+    );
 }
 
 /// Moves `[B,H,W]` or `[B,1,H,W]` maps to per-image CPU vectors.

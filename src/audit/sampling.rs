@@ -3,7 +3,7 @@
 //! samples whose prediction changes excluded and counted.
 use super::run::{eval_id, to_vecs, vec_panel, RunCtx};
 use super::Finding;
-use crate::attribution::MethodSpec;
+use crate::attribution::Method;
 use crate::error::Result;
 use rand::Rng;
 use rand_distr::{Distribution, StandardNormal};
@@ -33,19 +33,28 @@ pub struct Draws {
     /// Clamp x' to the valid pixel range.
     pub clip: bool,
     pub noise: Noise,
+    /// Images where fewer than this share of the samples kept the label are excluded: a
+    /// maximum over a few surviving samples is biased low.
+    pub min_kept_fraction: f64,
 }
 
 pub fn run(
     run: &RunCtx,
-    method: &MethodSpec,
+    method: &Method,
     draws: Draws,
     purpose: &str,
     metric: &str,
     score: impl Fn(&SampleNorms) -> f64,
 ) -> Result<Finding> {
-    let Draws { n, clip, noise } = draws;
+    let Draws {
+        n,
+        clip,
+        noise,
+        min_kept_fraction,
+    } = draws;
     let mut f = Finding::new("");
-    let (mut total, mut changed) = (0usize, 0usize);
+    let mut floor: Vec<f64> = Vec::new();
+    let (mut total, mut changed, mut few) = (0usize, 0usize, 0usize);
     let (lo, hi) = run.valid_range();
     let scale = run.pixel_scale(match noise {
         Noise::UniformLinf { pixels } | Noise::Gaussian { pixels } => pixels,
@@ -59,6 +68,16 @@ pub fn run(
                 .to_kind(Kind::Double)
                 .to_device(tch::Device::Cpu),
         )?;
+        if let Some(alt) = run.noise_maps(method, b)? {
+            let d: Vec<f64> = Vec::try_from(
+                (&alt.to_kind(Kind::Float) - &raw0)
+                    .flatten(1, -1)
+                    .norm_scalaropt_dim(2, [1i64].as_slice(), false)
+                    .to_kind(Kind::Double)
+                    .to_device(tch::Device::Cpu),
+            )?;
+            floor.extend(d.iter().zip(&base_norm).map(|(d, b)| d / b.max(1e-12)));
+        }
         let shape = b.x.size();
         let numel: usize = shape[1..].iter().product::<i64>() as usize;
         let idx: Vec<usize> = b.indices.clone().collect();
@@ -144,12 +163,23 @@ pub fn run(
                 .collect()
         };
         for (j, b0) in best.into_iter().enumerate() {
+            let need = (min_kept_fraction * n as f64).ceil() as usize;
             match b0 {
                 None => f.push(
                     idx[j],
                     &[],
                     Some("every sample changed the prediction".into()),
                 ),
+                Some(_) if kept[j] < need => {
+                    few += 1;
+                    f.push(
+                        idx[j],
+                        &[],
+                        Some(format!(
+                            "fewer than {need} of {n} samples kept the prediction (a maximum over few samples is biased low)"
+                        )),
+                    );
+                }
                 Some((v, xp, mp)) => {
                     let mp: Vec<f32> =
                         Vec::try_from(mp.flatten(0, -1).to_device(tch::Device::Cpu))?;
@@ -195,5 +225,8 @@ pub fn run(
             f64::NAN
         },
     );
+    f.summary("min_kept_fraction", min_kept_fraction);
+    f.summary("images_excluded_few_kept_samples", few);
+    super::run::noise_floor(&mut f, "relative-l2", &floor);
     Ok(f)
 }

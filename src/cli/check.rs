@@ -11,7 +11,7 @@ use xaudit::audit::RunCtx;
 use xaudit::check::{self, Plan};
 use xaudit::data::Dataset;
 use xaudit::model::Model;
-use xaudit::report::{self, Format, ModelInfo, Provenance, Report};
+use xaudit::report::{self, Format, ModelInfo, Provenance, Report, ReportInputs};
 use xaudit::suite::Suite;
 
 #[derive(Args)]
@@ -96,15 +96,6 @@ pub fn run(a: CheckArgs) -> Result<i32> {
         .or(cfg.suite.clone())
         .unwrap_or_else(|| "robustness".into());
     let suite = Suite::load(&suite_key)?;
-    let methods: Vec<MethodKind> = if !a.methods.is_empty() {
-        a.methods.clone()
-    } else if let Some(ms) = &cfg.methods {
-        ms.iter()
-            .map(|m| xaudit::suite::method(m, "configuration methods"))
-            .collect::<xaudit::Result<_>>()?
-    } else {
-        suite.methods.clone()
-    };
     let seed = a.seed.or(cfg.seed).unwrap_or(0);
     let out_dir = a.out_dir.clone().or(cfg.out_dir.clone());
     let files: Vec<Format> = if !a.write.is_empty() {
@@ -115,7 +106,7 @@ pub fn run(a: CheckArgs) -> Result<i32> {
             .unwrap_or_else(|| report::DEFAULT_FILES.to_vec())
     };
     let today = started.format("%Y-%m-%d").to_string();
-    let plan = Plan::new(&suite, &cfg, &methods, seed, &today)?;
+    let plan = Plan::new(&suite, &cfg, &a.methods, seed, &today)?;
     let data_path =
         a.data.clone().or(cfg.data.clone()).context(
             "no images given: pass --data DIR|CSV or set `data = \"...\"` in xaudit.toml",
@@ -181,63 +172,54 @@ pub fn run(a: CheckArgs) -> Result<i32> {
     ctx.random_label_model = rl_model.as_ref();
     ctx.per_sample = a.per_sample || cfg.per_sample.unwrap_or(false);
     ctx.out_of_set = oos.as_ref();
-    let outcome = check::run(
-        &ctx,
-        &plan,
-        |g, m| {
-            bar.reset();
-            bar.set_length(data.len() as u64);
-            bar.set_message(format!("{} {}", g.entry.doc.name, m.name()));
-        },
-        |_| {},
-    )?;
+    let outcome = check::run(&ctx, &plan, |g, m| {
+        bar.reset();
+        bar.set_length(data.len() as u64);
+        bar.set_message(format!("{} {}", g.entry.doc.name, m.name()));
+    })?;
     bar.finish_and_clear();
     let exit_code = if a.exit_zero && outcome.exit_code == 1 {
         0
     } else {
         outcome.exit_code
     };
-    let report = Report {
-        schema_version: report::SCHEMA_VERSION.into(),
-        verdict: outcome.verdict.clone(),
-        exit_code,
-        seed,
-        alpha: plan.settings.alpha,
-        min_n: plan.settings.min_n,
-        fail_on_inconclusive: plan.fail_on_inconclusive,
-        fail_on_error: plan.fail_on_error,
-        multiplicity: "holm".into(),
-        model: ModelInfo {
-            path: a.model.display().to_string(),
-            sha256: sha256_file(&a.model)?,
-            num_classes: model.num_classes,
-            num_parameters: model.num_parameters,
-        },
-        provenance: Provenance {
-            xaudit_version: env!("CARGO_PKG_VERSION").into(),
-            libtorch_version: env!("XAUDIT_LIBTORCH_VERSION").into(),
-            device: xaudit::device::describe(device),
-            threads: tch::get_num_threads(),
-            command_line: std::env::args().collect(),
-            suite: suite.name.clone(),
-            suite_origin: suite.origin.clone(),
-            suite_sha256: suite.sha256.clone(),
-            config: cfg.origin.as_ref().map(|p| p.display().to_string()),
-            config_sha256: cfg.origin.as_deref().map(sha256_file).transpose()?,
-            data: data_path.display().to_string(),
-            data_count: data.len(),
-            data_sha256: data_manifest_sha256(&data)?,
-            random_label_model: a
-                .random_label_model
-                .as_ref()
-                .map(|p| p.display().to_string()),
-            out_of_set: a.out_of_set.as_ref().map(|p| p.display().to_string()),
-            started: started.to_rfc3339(),
-            finished: chrono::Local::now().to_rfc3339(),
-        },
-        counts: outcome.counts,
-        audits: outcome.audits,
+    let model_info = ModelInfo {
+        path: a.model.display().to_string(),
+        sha256: sha256_file(&a.model)?,
+        num_classes: model.num_classes,
+        num_parameters: model.num_parameters,
     };
+    let provenance = Provenance {
+        xaudit_version: env!("CARGO_PKG_VERSION").into(),
+        libtorch_version: env!("XAUDIT_LIBTORCH_VERSION").into(),
+        device: xaudit::device::describe(device),
+        threads: tch::get_num_threads(),
+        command_line: std::env::args().collect(),
+        suite: suite.name.clone(),
+        suite_origin: suite.origin.clone(),
+        suite_sha256: suite.sha256.clone(),
+        config: cfg.origin.as_ref().map(|p| p.display().to_string()),
+        config_sha256: cfg.origin.as_deref().map(sha256_file).transpose()?,
+        data: data_path.display().to_string(),
+        data_count: data.len(),
+        data_sha256: data_manifest_sha256(&data)?,
+        random_label_model: a
+            .random_label_model
+            .as_ref()
+            .map(|p| p.display().to_string()),
+        out_of_set: a.out_of_set.as_ref().map(|p| p.display().to_string()),
+        started: started.to_rfc3339(),
+        finished: chrono::Local::now().to_rfc3339(),
+    };
+    let report = Report::build(
+        &plan,
+        outcome,
+        ReportInputs {
+            model: model_info,
+            provenance,
+            exit_code,
+        },
+    );
     // Files first: if they cannot be written, the run is an error (exit 2), not a verdict.
     let written = match &out_dir {
         Some(dir) => report::write_all(dir, &report, &files)

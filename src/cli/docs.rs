@@ -19,5 +19,10 @@ pub fn run(a: DocsArgs) -> Result<()> {
     for (k, v) in &params {
         outln!("  {k} = {v}");
     }
+    outln!(
+        "\n## How verdicts are decided\n{}",
+        xaudit::gate::decision_rule(&xaudit::gate::Settings::default())
+    );
+    outln!("Suites may set per audit `quantile` (e.g. 0.9: at least 90% of images on the good side), `test = \"wilcoxon\"` (a pseudo-median claim), `advisory = true` (reported, not gating) and `prerequisite = true` (must PASS).");
     Ok(())
 }

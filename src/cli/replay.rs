@@ -2,8 +2,8 @@
 use anyhow::{Context, Result};
 use clap::Args;
 use std::path::PathBuf;
-use xaudit::attribution::{aggregate, Ctx, MethodSpec};
-use xaudit::audit::fuzz::{perturbed, Counterexample};
+use xaudit::attribution::{aggregate, Ctx, Method};
+use xaudit::audit::fuzz::{aligned_similarity, perturbed, Counterexample};
 use xaudit::data::Dataset;
 use xaudit::model::Model;
 
@@ -46,15 +46,20 @@ pub fn run(a: ReplayArgs) -> Result<i32> {
     let model = Model::load(std::path::Path::new(&r.model.path), device, shape)?;
     let data = Dataset::from_inputs(&[PathBuf::from(&ce.path)])?;
     let b = data.load_batch(0..1, pre, device)?;
-    let kind = xaudit::suite::method(&ce.method, "counterexample")?;
-    let method = MethodSpec::with_defaults(kind);
+    let method = match &ce.method_config {
+        Some(m) => m.clone(),
+        None => Method::defaults(xaudit::attribution::config::method_kind(
+            &ce.method,
+            "counterexample",
+        )?),
+    };
     let ctx = Ctx {
         model: &model,
         seed: ce.seed,
         internal_batch: 256,
-        score: kind.default_score(),
+        score: method.score,
     };
-    let agg = kind.default_aggregate();
+    let agg = method.aggregate;
     let target = tch::Tensor::from_slice(&[ce.predicted]).to_device(device);
     let clean = aggregate(
         &method
@@ -74,11 +79,8 @@ pub fn run(a: ReplayArgs) -> Result<i32> {
         Vec::<f32>::try_from(t.flatten(0, -1).to_device(tch::Device::Cpu)).unwrap_or_default()
     };
     let (c, p) = (v(&clean), v(&pert));
-    let sim = if ce.similarity_metric == "pearson" {
-        xaudit::similarity::pearson(&c, &p)
-    } else {
-        xaudit::similarity::spearman(&c, &p)
-    };
+    let (h, w) = (pre.size[0], pre.size[1]);
+    let sim = aligned_similarity(&ce.similarity_metric, &c, h, w, &ce.program, &p);
     let violated = pred == ce.predicted && sim < ce.min_similarity;
     outln!(
         "counterexample {} of {}: {} ({})",

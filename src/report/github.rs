@@ -20,26 +20,20 @@ pub fn render(r: &Report) -> String {
     for a in &r.audits {
         let level = match (a.verdict, a.gated) {
             (Verdict::Fail | Verdict::Error, true) => "error",
-            (Verdict::Inconclusive, true) if r.fail_on_inconclusive => "error",
+            (Verdict::Inconclusive, true) if r.fail_on_inconclusive || a.prerequisite => "error",
             (Verdict::Fail | Verdict::Inconclusive | Verdict::Error, _) => "warning",
             _ => continue,
         };
         let title = format!("{} {} ({})", a.code, a.name, a.method);
-        let m = |v: Option<f64>| v.map(|v| format!("{v:.3}")).unwrap_or_else(|| "-".into());
         let msg = format!(
-            "{}{}: {} median {} [{}, {}] vs threshold {} {}; {}",
-            a.verdict.label(),
+            "{}{}: {}; {}",
+            a.verdict_text(),
             if a.variant.is_empty() {
                 String::new()
             } else {
                 format!(" [{}]", a.variant)
             },
-            a.metric,
-            m(a.median),
-            m(a.ci_low),
-            m(a.ci_high),
-            a.direction.symbol(),
-            a.threshold,
+            a.stats_line(),
             a.reason
         );
         o.push_str(&format!(
@@ -53,8 +47,8 @@ pub fn render(r: &Report) -> String {
     o.push_str(&format!(
         "::notice title=xaudit::{}\n",
         data(&format!(
-            "{}: {} passed, {} failed, {} inconclusive, {} errors, {} not run, {} ignored (exit {})",
-            r.provenance.suite, c.pass, c.fail, c.inconclusive, c.error, c.not_run, c.ignored, r.exit_code
+            "{}: {} passed, {} failed, {} inconclusive, {} errors, {} not run, {} ignored, {} advisory (exit {})",
+            r.provenance.suite, c.pass, c.fail, c.inconclusive, c.error, c.not_run, c.ignored, c.advisory, r.exit_code
         ))
     ));
     o

@@ -9,21 +9,18 @@ use serde::Serialize;
 const TEMPLATE: &str = include_str!("templates/report.html");
 
 fn f(v: Option<f64>) -> String {
-    v.filter(|v| v.is_finite())
-        .map(|v| format!("{v:.3}"))
-        .unwrap_or_else(|| "–".into())
+    super::fmt::num(v)
 }
 
 fn p(v: Option<f64>) -> String {
-    v.map(|v| format!("{v:.2e}")).unwrap_or_else(|| "–".into())
+    super::fmt::p(v)
 }
 
 fn vclass(a: &AuditResult) -> (String, String) {
     if a.ignored.is_some() {
-        return ("IGNORED".into(), format!("{} (ignored)", a.verdict.label()));
+        return ("IGNORED".into(), a.verdict_text());
     }
-    let l = a.verdict.label();
-    (l.replace(' ', "-"), l.to_string())
+    (a.verdict.label().replace(' ', "-"), a.verdict_text())
 }
 
 fn is_png_data_uri(s: &str) -> bool {
@@ -41,25 +38,28 @@ struct Row {
     method: String,
     variant: String,
     metric: String,
-    median: String,
-    mean: String,
-    q25: String,
-    q75: String,
-    ci_low: String,
-    ci_high: String,
-    ci_method: String,
+    estimate: String,
+    bound: String,
+    confidence: String,
+    claim_pass: String,
+    claim_fail: String,
+    counts: String,
+    descriptive: String,
     threshold: String,
     n: usize,
     excluded: usize,
     excluded_reasons: Vec<String>,
     p: String,
     p_raw: String,
+    p_adj: String,
+    level: String,
     test: String,
-    test_note: Option<String>,
-    effect: String,
+    images_to_decide: Option<String>,
     vclass: String,
     vlabel: String,
     reason: String,
+    note: Option<String>,
+    role: String,
     rationale: String,
     ignored: Option<String>,
     params: String,
@@ -104,6 +104,7 @@ fn row(a: &AuditResult, k: usize, charts: bool) -> Row {
     let values: Vec<f64> = a.per_sample.iter().filter_map(|s| s.value).collect();
     let curve_thr = (a.curves.first().map(|c| c.name.as_str()) == Some(a.metric.as_str()))
         .then_some(a.threshold);
+    let c = a.claim.as_ref();
     Row {
         anchor: format!("r{k}"),
         code: a.code.clone(),
@@ -115,14 +116,39 @@ fn row(a: &AuditResult, k: usize, charts: bool) -> Row {
         method: a.method.clone(),
         variant: a.variant.clone(),
         metric: a.metric.clone(),
-        median: f(a.median),
-        mean: f(a.mean),
-        q25: f(a.q25),
-        q75: f(a.q75),
-        ci_low: f(a.ci_low),
-        ci_high: f(a.ci_high),
-        ci_method: a.ci_method.clone().unwrap_or_default(),
-        threshold: format!("{} {}", a.direction.symbol(), a.threshold),
+        estimate: a.estimate_text(),
+        bound: a.bound_text(),
+        confidence: a.confidence_text(),
+        claim_pass: c.map(|c| c.pass.clone()).unwrap_or_default(),
+        claim_fail: c.map(|c| c.fail.clone()).unwrap_or_default(),
+        counts: match c {
+            Some(c) => match (c.good, c.bad, c.ties) {
+                (Some(g), Some(b), Some(t)) => {
+                    format!("{g} on the good side, {b} on the bad side, {t} equal to the threshold")
+                }
+                _ => "–".into(),
+            },
+            None => "–".into(),
+        },
+        descriptive: match &a.descriptive {
+            Some(d) => format!(
+                "median {} (descriptive {}% {} interval [{}, {}]), mean {}, IQR {}–{}",
+                f(d.median),
+                f(Some(100.0 * d.median_ci_confidence)),
+                d.median_ci_method.clone().unwrap_or_default(),
+                f(d.median_ci_low),
+                f(d.median_ci_high),
+                f(d.mean),
+                f(d.q25),
+                f(d.q75)
+            ),
+            None => "–".into(),
+        },
+        threshold: format!(
+            "{} {}",
+            a.direction.symbol(),
+            super::fmt::threshold(a.threshold)
+        ),
         n: a.n,
         excluded: a.excluded,
         excluded_reasons: a
@@ -131,25 +157,31 @@ fn row(a: &AuditResult, k: usize, charts: bool) -> Row {
             .map(|(r, n)| format!("{n} × {r}"))
             .collect(),
         p: p(a.decisive_p()),
-        p_raw: p(if a.verdict == Verdict::Fail {
-            a.p_value_bad.or(a.p_value)
-        } else {
-            a.p_value
-        }),
-        test: match (&a.test, &a.test_method) {
-            (Some(t), Some(m)) => format!("{t} ({m})"),
-            _ => "–".into(),
+        p_raw: match c {
+            Some(c) => format!("PASS {} / FAIL {}", p(Some(c.p_pass)), p(Some(c.p_fail))),
+            None => "–".into(),
         },
-        test_note: a.test_note.clone(),
-        effect: match a.effect_ci {
-            Some((lo, hi)) => format!("{} [{:.3}, {:.3}]", f(a.effect_size), lo, hi),
-            None => f(a.effect_size),
-        },
+        p_adj: format!(
+            "PASS {} / FAIL {}",
+            p(a.p_pass_adjusted),
+            p(a.p_fail_adjusted)
+        ),
+        level: p(a.level),
+        test: c.map(|c| c.test.clone()).unwrap_or_else(|| "–".into()),
+        images_to_decide: a.images_to_decide.map(|v| format!("{v:.0}")),
         vclass: vc,
         vlabel: vl,
         reason: a.reason.clone(),
+        note: a.note.clone(),
+        role: if a.prerequisite {
+            "prerequisite (must PASS)".into()
+        } else if a.advisory {
+            "advisory (reported, not gating)".into()
+        } else {
+            "gating".into()
+        },
         rationale: if a.rationale.is_empty() {
-            "xaudit default (algorithms.md F5)".into()
+            "xaudit default convention (see the audit's pass criterion)".into()
         } else {
             a.rationale.clone()
         },
@@ -165,11 +197,9 @@ fn row(a: &AuditResult, k: usize, charts: bool) -> Row {
             .collect(),
         summary: a.summary.iter().map(|(k, v)| format!("{k}: {v}")).collect(),
         histogram: (charts && !values.is_empty()).then(|| {
-            let t = if a.direction == crate::audit::Direction::Different {
-                f64::NAN
-            } else {
-                a.threshold
-            };
+            // Two-sample thresholds are effect sizes, not values of the metric.
+            let two_sample = c.is_some_and(|c| c.test == "hoeffding-relative-effect");
+            let t = if two_sample { f64::NAN } else { a.threshold };
             super::plots::histogram(&values, t, &a.metric)
         }),
         curves: if charts {
@@ -253,8 +283,7 @@ pub fn render(r: &Report) -> String {
             a.variant.clone(),
         )
     });
-    let evaluated =
-        |a: &AuditResult| !matches!(a.verdict, Verdict::NotRun) && (a.n > 0 || a.median.is_some());
+    let evaluated = |a: &AuditResult| !matches!(a.verdict, Verdict::NotRun) && a.claim.is_some();
     let rows: Vec<Row> = idx
         .iter()
         .filter(|&&i| evaluated(&r.audits[i]))
@@ -271,7 +300,7 @@ pub fn render(r: &Report) -> String {
     let groups: Vec<Group> = codes
         .iter()
         .map(|c| {
-            let doc = crate::audit::find(c).map(|e| e.doc);
+            let doc = r.docs.get(*c);
             let results = r
                 .audits
                 .iter()
@@ -280,17 +309,18 @@ pub fn render(r: &Report) -> String {
                 .map(|(i, a)| row(a, i, true))
                 .collect();
             let first = r.audits.iter().find(|a| a.code == *c);
+            let text = |g: fn(&super::AuditDocView) -> &String| {
+                doc.map(|d| g(d).clone()).unwrap_or_default()
+            };
             Group {
                 code: c.to_string(),
                 name: first.map(|a| a.name.clone()).unwrap_or_default(),
                 title: first.map(|a| a.title.clone()).unwrap_or_default(),
-                what: doc.map(|d| d.what).unwrap_or_default().into(),
-                why: doc.map(|d| d.why).unwrap_or_default().into(),
-                how: doc.map(|d| d.how).unwrap_or_default().into(),
-                pass: doc.map(|d| d.pass).unwrap_or_default().into(),
-                references: doc
-                    .map(|d| d.references.iter().map(|s| s.to_string()).collect())
-                    .unwrap_or_default(),
+                what: text(|d| &d.what),
+                why: text(|d| &d.why),
+                how: text(|d| &d.how),
+                pass: text(|d| &d.pass),
+                references: doc.map(|d| d.references.clone()).unwrap_or_default(),
                 results,
             }
         })
@@ -331,6 +361,20 @@ pub fn render(r: &Report) -> String {
         alpha => r.alpha,
         min_n => r.min_n,
         multiplicity => r.multiplicity,
+        decision_rule => r.decision_rule,
+        family_size => r.family_size,
+        methods => r
+            .methods
+            .iter()
+            .map(|(k, v)| (k.clone(), serde_json::to_string(v).unwrap_or_default()))
+            .collect::<Vec<(String, String)>>(),
+        notes => r
+            .audits
+            .iter()
+            .filter_map(|a| a.note.clone())
+            .collect::<std::collections::BTreeSet<String>>()
+            .into_iter()
+            .collect::<Vec<String>>(),
         fail_on_inconclusive => r.fail_on_inconclusive,
         counts => r.counts,
         seed => r.seed,

@@ -17,18 +17,7 @@ fn case_name(a: &AuditResult) -> String {
 }
 
 fn message(a: &AuditResult) -> String {
-    let m = |v: Option<f64>| v.map(|v| format!("{v:.4}")).unwrap_or_else(|| "-".into());
-    format!(
-        "{} median {} (95% CI {}..{}), threshold {} {}, n = {}: {}",
-        a.metric,
-        m(a.median),
-        m(a.ci_low),
-        m(a.ci_high),
-        a.direction.symbol(),
-        a.threshold,
-        a.n,
-        a.reason
-    )
+    format!("{}: {}", a.stats_line(), a.reason)
 }
 
 pub fn render(r: &Report) -> String {
@@ -56,6 +45,7 @@ pub fn render(r: &Report) -> String {
             ("started", p.started.clone()),
             ("alpha", r.alpha.to_string()),
             ("multiplicity", r.multiplicity.clone()),
+            ("decision_rule", r.decision_rule.clone()),
         ] {
             ts.add_property(Property::new(k, v));
         }
@@ -63,6 +53,10 @@ pub fn render(r: &Report) -> String {
             let status = if let Some(ig) = &a.ignored {
                 let mut st = TestCaseStatus::skipped();
                 st.set_message(format!("ignored ({}): {}", a.verdict.label(), ig.reason));
+                st
+            } else if a.advisory {
+                let mut st = TestCaseStatus::skipped();
+                st.set_message(format!("advisory ({}): {}", a.verdict.label(), message(a)));
                 st
             } else {
                 match a.verdict {
@@ -72,7 +66,7 @@ pub fn render(r: &Report) -> String {
                         st.set_message(message(a)).set_type("threshold");
                         st
                     }
-                    Verdict::Inconclusive if r.fail_on_inconclusive => {
+                    Verdict::Inconclusive if r.fail_on_inconclusive || a.prerequisite => {
                         let mut st = TestCaseStatus::non_success(NonSuccessKind::Failure);
                         st.set_message(message(a)).set_type("inconclusive");
                         st
@@ -97,17 +91,18 @@ pub fn render(r: &Report) -> String {
             let mut tc = TestCase::new(case_name(a), status);
             tc.set_classname(format!("xaudit.{}.{}", a.suite, a.name));
             tc.set_time(Duration::from_secs_f64(a.duration_s.max(0.0)));
-            let f = |v: Option<f64>| v.map(|v| v.to_string()).unwrap_or_default();
+            let f = |v: Option<f64>| super::fmt::num(v);
             for (k, v) in [
                 ("metric", a.metric.clone()),
-                ("median", f(a.median)),
-                ("ci_low", f(a.ci_low)),
-                ("ci_high", f(a.ci_high)),
-                ("threshold", a.threshold.to_string()),
+                ("estimate", f(a.claim.as_ref().and_then(|c| c.estimate))),
+                ("bound_low", f(a.bound_low)),
+                ("bound_high", f(a.bound_high)),
+                ("level", super::fmt::p(a.level)),
+                ("threshold", super::fmt::threshold(a.threshold)),
                 ("direction", format!("{:?}", a.direction).to_lowercase()),
                 ("n", a.n.to_string()),
                 ("excluded", a.excluded.to_string()),
-                ("p_adjusted", f(a.p_adjusted)),
+                ("p_adjusted", super::fmt::p(a.decisive_p())),
                 ("verdict", a.verdict.label().to_string()),
             ] {
                 tc.add_property(Property::new(k, v));

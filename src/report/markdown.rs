@@ -22,12 +22,6 @@ pub fn esc(s: &str) -> String {
     o
 }
 
-fn f(v: Option<f64>) -> String {
-    v.filter(|v| v.is_finite())
-        .map(|v| format!("{v:.3}"))
-        .unwrap_or_else(|| "–".into())
-}
-
 pub fn render(r: &Report) -> String {
     let c = &r.counts;
     let icon = match r.exit_code {
@@ -36,7 +30,7 @@ pub fn render(r: &Report) -> String {
         _ => "⚠️ ERROR",
     };
     let mut o = format!(
-        "## xaudit {}: gate {icon} (exit {})\n\nModel `{}` (sha256 `{}`), suite **{}**, {} images, seed {}. {} passed, {} failed, {} inconclusive, {} errors, {} not run, {} ignored. Tests: one-sided Wilcoxon / sign / Mann-Whitney, Holm-adjusted at α = {}.\n\n",
+        "## xaudit {}: gate {icon} (exit {})\n\nModel `{}` (sha256 `{}`), suite **{}**, {} images, seed {}. {} passed, {} failed, {} inconclusive, {} errors, {} not run, {} ignored, {} advisory. One error budget: the probability of any wrong PASS or FAIL in this run is at most α = {} (Holm over {} claims).\n\n",
         esc(&r.provenance.suite),
         r.exit_code,
         esc(&r.model.path),
@@ -44,15 +38,12 @@ pub fn render(r: &Report) -> String {
         esc(&r.provenance.suite),
         r.provenance.data_count,
         r.seed,
-        c.pass, c.fail, c.inconclusive, c.error, c.not_run, c.ignored,
+        c.pass, c.fail, c.inconclusive, c.error, c.not_run, c.ignored, c.advisory,
         r.alpha,
+        r.family_size,
     );
-    o.push_str("| verdict | audit | method | metric | median [95% CI] | threshold | n | adj. p |\n|---|---|---|---|---|---|---|---|\n");
-    let mut rows: Vec<_> = r
-        .audits
-        .iter()
-        .filter(|a| a.n > 0 || a.median.is_some())
-        .collect();
+    o.push_str("| verdict | audit | method | metric | estimate | decision bound | threshold | n | adj. p |\n|---|---|---|---|---|---|---|---|---|\n");
+    let mut rows: Vec<_> = r.audits.iter().filter(|a| a.claim.is_some()).collect();
     rows.sort_by_key(|a| {
         (
             order(a.verdict),
@@ -67,34 +58,28 @@ pub fn render(r: &Report) -> String {
         } else {
             format!("{} [{}]", a.name, a.variant)
         };
-        let v = if a.ignored.is_some() {
-            format!("{} (ignored)", a.verdict.label())
-        } else {
-            a.verdict.label().to_string()
-        };
         o.push_str(&format!(
-            "| {} | {} {} | {} | {} | {} [{}, {}] | {} {} | {} | {} |\n",
-            v,
+            "| {} | {} {} | {} | {} | {} | {} {} | {} {} | {} | {} |\n",
+            a.verdict_text(),
             esc(&a.code),
             esc(&name),
             esc(&a.method),
             esc(&a.metric),
-            f(a.median),
-            f(a.ci_low),
-            f(a.ci_high),
-            a.direction.symbol().replace('|', "\\|"),
-            a.threshold,
+            esc(&a.estimate_text()),
+            esc(&a.bound_text()),
+            a.confidence_text(),
+            a.direction.symbol(),
+            super::fmt::threshold(a.threshold),
             a.n,
-            a.decisive_p()
-                .map(|p| format!("{p:.2e}"))
-                .unwrap_or_else(|| "–".into()),
+            super::fmt::p(a.decisive_p()),
         ));
     }
-    let not_run: Vec<_> = r
-        .audits
-        .iter()
-        .filter(|a| a.n == 0 && a.median.is_none())
-        .collect();
+    let notes: std::collections::BTreeSet<&String> =
+        r.audits.iter().filter_map(|a| a.note.as_ref()).collect();
+    for n in notes {
+        o.push_str(&format!("\n> **Not credited.** {}\n", esc(n)));
+    }
+    let not_run: Vec<_> = r.audits.iter().filter(|a| a.claim.is_none()).collect();
     if !not_run.is_empty() {
         o.push_str("\n**Not evaluated**\n\n");
         for a in not_run {
@@ -108,6 +93,9 @@ pub fn render(r: &Report) -> String {
             ));
         }
     }
-    o.push_str("\nThresholds are xaudit conventions (see `xaudit docs CODE`), not paper values. Full evidence: report.html.\n");
+    o.push_str(&format!(
+        "\n**Decision rule.** {}\n\nThresholds are xaudit conventions (see `xaudit docs CODE`), not paper values. Full evidence: report.html.\n",
+        esc(&r.decision_rule)
+    ));
     o
 }

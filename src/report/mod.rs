@@ -1,5 +1,7 @@
 //! The canonical result of a run (`report.json`) and its renderings, one module per format.
-//! Renderers read only these types, never the audits.
+//! Renderers read only these types (the audits' documentation travels inside the report),
+//! never the audits or the decision code, and print numbers through [`fmt`].
+pub mod fmt;
 pub mod github;
 pub mod html;
 pub mod json;
@@ -14,7 +16,7 @@ use crate::gate::Verdict;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-pub const SCHEMA_VERSION: &str = "1.0";
+pub const SCHEMA_VERSION: &str = "2.0";
 
 /// Output formats; every one is a pure rendering of `Report`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -168,7 +170,32 @@ pub struct Ignored {
     pub expires: Option<String>,
 }
 
-/// One gated audit × method × variant.
+/// What a result's test claimed, before the decision: the two one-sided claims and their
+/// raw p-values.
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct Claim {
+    /// `quantile-binomial`, `wilcoxon-signed-rank`, `hoeffding-relative-effect` or `binomial`.
+    pub test: String,
+    /// The PASS claim, in words.
+    pub pass: String,
+    /// The FAIL claim, in words.
+    pub fail: String,
+    /// Quantile test: the share of images that must lie on the good side.
+    pub quantile: Option<f64>,
+    /// What the claims are about (median, a quantile, pseudo-median, rank-biserial r, rate).
+    pub estimate: Option<f64>,
+    pub estimate_label: String,
+    /// Observations strictly on the good / bad side and equal to the threshold (images, or
+    /// Walsh averages for Wilcoxon).
+    pub good: Option<usize>,
+    pub bad: Option<usize>,
+    pub ties: Option<usize>,
+    /// One-sided raw p-values of the PASS and FAIL claims.
+    pub p_pass: f64,
+    pub p_fail: f64,
+}
+
+/// One audit × method × variant.
 #[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct AuditResult {
     pub code: String,
@@ -179,33 +206,39 @@ pub struct AuditResult {
     /// Sub-result (transform, out-of-set kind); empty when the audit has one result.
     pub variant: String,
     pub metric: String,
+    /// Usable images (the unit of every test).
     pub n: usize,
     pub excluded: usize,
     pub excluded_reasons: BTreeMap<String, usize>,
-    pub median: Option<f64>,
-    pub mean: Option<f64>,
-    pub q25: Option<f64>,
-    pub q75: Option<f64>,
-    pub ci_low: Option<f64>,
-    pub ci_high: Option<f64>,
-    pub ci_method: Option<String>,
     pub threshold: f64,
     pub direction: Direction,
     pub rationale: String,
-    pub test: Option<String>,
-    pub test_method: Option<String>,
-    pub test_note: Option<String>,
-    pub statistic: Option<f64>,
-    pub effect_size: Option<f64>,
-    pub effect_ci: Option<(f64, f64)>,
-    pub p_value: Option<f64>,
-    pub p_adjusted: Option<f64>,
-    pub p_value_bad: Option<f64>,
-    pub p_adjusted_bad: Option<f64>,
+    /// The test's claims (evaluate step); absent when nothing was tested.
+    pub claim: Option<Claim>,
+    /// Median, quartiles and a bootstrap interval: context only, not used by the decision.
+    pub descriptive: Option<crate::gate::Descriptive>,
     pub verdict: Verdict,
     pub reason: String,
+    /// Holm-adjusted p-values of the two claims in the run's single family.
+    pub p_pass_adjusted: Option<f64>,
+    pub p_fail_adjusted: Option<f64>,
+    /// The one-sided level at which the decisive claim was tested (INCONCLUSIVE: the level
+    /// at which the step-down stopped).
+    pub level: Option<f64>,
+    /// The decision's confidence bound(s) on `claim.estimate` at `level`.
+    pub bound_low: Option<f64>,
+    pub bound_high: Option<f64>,
+    /// INCONCLUSIVE: about how many images would likely decide it at the observed effect.
+    pub images_to_decide: Option<f64>,
+    /// Counts towards the exit code (false: advisory or ignored).
     pub gated: bool,
+    /// Reported, never gating (placeholder threshold until calibrated).
+    pub advisory: bool,
+    /// Must PASS for the suite to pass.
+    pub prerequisite: bool,
     pub ignored: Option<Ignored>,
+    /// Set on a PASS of a method that did not pass its suite's prerequisite.
+    pub note: Option<String>,
     pub per_sample: Vec<SampleValue>,
     /// Two-sample audits: the reference group's size and median.
     pub reference: Option<MetricSummary>,
@@ -260,6 +293,43 @@ pub struct Counts {
     pub error: usize,
     pub not_run: usize,
     pub ignored: usize,
+    /// Results reported without gating (placeholder thresholds).
+    #[serde(default)]
+    pub advisory: usize,
+}
+
+/// An audit's documentation as shipped inside the report (renderers never look it up).
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct AuditDocView {
+    pub code: String,
+    pub name: String,
+    pub title: String,
+    pub family: String,
+    pub what: String,
+    pub why: String,
+    pub how: String,
+    pub pass: String,
+    pub references: Vec<String>,
+    /// The plain-text rendering (`xaudit docs`, SARIF rule help).
+    pub text: String,
+}
+
+impl AuditDocView {
+    pub fn of(e: &crate::audit::AuditEntry) -> AuditDocView {
+        let d = e.doc;
+        AuditDocView {
+            code: d.code.into(),
+            name: d.name.into(),
+            title: d.title.into(),
+            family: e.family.into(),
+            what: d.what.into(),
+            why: d.why.into(),
+            how: d.how.into(),
+            pass: d.pass.into(),
+            references: d.references.iter().map(|s| s.to_string()).collect(),
+            text: d.render(),
+        }
+    }
 }
 
 /// The whole report.
@@ -277,6 +347,14 @@ pub struct Report {
     #[serde(default = "yes")]
     pub fail_on_error: bool,
     pub multiplicity: String,
+    /// The decision rule in words, with this run's alpha and minimum n.
+    pub decision_rule: String,
+    /// Claims in the run's single error budget.
+    pub family_size: usize,
+    /// Every method as audited: name -> parameters, score and aggregation.
+    pub methods: BTreeMap<String, serde_json::Value>,
+    /// Documentation of every audit in the report, by code.
+    pub docs: BTreeMap<String, AuditDocView>,
     pub model: ModelInfo,
     pub provenance: Provenance,
     pub counts: Counts,
@@ -284,11 +362,130 @@ pub struct Report {
 }
 
 impl AuditResult {
-    /// The Holm-adjusted p-value behind the verdict: the bad-direction test for FAIL.
+    /// The adjusted p-value behind the verdict: the FAIL claim's for FAIL, the PASS claim's
+    /// for PASS, the smaller of the two when undecided.
     pub fn decisive_p(&self) -> Option<f64> {
         match self.verdict {
-            Verdict::Fail => self.p_adjusted_bad.or(self.p_adjusted),
-            _ => self.p_adjusted,
+            Verdict::Fail => self.p_fail_adjusted,
+            Verdict::Pass => self.p_pass_adjusted,
+            _ => match (self.p_pass_adjusted, self.p_fail_adjusted) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            },
+        }
+    }
+
+    /// The median of the usable per-image values (descriptive).
+    pub fn median(&self) -> Option<f64> {
+        self.descriptive.as_ref().and_then(|d| d.median)
+    }
+
+    /// The decision's bound as text, e.g. `<= 0.3100` (PASS of a lower-is-better claim),
+    /// `[0.41, 0.62]` when undecided, `-` when none.
+    pub fn bound_text(&self) -> String {
+        match (self.bound_low, self.bound_high) {
+            (Some(l), Some(h)) => format!("[{}, {}]", fmt::num(Some(l)), fmt::num(Some(h))),
+            (Some(l), None) => format!(">= {}", fmt::num(Some(l))),
+            (None, Some(h)) => format!("<= {}", fmt::num(Some(h))),
+            (None, None) => "-".into(),
+        }
+    }
+
+    /// The estimate the claims are about, with its name (`median 0.1234`).
+    pub fn estimate_text(&self) -> String {
+        match &self.claim {
+            Some(c) => format!("{} {}", c.estimate_label, fmt::num(c.estimate)),
+            None => "-".into(),
+        }
+    }
+
+    /// Confidence of the decision's bound (`1 - level`), e.g. `99.9%`.
+    pub fn confidence_text(&self) -> String {
+        match self.level {
+            Some(l) => fmt::percent(1.0 - l),
+            None => "-".into(),
+        }
+    }
+
+    /// One line every format prints for this result: estimate, the decision's bound and its
+    /// confidence, threshold, n, adjusted p.
+    pub fn stats_line(&self) -> String {
+        format!(
+            "{}: {} ({} bound {}) vs threshold {} {}, n = {}, adjusted p = {}",
+            self.metric,
+            self.estimate_text(),
+            self.confidence_text(),
+            self.bound_text(),
+            self.direction.symbol(),
+            fmt::threshold(self.threshold),
+            self.n,
+            fmt::p(self.decisive_p())
+        )
+    }
+
+    /// How the verdict is shown: `FAIL`, `PASS (advisory)`, `FAIL (ignored)`.
+    pub fn verdict_text(&self) -> String {
+        let v = self.verdict.label();
+        if self.ignored.is_some() {
+            format!("{v} (ignored)")
+        } else if self.advisory {
+            format!("{v} (advisory)")
+        } else {
+            v.to_string()
+        }
+    }
+}
+
+/// What `Report::build` needs besides the outcome: facts only the caller knows.
+pub struct ReportInputs {
+    pub model: ModelInfo,
+    pub provenance: Provenance,
+    /// The exit code after `--exit-zero`.
+    pub exit_code: i32,
+}
+
+impl Report {
+    /// The report model of a decided run (the library builds it, so tests need no binary).
+    pub fn build(
+        plan: &crate::check::Plan,
+        outcome: crate::check::Outcome,
+        inputs: ReportInputs,
+    ) -> Report {
+        let mut docs = BTreeMap::new();
+        for a in &outcome.audits {
+            if let Some(e) = crate::audit::find(&a.code) {
+                docs.entry(a.code.clone())
+                    .or_insert_with(|| AuditDocView::of(e));
+            }
+        }
+        let methods = plan
+            .methods
+            .iter()
+            .map(|k| {
+                (
+                    k.name().to_string(),
+                    serde_json::to_value(plan.method(*k)).unwrap_or_default(),
+                )
+            })
+            .collect();
+        Report {
+            schema_version: SCHEMA_VERSION.into(),
+            verdict: outcome.verdict.clone(),
+            exit_code: inputs.exit_code,
+            seed: plan.settings.seed,
+            alpha: plan.settings.alpha,
+            min_n: plan.settings.min_n,
+            fail_on_inconclusive: plan.fail_on_inconclusive,
+            fail_on_error: plan.fail_on_error,
+            multiplicity: "holm over both claims of every result (one family)".into(),
+            decision_rule: crate::gate::decision_rule(&plan.settings),
+            family_size: outcome.family_size,
+            methods,
+            docs,
+            model: inputs.model,
+            provenance: inputs.provenance,
+            counts: outcome.counts,
+            audits: outcome.audits,
         }
     }
 }

@@ -16,7 +16,9 @@ fn kind_level(a: &AuditResult, fail_on_inconclusive: bool) -> (&'static str, &'s
         Verdict::Fail if a.gated => ("fail", "error"),
         Verdict::Fail => ("fail", "warning"),
         Verdict::Error => ("fail", "error"),
-        Verdict::Inconclusive if a.gated && fail_on_inconclusive => ("fail", "error"),
+        Verdict::Inconclusive if a.gated && (fail_on_inconclusive || a.prerequisite) => {
+            ("fail", "error")
+        }
         Verdict::Inconclusive => ("review", "none"),
         Verdict::NotRun => ("notApplicable", "none"),
     }
@@ -48,14 +50,14 @@ pub fn render(r: &Report) -> String {
     codes.dedup();
     let rules: Vec<Value> = codes
         .iter()
-        .map(|c| match crate::audit::find(c) {
-            Some(e) => json!({
-                "id": e.doc.code,
-                "name": e.doc.name,
-                "shortDescription": { "text": e.doc.title },
-                "fullDescription": { "text": e.doc.what },
-                "help": { "text": e.doc.render() },
-                "properties": { "tags": ["explainability", e.family] }
+        .map(|c| match r.docs.get(*c) {
+            Some(d) => json!({
+                "id": d.code,
+                "name": d.name,
+                "shortDescription": { "text": d.title },
+                "fullDescription": { "text": d.what },
+                "help": { "text": d.text },
+                "properties": { "tags": ["explainability", d.family] }
             }),
             None => json!({ "id": c }),
         })
@@ -65,22 +67,14 @@ pub fn render(r: &Report) -> String {
         .iter()
         .map(|a| {
             let (kind, level) = kind_level(a, r.fail_on_inconclusive);
-            let m = |v: Option<f64>| v.map(|v| format!("{v:.4}")).unwrap_or_else(|| "-".into());
             let text = format!(
-                "{} {}{} / {}: {} — {} median {} (95% CI {}..{}) vs threshold {} {} (n = {}, adjusted p = {}). {}",
+                "{} {}{} / {}: {} — {}. {}",
                 a.code,
                 a.name,
                 if a.variant.is_empty() { String::new() } else { format!(" [{}]", a.variant) },
                 a.method,
-                a.verdict.label(),
-                a.metric,
-                m(a.median),
-                m(a.ci_low),
-                m(a.ci_high),
-                a.direction.symbol(),
-                a.threshold,
-                a.n,
-                a.p_adjusted.map(|p| format!("{p:.2e}")).unwrap_or_else(|| "-".into()),
+                a.verdict_text(),
+                a.stats_line(),
                 a.reason
             );
             let mut res = json!({
@@ -94,15 +88,18 @@ pub fn render(r: &Report) -> String {
                     "method": a.method,
                     "variant": a.variant,
                     "metric": a.metric,
-                    "median": num(a.median),
-                    "ci_low": num(a.ci_low),
-                    "ci_high": num(a.ci_high),
+                    "estimate": num(a.claim.as_ref().and_then(|c| c.estimate)),
+                    "estimate_label": a.claim.as_ref().map(|c| c.estimate_label.clone()),
+                    "bound_low": num(a.bound_low),
+                    "bound_high": num(a.bound_high),
+                    "level": num(a.level),
                     "threshold": a.threshold,
                     "n": a.n,
                     "excluded": a.excluded,
-                    "p_value": num(a.p_value),
-                    "p_adjusted": num(a.p_adjusted),
+                    "p_adjusted": num(a.decisive_p()),
                     "verdict": a.verdict.label(),
+                    "gated": a.gated,
+                    "advisory": a.advisory,
                 }
             });
             if let Some(ig) = &a.ignored {
@@ -130,6 +127,7 @@ pub fn render(r: &Report) -> String {
                     "device": p.device,
                     "threads": p.threads,
                     "seed": r.seed,
+                    "decision_rule": r.decision_rule,
                     "model_sha256": r.model.sha256,
                     "suite": p.suite,
                     "suite_sha256": p.suite_sha256,

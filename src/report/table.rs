@@ -11,8 +11,10 @@ struct Row {
     audit: String,
     #[tabled(rename = "method")]
     method: String,
-    #[tabled(rename = "median [95% CI]")]
+    #[tabled(rename = "estimate")]
     value: String,
+    #[tabled(rename = "decision bound")]
+    bound: String,
     #[tabled(rename = "threshold")]
     threshold: String,
     #[tabled(rename = "n")]
@@ -29,13 +31,6 @@ fn clean(s: &str) -> String {
     s.chars()
         .map(|c| if c.is_control() { '?' } else { c })
         .collect()
-}
-
-fn fmt(v: Option<f64>) -> String {
-    match v {
-        Some(v) if v.is_finite() => format!("{v:.3}"),
-        _ => "-".into(),
-    }
 }
 
 /// Sort key: failures first, then errors, inconclusive, not run, pass.
@@ -70,42 +65,46 @@ pub fn render(r: &Report) -> String {
                 format!("{} [{}]", a.name, a.variant)
             }),
             method: clean(&a.method),
-            value: match a.median {
-                Some(m) if m.is_finite() => format!(
-                    "{} {} [{}, {}]",
-                    clean(&a.metric),
-                    fmt(Some(m)),
-                    fmt(a.ci_low),
-                    fmt(a.ci_high)
-                ),
-                _ => "-".into(),
+            value: format!("{} {}", clean(&a.metric), clean(&a.estimate_text())),
+            bound: if a.level.is_some() {
+                format!("{} {}", a.bound_text(), a.confidence_text())
+            } else {
+                "-".into()
             },
-            threshold: format!("{} {}", a.direction.symbol(), a.threshold),
+            threshold: format!(
+                "{} {}",
+                a.direction.symbol(),
+                super::fmt::threshold(a.threshold)
+            ),
             n: if a.excluded > 0 {
                 format!("{} (-{})", a.n, a.excluded)
             } else {
                 a.n.to_string()
             },
-            p: a.decisive_p()
-                .map(|p| format!("{p:.2e}"))
-                .unwrap_or_else(|| "-".into()),
-            verdict: match &a.ignored {
-                Some(_) => format!("{} (ignored)", a.verdict.label()),
-                None => a.verdict.label().to_string(),
-            },
+            p: super::fmt::p(a.decisive_p()),
+            verdict: a.verdict_text(),
         })
         .collect();
     let mut t = Table::new(rows);
     t.with(Style::rounded());
     let c = &r.counts;
+    let notes: String = r
+        .audits
+        .iter()
+        .filter_map(|a| a.note.as_ref().map(|n| (a.method.clone(), n.clone())))
+        .collect::<std::collections::BTreeMap<String, String>>()
+        .values()
+        .map(|n| format!("note: {}\n", clean(n)))
+        .collect();
     format!(
-        "{t}\n{suite}: {} passed, {} failed, {} inconclusive, {} errors, {} not run, {} ignored — gate {} (exit {})\n",
+        "{t}\n{notes}{suite}: {} passed, {} failed, {} inconclusive, {} errors, {} not run, {} ignored, {} advisory — gate {} (exit {})\n",
         c.pass,
         c.fail,
         c.inconclusive,
         c.error,
         c.not_run,
         c.ignored,
+        c.advisory,
         if r.exit_code == 0 { "PASSED" } else if r.exit_code == 1 { "FAILED" } else { "ERROR" },
         r.exit_code,
         suite = clean(&r.provenance.suite),

@@ -32,7 +32,7 @@ pub use entropy::{complexity, entropy_bits, gini, histogram_entropy, normalized_
 pub use mass::{center_of_mass, center_of_mass_shift};
 pub use normalize::{max_abs, minmax, pair_diverging, pair_gray, second_moment};
 pub use ssim::ssim;
-pub use topk::{top_k_indices, top_k_intersection};
+pub use topk::{top_k_indices, top_k_intersection, top_k_intersection_tie_aware, top_k_membership};
 
 /// Length of the part two maps have in common. Unequal lengths are a caller bug: debug
 /// builds panic here, release builds use the common prefix.
