@@ -272,6 +272,7 @@ fn summarise(v: &[Option<f64>]) -> MetricSummary {
 
 fn empty_result(g: &Gate, method: &str, verdict: Verdict, reason: String) -> AuditResult {
     AuditResult {
+        entry: 0,
         code: g.entry.doc.code.into(),
         name: g.entry.doc.name.into(),
         title: g.entry.doc.title.into(),
@@ -475,16 +476,18 @@ pub fn evaluate(run: &RunCtx, plan: &Plan, measured: Vec<Measured>) -> Vec<Evalu
     for (gi, g) in plan.gates.iter().enumerate() {
         if !jobs.iter().any(|(j, _)| *j == gi) {
             let listed: Vec<&str> = g.methods.iter().map(|m| m.name()).collect();
-            out.push(Evaluated {
-                result: empty_result(
-                    g,
-                    "-",
-                    Verdict::NotRun,
-                    format!(
-                        "none of the selected methods is in this audit's list ({})",
-                        listed.join(", ")
-                    ),
+            let mut result = empty_result(
+                g,
+                "-",
+                Verdict::NotRun,
+                format!(
+                    "none of the selected methods is in this audit's list ({})",
+                    listed.join(", ")
                 ),
+            );
+            result.entry = gi;
+            out.push(Evaluated {
+                result,
                 evaluation: None,
             });
         }
@@ -508,6 +511,7 @@ pub fn evaluate(run: &RunCtx, plan: &Plan, measured: Vec<Measured>) -> Vec<Evalu
         };
         for e in &mut produced {
             let r = &mut e.result;
+            r.entry = m.gate;
             r.duration_s = m.duration_s;
             // Engine accounting (images through the model, shared caches included once, in the
             // job that filled them): `make bench` divides these by the model's ceiling.

@@ -668,6 +668,23 @@ mod tests {
     }
 
     #[test]
+    fn two_sample_fail_claims_share_the_error_budget() {
+        // A two-sample FAIL used to be decided by its own 95% interval, outside the Holm
+        // family; now its claim is adjusted with every other claim of the run.
+        let s = Settings::default();
+        let x: Vec<f64> = (0..100).map(|i| i as f64).collect();
+        let mut e = two_sample(&x, &x, "entropy", 0.3, Direction::Higher);
+        e.p_fail = 0.02;
+        e.p_pass = 1.0;
+        assert_eq!(decide1(&e, &s).verdict, Verdict::Fail);
+        let other = one_sample(&x, "m", 49.5, Direction::Lower, 0.5, TestChoice::Quantile);
+        let d = decide(&[Some(&e), Some(&other)], &s);
+        let d0 = d[0].as_ref().unwrap();
+        assert_eq!(d0.verdict, Verdict::Inconclusive, "{}", d0.reason);
+        assert!((d0.p_fail_adjusted.unwrap() - 0.08).abs() < 1e-12);
+    }
+
+    #[test]
     fn two_sample_pass_and_fail() {
         let s = Settings::default();
         let a: Vec<f64> = (0..60).map(|i| 0.8 + 0.001 * i as f64).collect();

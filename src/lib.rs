@@ -8,6 +8,7 @@
 pub mod alloc;
 pub mod attribution;
 pub mod audit;
+pub mod calibrate;
 pub mod check;
 pub mod config;
 pub mod data;

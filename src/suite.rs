@@ -92,6 +92,22 @@ pub struct Gate {
     pub params: toml::Table,
 }
 
+impl Gate {
+    /// Whether two entries would measure and decide exactly the same thing.
+    pub fn same_as(&self, o: &Gate) -> bool {
+        self.entry.doc.code == o.entry.doc.code
+            && self.metric == o.metric
+            && self.threshold == o.threshold
+            && self.direction == o.direction
+            && self.quantile == o.quantile
+            && self.test == o.test
+            && self.advisory == o.advisory
+            && self.prerequisite == o.prerequisite
+            && self.methods == o.methods
+            && self.params == o.params
+    }
+}
+
 /// A loaded suite.
 pub struct Suite {
     pub name: String,
@@ -224,7 +240,12 @@ fn load_into(
             kinds: Vec::new(),
             options: sub.methods.options.clone(),
         });
-        gates.extend(sub.gates);
+        // The same entry from two included suites (e.g. their shared prerequisite) runs once.
+        for g in sub.gates {
+            if !gates.iter().any(|h: &Gate| h.same_as(&g)) {
+                gates.push(g);
+            }
+        }
     }
     methods.kinds = if own.kinds.is_empty() {
         union

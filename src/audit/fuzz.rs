@@ -175,7 +175,7 @@ impl super::AuditParams for Params {
         if self.cases == 0
             || !(0.0..=1.0).contains(&self.min_similarity)
             || !["spearman", "pearson"].contains(&self.similarity.as_str())
-            || !(self.time_budget_s > 0.0)
+            || !super::positive(self.time_budget_s)
         {
             return Err(
                 "cases must be >= 1, min-similarity in [0, 1], similarity spearman or pearson, time-budget-s > 0".into(),

@@ -81,9 +81,12 @@ const KINDS: [&str; 4] = [
     "patch-shuffle",
 ];
 
+/// Per map: normalised entropy (`None` for an all-zero map) and the distribution P.
+type Entropies = (Vec<Option<f64>>, Vec<Vec<f32>>);
+
 /// Normalised entropy (`None` for an all-zero map: no distribution) and the distribution P
 /// of each map.
-fn entropies(m: &Method, raw: &Tensor) -> Result<(Vec<Option<f64>>, Vec<Vec<f32>>)> {
+fn entropies(m: &Method, raw: &Tensor) -> Result<Entropies> {
     let maps = to_vecs(&aggregate(raw, m.aggregate).abs())?;
     let e = maps
         .iter()

@@ -87,6 +87,81 @@ fn data_manifest_sha256(data: &Dataset) -> Result<String> {
     Ok(format!("{:x}", h.finalize()))
 }
 
+/// The images, device and model of a run, checked against each other.
+pub(super) struct Inputs {
+    pub data_path: PathBuf,
+    pub data: Dataset,
+    pub device: tch::Device,
+    pub model: Model,
+}
+
+/// Loads the data set (at most `max_images`) and the model, and checks the labels.
+pub(super) fn load_inputs(
+    model_path: &Path,
+    data: Option<&PathBuf>,
+    cfg: &xaudit::config::Config,
+    max_images: Option<usize>,
+    device: &str,
+    pre: &xaudit::config::Preprocess,
+) -> Result<Inputs> {
+    let data_path = data
+        .cloned()
+        .or(cfg.data.clone())
+        .context("no images given: pass --data DIR|CSV or set `data = \"...\"` in xaudit.toml")?;
+    let mut ds = Dataset::from_inputs(std::slice::from_ref(&data_path))?;
+    if let Some(n) = max_images {
+        anyhow::ensure!(n >= 1, "--max-images must be at least 1");
+        ds.items.truncate(n);
+    }
+    let dev = xaudit::device::parse_device(device)?;
+    let shape = [pre.channels as i64, pre.size[0] as i64, pre.size[1] as i64];
+    if device.trim().eq_ignore_ascii_case("auto") && dev == tch::Device::Cpu {
+        eprintln!("note: --device auto found no CUDA device; running on the CPU");
+    }
+    let model = Model::load(model_path, dev, shape)?;
+    if let Some(it) = ds
+        .items
+        .iter()
+        .find(|it| it.label.is_some_and(|l| l < 0 || l >= model.num_classes))
+    {
+        return Err(xaudit::Error::data(
+            &it.path,
+            format!(
+                "label {} is not a class of the model ({} classes)",
+                it.label.unwrap_or_default(),
+                model.num_classes
+            ),
+            "fix the manifest or folder layout so labels are class indices of this model",
+        )
+        .into());
+    }
+    Ok(Inputs {
+        data_path,
+        data: ds,
+        device: dev,
+        model,
+    })
+}
+
+/// A progress bar on an interactive terminal, hidden in CI or with `--no-progress`.
+pub(super) fn progress_bar(no_progress: bool) -> ProgressBar {
+    let show = !no_progress && std::io::stderr().is_terminal() && std::env::var_os("CI").is_none();
+    let bar = if show {
+        ProgressBar::new(0)
+    } else {
+        ProgressBar::hidden()
+    };
+    bar.set_style(
+        ProgressStyle::with_template("{msg:40} {bar:30.cyan/blue} {pos}/{len} {elapsed}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar
+}
+
+pub(super) fn sha256_of(p: &Path) -> Result<String> {
+    sha256_file(p)
+}
+
 pub fn run(a: CheckArgs) -> Result<i32> {
     let started = chrono::Local::now();
     let (cfg, pre) = a.common.resolve()?;
@@ -107,37 +182,20 @@ pub fn run(a: CheckArgs) -> Result<i32> {
     };
     let today = started.format("%Y-%m-%d").to_string();
     let plan = Plan::new(&suite, &cfg, &a.methods, seed, &today)?;
-    let data_path =
-        a.data.clone().or(cfg.data.clone()).context(
-            "no images given: pass --data DIR|CSV or set `data = \"...\"` in xaudit.toml",
-        )?;
-    let mut data = Dataset::from_inputs(std::slice::from_ref(&data_path))?;
-    if let Some(n) = a.max_images {
-        anyhow::ensure!(n >= 1, "--max-images must be at least 1");
-        data.items.truncate(n);
-    }
-    let device = xaudit::device::parse_device(&a.common.device)?;
-    let shape = [pre.channels as i64, pre.size[0] as i64, pre.size[1] as i64];
-    if a.common.device.trim().eq_ignore_ascii_case("auto") && device == tch::Device::Cpu {
-        eprintln!("note: --device auto found no CUDA device; running on the CPU");
-    }
-    let model = Model::load(&a.model, device, shape)?;
-    if let Some(it) = data
-        .items
-        .iter()
-        .find(|it| it.label.is_some_and(|l| l < 0 || l >= model.num_classes))
-    {
-        return Err(xaudit::Error::data(
-            &it.path,
-            format!(
-                "label {} is not a class of the model ({} classes)",
-                it.label.unwrap_or_default(),
-                model.num_classes
-            ),
-            "fix the manifest or folder layout so labels are class indices of this model",
-        )
-        .into());
-    }
+    let Inputs {
+        data_path,
+        data,
+        device,
+        model,
+    } = load_inputs(
+        &a.model,
+        a.data.as_ref(),
+        &cfg,
+        a.max_images,
+        &a.common.device,
+        &pre,
+    )?;
+    let shape = model.input_shape;
     let rl_model = match &a.random_label_model {
         Some(p) => Some(Model::load(p, device, shape)?),
         None => None,
@@ -146,17 +204,7 @@ pub fn run(a: CheckArgs) -> Result<i32> {
         Some(p) => Some(Dataset::from_inputs(std::slice::from_ref(p))?),
         None => None,
     };
-    let show =
-        !a.no_progress && std::io::stderr().is_terminal() && std::env::var_os("CI").is_none();
-    let bar = if show {
-        ProgressBar::new(0)
-    } else {
-        ProgressBar::hidden()
-    };
-    bar.set_style(
-        ProgressStyle::with_template("{msg:40} {bar:30.cyan/blue} {pos}/{len} {elapsed}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
+    let bar = progress_bar(a.no_progress);
     let tick = |n: usize| bar.inc(n as u64);
     let mut ctx = RunCtx::new(
         &model,

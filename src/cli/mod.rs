@@ -8,6 +8,7 @@ macro_rules! outln {
     }};
 }
 
+mod calibrate;
 mod check;
 mod docs;
 mod doctor;
@@ -44,6 +45,8 @@ pub enum Command {
     Methods,
     /// Run an audit suite on a model and exit with the gate (0 pass, 1 fail, 2 error).
     Check(Box<check::CheckArgs>),
+    /// Write a suite whose thresholds sit between an accepted model and the model-blind controls.
+    Calibrate(Box<calibrate::CalibrateArgs>),
     /// List audits, suites and methods.
     List,
     /// Print an audit's documentation and parameters.
@@ -65,6 +68,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Doctor(a) => doctor::run(a).map(|_| 0),
         Command::Methods => methods::run().map(|_| 0),
         Command::Check(a) => check::run(*a),
+        Command::Calibrate(a) => calibrate::run(*a),
         Command::List => list::run().map(|_| 0),
         Command::Docs(a) => docs::run(a).map(|_| 0),
         Command::Report(a) => report::run(a),

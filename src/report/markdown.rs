@@ -66,7 +66,7 @@ pub fn render(r: &Report) -> String {
             esc(&a.method),
             esc(&a.metric),
             esc(&a.estimate_text()),
-            esc(&a.bound_text()),
+            a.bound_text(),
             a.confidence_text(),
             a.direction.symbol(),
             super::fmt::threshold(a.threshold),

@@ -198,6 +198,9 @@ pub struct Claim {
 /// One audit × method × variant.
 #[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct AuditResult {
+    /// Position of the audit's entry in the suite (an audit may appear more than once).
+    #[serde(default)]
+    pub entry: usize,
     pub code: String,
     pub name: String,
     pub title: String,
@@ -380,13 +383,13 @@ impl AuditResult {
         self.descriptive.as_ref().and_then(|d| d.median)
     }
 
-    /// The decision's bound as text, e.g. `<= 0.3100` (PASS of a lower-is-better claim),
+    /// The decision's bound as text, e.g. `≤ 0.3100` (PASS of a lower-is-better claim),
     /// `[0.41, 0.62]` when undecided, `-` when none.
     pub fn bound_text(&self) -> String {
         match (self.bound_low, self.bound_high) {
             (Some(l), Some(h)) => format!("[{}, {}]", fmt::num(Some(l)), fmt::num(Some(h))),
-            (Some(l), None) => format!(">= {}", fmt::num(Some(l))),
-            (None, Some(h)) => format!("<= {}", fmt::num(Some(h))),
+            (Some(l), None) => format!("≥ {}", fmt::num(Some(l))),
+            (None, Some(h)) => format!("≤ {}", fmt::num(Some(h))),
             (None, None) => "-".into(),
         }
     }
