@@ -569,15 +569,24 @@ pub fn decide(evals: &[Option<&Evaluation>], s: &Settings) -> Vec<Option<Decisio
         let label = &e.estimate_label;
         let est = fmt_v(fin(e.estimate));
         let conf = |l: f64| pct(1.0 - l);
+        let side = |pass: bool| {
+            if pass == upper_for_pass {
+                "upper"
+            } else {
+                "lower"
+            }
+        };
         if pp.1 {
             let b = e.source.bound(true, pp.2);
             place(d, true, b);
             d.verdict = Verdict::Pass;
             d.level = Some(pp.2);
+            d.images_to_decide = None;
             d.reason = format!(
-                "{}: {label} {est}, one-sided {} bound {} (Holm level {}, adjusted p = {})",
+                "{}: {label} {est}, one-sided {} {} bound {} (Holm level {}, adjusted p = {})",
                 e.claim_pass,
                 conf(pp.2),
+                side(true),
                 fmt_v(b),
                 fmt_p(pp.2),
                 fmt_p(pp.0)
@@ -587,10 +596,12 @@ pub fn decide(evals: &[Option<&Evaluation>], s: &Settings) -> Vec<Option<Decisio
             place(d, false, b);
             d.verdict = Verdict::Fail;
             d.level = Some(pf.2);
+            d.images_to_decide = None;
             d.reason = format!(
-                "{}: {label} {est}, one-sided {} bound {} (Holm level {}, adjusted p = {})",
+                "{}: {label} {est}, one-sided {} {} bound {} (Holm level {}, adjusted p = {})",
                 e.claim_fail,
                 conf(pf.2),
+                side(false),
                 fmt_v(b),
                 fmt_p(pf.2),
                 fmt_p(pf.0)
@@ -655,6 +666,26 @@ mod tests {
             TestChoice::Quantile,
         );
         assert_eq!(decide1(&e, &s).verdict, Verdict::Inconclusive);
+    }
+
+    #[test]
+    fn only_undecided_results_estimate_the_images_needed() {
+        let s = Settings::default();
+        let low: Vec<f64> = (0..50).map(|i| 0.1 + 0.001 * i as f64).collect();
+        let e = one_sample(&low, "m", 0.5, Direction::Lower, 0.5, TestChoice::Quantile);
+        let d = decide1(&e, &s);
+        assert_eq!(d.verdict, Verdict::Pass);
+        assert!(d.images_to_decide.is_none());
+        assert!(d.reason.contains("upper bound"), "{}", d.reason);
+        let e = one_sample(
+            &low[..10],
+            "m",
+            0.5,
+            Direction::Lower,
+            0.5,
+            TestChoice::Quantile,
+        );
+        assert!(decide1(&e, &s).images_to_decide.unwrap() >= 30.0);
     }
 
     #[test]

@@ -121,7 +121,11 @@ pub fn curve(
         let Ok(mut chart) = chart else {
             return svg_fallback();
         };
-        let labels = x.to_vec();
+        // A deep model has a hundred layers: label at most MAX_TICKS of them (always the first
+        // and the last), shortened, so the axis stays readable; every layer is listed in the
+        // audit's details.
+        let labels: Vec<String> = x.iter().map(|l| short(l)).collect();
+        let every = n.div_ceil(MAX_TICKS).max(1);
         let _ = chart
             .configure_mesh()
             .x_desc(x_label)
@@ -130,10 +134,12 @@ pub fn curve(
             .x_label_formatter(&|v| {
                 let i = v.round();
                 if (v - i).abs() < 1e-6 && i >= 0.0 {
-                    labels.get(i as usize).cloned().unwrap_or_default()
-                } else {
-                    String::new()
+                    let i = i as usize;
+                    if i % every == 0 || i + 1 == n {
+                        return labels.get(i).cloned().unwrap_or_default();
+                    }
                 }
+                String::new()
             })
             .draw();
         let pts = |v: &[f64]| -> Vec<(f64, f64)> {
@@ -180,6 +186,19 @@ pub fn curve(
     svg
 }
 
+/// Most x labels a curve shows.
+const MAX_TICKS: usize = 12;
+
+/// A label of at most 14 characters (the end kept: layer names differ at their end).
+fn short(l: &str) -> String {
+    let c: Vec<char> = l.chars().collect();
+    if c.len() <= 14 {
+        l.to_string()
+    } else {
+        format!("…{}", c[c.len() - 13..].iter().collect::<String>())
+    }
+}
+
 fn svg_fallback() -> String {
     format!("<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{W}\" height=\"40\"><text x=\"5\" y=\"20\">no chart: no finite values</text></svg>")
 }
@@ -203,5 +222,20 @@ mod tests {
             Some(0.5),
         );
         assert!(c.contains("<svg") && c.contains("layer") && c.contains("Spearman"));
+    }
+
+    #[test]
+    fn a_hundred_layers_keep_a_readable_axis() {
+        let x: Vec<String> = (0..101)
+            .map(|i| format!("backbone.stage{}.block{}.conv", i / 10, i % 10))
+            .collect();
+        let y: Vec<Option<f64>> = (0..101).map(|i| Some(1.0 - i as f64 / 100.0)).collect();
+        let c = super::curve(&x, &y, &y, "layer", "Spearman", None);
+        let shown = x.iter().filter(|l| c.contains(&super::short(l))).count();
+        assert!(
+            (2..=super::MAX_TICKS + 1).contains(&shown),
+            "{shown} labels"
+        );
+        assert!(c.contains(&super::short(&x[100])), "last layer labelled");
     }
 }
