@@ -11,7 +11,10 @@ use crate::audit::{Finding, RunCtx};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::gate::{self, Evaluation, Settings, Verdict};
-use crate::report::{AuditResult, Claim, Counts, Ignored, MetricSummary, SampleValue};
+use crate::report::{
+    AuditDocView, AuditResult, Claim, Counts, Ignored, MetricSummary, Report, ReportInputs,
+    SampleValue, SCHEMA_VERSION,
+};
 use crate::suite::{Gate, Suite};
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -655,4 +658,45 @@ pub fn decide(evaluated: Vec<Evaluated>, plan: &Plan) -> Outcome {
 pub fn run(run: &RunCtx, plan: &Plan, on_start: impl FnMut(&Gate, MethodKind)) -> Result<Outcome> {
     let measured = measure(run, plan, on_start)?;
     Ok(decide(evaluate(run, plan, measured), plan))
+}
+
+/// Step 4: the report model of a decided run (built in the library, so tests need no
+/// binary); every renderer reads only this.
+pub fn report(plan: &Plan, outcome: Outcome, inputs: ReportInputs) -> Report {
+    let mut docs = BTreeMap::new();
+    for a in &outcome.audits {
+        if let Some(e) = crate::audit::find(&a.code) {
+            docs.entry(a.code.clone())
+                .or_insert_with(|| AuditDocView::of(e));
+        }
+    }
+    let methods = plan
+        .methods
+        .iter()
+        .map(|k| {
+            (
+                k.name().to_string(),
+                serde_json::to_value(plan.method(*k)).unwrap_or_default(),
+            )
+        })
+        .collect();
+    Report {
+        schema_version: SCHEMA_VERSION.into(),
+        verdict: outcome.verdict.clone(),
+        exit_code: inputs.exit_code,
+        seed: plan.settings.seed,
+        alpha: plan.settings.alpha,
+        min_n: plan.settings.min_n,
+        fail_on_inconclusive: plan.fail_on_inconclusive,
+        fail_on_error: plan.fail_on_error,
+        multiplicity: "holm over both claims of every result (one family)".into(),
+        decision_rule: gate::decision_rule(&plan.settings),
+        family_size: outcome.family_size,
+        methods,
+        docs,
+        model: inputs.model,
+        provenance: inputs.provenance,
+        counts: outcome.counts,
+        audits: outcome.audits,
+    }
 }

@@ -153,7 +153,7 @@ pub struct AuditOverride {
     pub quantile: Option<f64>,
     /// `quantile` or `wilcoxon`.
     #[serde(default)]
-    pub test: Option<crate::gate::TestChoice>,
+    pub test: Option<crate::claim::TestChoice>,
     /// Report without gating (true), or make a suite's advisory audit gate (false).
     #[serde(default)]
     pub advisory: Option<bool>,
@@ -218,7 +218,7 @@ pub struct Config {
     pub per_sample: Option<bool>,
     /// Report files written under the output folder.
     #[serde(default)]
-    pub formats: Option<Vec<crate::report::Format>>,
+    pub formats: Option<Vec<crate::output::Format>>,
     /// Output folder for `xaudit check` (default: none unless --out-dir).
     #[serde(default)]
     pub out_dir: Option<PathBuf>,
@@ -234,7 +234,7 @@ pub struct Config {
 impl Config {
     /// Parses a configuration from text; `origin` names it in errors.
     pub fn parse(text: &str, origin: &str) -> Result<Config> {
-        let mut cfg: Config = crate::suite::parse_toml(
+        let mut cfg: Config = crate::tomlfile::parse_toml(
             text,
             origin,
             "see the configuration reference in README.md (section xaudit.toml)",

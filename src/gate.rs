@@ -16,7 +16,7 @@
 //! signed-rank test is selectable and is then a claim about the pseudo-median; two-sample
 //! audits use Hoeffding's bound on the relative effect; proportions use the exact binomial
 //! test with Clopper-Pearson bounds.
-use crate::audit::Direction;
+use crate::claim::Direction;
 use crate::stats::{self, Good};
 use serde::{Deserialize, Serialize};
 
@@ -45,18 +45,7 @@ impl Verdict {
     }
 }
 
-/// How a one-sample audit's values are tested.
-#[derive(
-    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
-)]
-#[serde(rename_all = "kebab-case")]
-pub enum TestChoice {
-    /// Exact binomial test of a quantile (the median by default); distribution-free.
-    #[default]
-    Quantile,
-    /// Wilcoxon signed-rank test: a claim about the pseudo-median, assumes symmetry.
-    Wilcoxon,
-}
+pub use crate::claim::TestChoice;
 
 /// Decision settings (suite and config; never in audit code).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -257,7 +246,7 @@ pub fn describe(x: &[f64], s: &Settings, seed: u64) -> Descriptive {
 }
 
 fn pct(q: f64) -> String {
-    crate::report::fmt::percent(q)
+    crate::fmt::percent(q)
 }
 
 /// The quantile named for a claim on the good side with share `q`.
@@ -495,11 +484,11 @@ pub fn holm_levels(p: &[f64], alpha: f64) -> (Vec<f64>, Vec<bool>, Vec<f64>) {
 }
 
 fn fmt_p(p: f64) -> String {
-    crate::report::fmt::p(Some(p))
+    crate::fmt::p(Some(p))
 }
 
 fn fmt_v(v: Option<f64>) -> String {
-    crate::report::fmt::num(v)
+    crate::fmt::num(v)
 }
 
 /// Decides every evaluation under one error budget (see the module docs). `None` entries

@@ -3,8 +3,8 @@
 use crate::attribution::config::{MethodSet, MethodsField};
 use crate::attribution::MethodKind;
 use crate::audit::{self, AuditEntry, Direction};
+use crate::claim::TestChoice;
 use crate::error::{Error, Result};
-use crate::gate::TestChoice;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use std::path::Path;
@@ -127,24 +127,7 @@ pub fn method(name: &str, origin: &str) -> Result<MethodKind> {
     crate::attribution::config::method_kind(name, origin)
 }
 
-fn line_of(text: &str, byte: usize) -> usize {
-    text[..byte.min(text.len())].matches('\n').count() + 1
-}
-
-/// Parses TOML with errors that name the line.
-pub fn parse_toml<T: serde::de::DeserializeOwned>(
-    text: &str,
-    origin: &str,
-    fix: &str,
-) -> Result<T> {
-    toml::from_str(text).map_err(|e| {
-        let at = e
-            .span()
-            .map(|s| format!(" (line {})", line_of(text, s.start)))
-            .unwrap_or_default();
-        Error::config(origin, format!("{}{at}", e.message().trim()), fix)
-    })
-}
+pub use crate::tomlfile::parse_toml;
 
 impl Suite {
     /// `key` is a built-in name or a path to a suite file.

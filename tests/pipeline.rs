@@ -54,7 +54,7 @@ fn adding_an_audit_changes_no_other_audits_numbers() {
 }
 
 fn report_of(plan: &Plan, o: Outcome) -> Report {
-    Report::build(
+    check::report(
         plan,
         o,
         ReportInputs {

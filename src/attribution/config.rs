@@ -251,10 +251,6 @@ fn set<T: Copy>(dst: &mut T, v: Option<T>) {
     }
 }
 
-fn line_of(text: &str, byte: usize) -> usize {
-    text[..byte.min(text.len())].matches('\n').count() + 1
-}
-
 /// Parses a method name with a suggestion on typos.
 pub fn method_kind(name: &str, origin: &str) -> Result<MethodKind> {
     let names: Vec<&str> = MethodKind::ALL.iter().map(|m| m.name()).collect();
@@ -277,8 +273,12 @@ pub fn method_kind(name: &str, origin: &str) -> Result<MethodKind> {
 impl MethodsField {
     /// Validates names, keys and ranges; `text` is the file's text (for line numbers).
     pub fn resolve(&self, text: &str, origin: &str) -> Result<MethodSet> {
-        let at =
-            |span: std::ops::Range<usize>| format!("{origin} (line {})", line_of(text, span.start));
+        let at = |span: std::ops::Range<usize>| {
+            format!(
+                "{origin} (line {})",
+                crate::tomlfile::line_of(text, span.start)
+            )
+        };
         let mut out = MethodSet::default();
         match self {
             MethodsField::List(names) => {

@@ -26,25 +26,7 @@ pub use run::RunCtx;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-/// Which side of the threshold is good. Two-sample audits: `Higher` means the audited group
-/// tends to be larger than the reference group by a rank-biserial effect above the threshold.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
-#[serde(rename_all = "kebab-case")]
-pub enum Direction {
-    /// PASS when the values lie above the threshold.
-    Higher,
-    /// PASS when the values lie below the threshold.
-    Lower,
-}
-
-impl Direction {
-    pub fn symbol(self) -> &'static str {
-        match self {
-            Direction::Higher => ">",
-            Direction::Lower => "<",
-        }
-    }
-}
+pub use crate::claim::Direction;
 
 /// An audit's documentation: the text `xaudit docs CODE` prints and reports embed.
 pub struct AuditDoc {

@@ -11,7 +11,7 @@ use xaudit::audit::RunCtx;
 use xaudit::check::{self, Plan};
 use xaudit::data::Dataset;
 use xaudit::model::Model;
-use xaudit::report::{self, Format, ModelInfo, Provenance, Report, ReportInputs};
+use xaudit::report::{self, Format, ModelInfo, Provenance, ReportInputs};
 use xaudit::suite::Suite;
 
 #[derive(Args)]
@@ -259,7 +259,7 @@ pub fn run(a: CheckArgs) -> Result<i32> {
         started: started.to_rfc3339(),
         finished: chrono::Local::now().to_rfc3339(),
     };
-    let report = Report::build(
+    let report = xaudit::check::report(
         &plan,
         outcome,
         ReportInputs {

@@ -1,7 +1,8 @@
 //! The canonical result of a run (`report.json`) and its renderings, one module per format.
 //! Renderers read only these types (the audits' documentation travels inside the report),
 //! never the audits or the decision code, and print numbers through [`fmt`].
-pub mod fmt;
+pub use crate::fmt;
+pub use crate::output::Format;
 pub mod github;
 pub mod html;
 pub mod json;
@@ -18,32 +19,8 @@ use std::collections::BTreeMap;
 
 pub const SCHEMA_VERSION: &str = "2.0";
 
-/// Output formats; every one is a pure rendering of `Report`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "kebab-case")]
-pub enum Format {
-    Table,
-    Json,
-    Junit,
-    Sarif,
-    Markdown,
-    Github,
-    Html,
-}
-
 impl Format {
-    /// File written for this format under `--out-dir` (`None`: terminal only).
-    pub fn file_name(self) -> Option<&'static str> {
-        match self {
-            Format::Table | Format::Github => None,
-            Format::Json => Some("report.json"),
-            Format::Junit => Some("junit.xml"),
-            Format::Sarif => Some("report.sarif"),
-            Format::Markdown => Some("report.md"),
-            Format::Html => Some("report.html"),
-        }
-    }
-
+    /// The format's rendering of `r` (each format is a pure function of the report).
     pub fn render(self, r: &Report) -> String {
         match self {
             Format::Table => table::render(r),
@@ -439,58 +416,12 @@ impl AuditResult {
     }
 }
 
-/// What `Report::build` needs besides the outcome: facts only the caller knows.
+/// What `check::report` needs besides the outcome: facts only the caller knows.
 pub struct ReportInputs {
     pub model: ModelInfo,
     pub provenance: Provenance,
     /// The exit code after `--exit-zero`.
     pub exit_code: i32,
-}
-
-impl Report {
-    /// The report model of a decided run (the library builds it, so tests need no binary).
-    pub fn build(
-        plan: &crate::check::Plan,
-        outcome: crate::check::Outcome,
-        inputs: ReportInputs,
-    ) -> Report {
-        let mut docs = BTreeMap::new();
-        for a in &outcome.audits {
-            if let Some(e) = crate::audit::find(&a.code) {
-                docs.entry(a.code.clone())
-                    .or_insert_with(|| AuditDocView::of(e));
-            }
-        }
-        let methods = plan
-            .methods
-            .iter()
-            .map(|k| {
-                (
-                    k.name().to_string(),
-                    serde_json::to_value(plan.method(*k)).unwrap_or_default(),
-                )
-            })
-            .collect();
-        Report {
-            schema_version: SCHEMA_VERSION.into(),
-            verdict: outcome.verdict.clone(),
-            exit_code: inputs.exit_code,
-            seed: plan.settings.seed,
-            alpha: plan.settings.alpha,
-            min_n: plan.settings.min_n,
-            fail_on_inconclusive: plan.fail_on_inconclusive,
-            fail_on_error: plan.fail_on_error,
-            multiplicity: "holm over both claims of every result (one family)".into(),
-            decision_rule: crate::gate::decision_rule(&plan.settings),
-            family_size: outcome.family_size,
-            methods,
-            docs,
-            model: inputs.model,
-            provenance: inputs.provenance,
-            counts: outcome.counts,
-            audits: outcome.audits,
-        }
-    }
 }
 
 impl Report {

@@ -1,5 +1,6 @@
-//! The one number formatter every renderer uses, so every format prints the same digits for
-//! the same statistic (a test renders one report in every format and compares them).
+//! The one number formatter of every output (report renderers, verdict reasons), so every
+//! format prints the same digits for the same statistic (a test renders one report in every
+//! format and compares them).
 
 /// A statistic: 4 significant decimals, `-` when absent or not finite.
 pub fn num(v: Option<f64>) -> String {
