@@ -86,9 +86,8 @@ pub fn decision_rule(s: &Settings) -> String {
          instead (Hodges-Lehmann estimate); two-sample audits bound the rank-biserial effect with \
          Hoeffding's inequality; proportions use the exact binomial test. All claims of the run \
          (two per result) form one Holm family at alpha = {alpha}, so the probability of any \
-         wrong PASS or FAIL in this run is at most {alpha}. A result whose claims are both \
-         rejected at neither level is INCONCLUSIVE, as is one with fewer than {min_n} usable \
-         images. The bound shown beside a verdict is the one-sided order-statistic (or \
+         wrong PASS or FAIL in this run is at most {alpha}. A result neither of whose claims \
+         is rejected is INCONCLUSIVE, as is one with fewer than {min_n} usable images. The bound shown beside a verdict is the one-sided order-statistic (or \
          Clopper-Pearson, or Hoeffding) confidence bound at the Holm level at which the claim \
          was tested.",
         alpha = s.alpha,
@@ -298,11 +297,11 @@ pub fn one_sample(
                 reference_n: None,
                 test: "quantile-binomial",
                 claim_pass: format!(
-                    "{name} of {metric} {sym} {threshold}: more than {} of images have {metric} {sym} {threshold}",
+                    "{name} of {metric} {sym} {threshold} (more than {} of images have {metric} {sym} {threshold})",
                     share(quantile)
                 ),
                 claim_fail: format!(
-                    "{name} of {metric} {anti} {threshold}: more than {} of images have {metric} {anti} {threshold}",
+                    "{name} of {metric} {anti} {threshold} (more than {} of images have {metric} {anti} {threshold})",
                     share(1.0 - quantile)
                 ),
                 quantile: Some(quantile),

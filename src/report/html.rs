@@ -132,9 +132,9 @@ fn row(a: &AuditResult, k: usize, charts: bool) -> Row {
         },
         descriptive: match &a.descriptive {
             Some(d) => format!(
-                "median {} (descriptive {}% {} interval [{}, {}]), mean {}, IQR {}–{}",
+                "median {} (descriptive {} {} interval [{}, {}]), mean {}, IQR {}–{}",
                 f(d.median),
-                f(Some(100.0 * d.median_ci_confidence)),
+                super::fmt::percent(d.median_ci_confidence),
                 d.median_ci_method.clone().unwrap_or_default(),
                 f(d.median_ci_low),
                 f(d.median_ci_high),
