@@ -40,6 +40,15 @@ pub fn plan(
     Ok(plan)
 }
 
+/// The plan's methods that are not controls: the ones being calibrated.
+fn reference_methods(plan: &Plan) -> Vec<MethodKind> {
+    plan.methods
+        .iter()
+        .copied()
+        .filter(|m| !m.is_control())
+        .collect()
+}
+
 /// Facts about the reference run, for the rationales.
 pub struct Context {
     pub model: String,
@@ -96,12 +105,7 @@ fn worst(outcome: &Outcome, entry: usize, method: &str, dir: Direction) -> Optio
 /// Thresholds for every non-prerequisite audit × reference method of `plan`.
 pub fn thresholds(plan: &Plan, outcome: &Outcome, ctx: &Context) -> Vec<Entry> {
     let mut out = Vec::new();
-    let reference: Vec<MethodKind> = plan
-        .methods
-        .iter()
-        .copied()
-        .filter(|m| !m.is_control())
-        .collect();
+    let reference = reference_methods(plan);
     for (gi, g) in plan.gates.iter().enumerate() {
         if g.prerequisite {
             continue;
@@ -208,12 +212,7 @@ fn toml_str(s: &str) -> String {
 /// The calibrated suite as TOML: the prerequisites unchanged, one entry per audit × method
 /// with its threshold and rationale, the methods and their parameters.
 pub fn suite_toml(plan: &Plan, entries: &[Entry], ctx: &Context) -> String {
-    let reference: Vec<MethodKind> = plan
-        .methods
-        .iter()
-        .copied()
-        .filter(|m| !m.is_control())
-        .collect();
+    let reference = reference_methods(plan);
     let mut o = format!(
         "# Written by `xaudit calibrate` from suite `{}` on {} ({} images, model sha256 {}).\n# Every threshold sits between the reference model and the model-blind controls; the\n# rationale of each entry gives the numbers. Review before committing.\nname = {}\ndescription = {}\n",
         ctx.suite,

@@ -564,35 +564,24 @@ pub fn decide(evals: &[Option<&Evaluation>], s: &Settings) -> Vec<Option<Decisio
                 "lower"
             }
         };
-        if pp.1 {
-            let b = e.source.bound(true, pp.2);
-            place(d, true, b);
-            d.verdict = Verdict::Pass;
-            d.level = Some(pp.2);
+        // A rejected claim decides: PASS before FAIL (both cannot be rejected, see the tests).
+        let decided = [(true, pp, Verdict::Pass), (false, pf, Verdict::Fail)]
+            .into_iter()
+            .find(|(_, c, _)| c.1);
+        if let Some((pass, (adj, _, level), verdict)) = decided {
+            let b = e.source.bound(pass, level);
+            place(d, pass, b);
+            d.verdict = verdict;
+            d.level = Some(level);
             d.images_to_decide = None;
             d.reason = format!(
                 "{}: {label} {est}, one-sided {} {} bound {} (Holm level {}, adjusted p = {})",
-                e.claim_pass,
-                conf(pp.2),
-                side(true),
+                if pass { &e.claim_pass } else { &e.claim_fail },
+                conf(level),
+                side(pass),
                 fmt_v(b),
-                fmt_p(pp.2),
-                fmt_p(pp.0)
-            );
-        } else if pf.1 {
-            let b = e.source.bound(false, pf.2);
-            place(d, false, b);
-            d.verdict = Verdict::Fail;
-            d.level = Some(pf.2);
-            d.images_to_decide = None;
-            d.reason = format!(
-                "{}: {label} {est}, one-sided {} {} bound {} (Holm level {}, adjusted p = {})",
-                e.claim_fail,
-                conf(pf.2),
-                side(false),
-                fmt_v(b),
-                fmt_p(pf.2),
-                fmt_p(pf.0)
+                fmt_p(level),
+                fmt_p(adj)
             );
         } else {
             // Both claims undecided at the level where Holm stopped.

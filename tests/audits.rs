@@ -2,7 +2,6 @@
 mod common;
 
 use common::{digits_pre, fixture, load};
-use std::io::Write;
 use xaudit::attribution::MethodKind;
 use xaudit::audit::RunCtx;
 use xaudit::check::{self, Outcome, Plan};
@@ -14,17 +13,11 @@ use xaudit::suite::Suite;
 
 const DIGITS: [i64; 3] = [1, 28, 28];
 
-fn suite(text: &str) -> Suite {
-    let mut f = tempfile::Builder::new().suffix(".toml").tempfile().unwrap();
-    f.write_all(text.as_bytes()).unwrap();
-    Suite::load(f.path().to_str().unwrap()).unwrap()
-}
+use common::suite;
 
 fn digits_data(n: usize) -> Dataset {
-    let mut d = Dataset::from_inputs(&[fixture("data/digits/test")]).unwrap();
     // Every 9th image: all ten classes among the first n.
-    d.items = d.items.iter().step_by(9).take(n).cloned().collect();
-    d
+    common::digits_every(9, n)
 }
 
 struct Run<'a> {

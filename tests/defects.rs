@@ -2,7 +2,6 @@
 //! construction; every test here failed on the behaviour it guards against.
 mod common;
 use common::{digits_pre, fixture, load};
-use std::io::Write;
 use xaudit::attribution::MethodKind;
 use xaudit::audit::RunCtx;
 use xaudit::check::{self, Outcome, Plan};
@@ -13,16 +12,10 @@ use xaudit::model::Model;
 use xaudit::report::AuditResult;
 use xaudit::suite::Suite;
 
-fn suite(text: &str) -> Suite {
-    let mut f = tempfile::Builder::new().suffix(".toml").tempfile().unwrap();
-    f.write_all(text.as_bytes()).unwrap();
-    Suite::load(f.path().to_str().unwrap()).unwrap()
-}
+use common::suite;
 
 fn digits_data(n: usize) -> Dataset {
-    let mut d = Dataset::from_inputs(&[fixture("data/digits/test")]).unwrap();
-    d.items = d.items.iter().step_by(9).take(n).cloned().collect();
-    d
+    common::digits_every(9, n)
 }
 
 fn go(model: &Model, s: &Suite, cfg: &Config, methods: &[MethodKind], n: usize) -> Outcome {

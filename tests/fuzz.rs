@@ -3,7 +3,6 @@
 //! equivariant to shifts), tests at the image level, and replays what it reports.
 mod common;
 use common::{digits_pre, fixture, load};
-use std::io::Write;
 use std::process::Command;
 use xaudit::attribution::MethodKind;
 use xaudit::audit::fuzz::Counterexample;
@@ -14,13 +13,8 @@ use xaudit::data::Dataset;
 use xaudit::gate::Verdict;
 use xaudit::model::Model;
 use xaudit::perturb::Op;
-use xaudit::suite::Suite;
 
-fn suite(text: &str) -> Suite {
-    let mut f = tempfile::Builder::new().suffix(".toml").tempfile().unwrap();
-    f.write_all(text.as_bytes()).unwrap();
-    Suite::load(f.path().to_str().unwrap()).unwrap()
-}
+use common::suite;
 
 const FUZZ: &str = r#"name = "f"
 min-n = 5

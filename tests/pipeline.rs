@@ -15,11 +15,7 @@ use xaudit::data::Dataset;
 use xaudit::report::{fmt, Format, ModelInfo, Provenance, Report, ReportInputs};
 use xaudit::suite::Suite;
 
-fn suite(text: &str) -> Suite {
-    let mut f = tempfile::Builder::new().suffix(".toml").tempfile().unwrap();
-    f.write_all(text.as_bytes()).unwrap();
-    Suite::load(f.path().to_str().unwrap()).unwrap()
-}
+use common::suite;
 
 fn run(s: &Suite, cfg: &Config, methods: &[MethodKind], n: usize) -> (Plan, Outcome) {
     let m = load("models/digits_cnn_s0.pt", [1, 28, 28]);

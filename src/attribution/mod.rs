@@ -438,15 +438,13 @@ impl Method {
     pub fn kind(&self) -> MethodKind {
         self.spec.kind()
     }
+}
 
-    /// Raw attributions (see `MethodSpec::attribute`); the score comes from `ctx`.
-    pub fn attribute(
-        &self,
-        ctx: &Ctx,
-        x: &Tensor,
-        targets: &Tensor,
-        ids: &[u64],
-    ) -> Result<Attribution> {
-        self.spec.attribute(ctx, x, targets, ids)
+impl std::ops::Deref for Method {
+    type Target = MethodSpec;
+
+    /// `attribute` and the rest of the parameters' API (the score comes from the `Ctx`).
+    fn deref(&self) -> &MethodSpec {
+        &self.spec
     }
 }

@@ -94,6 +94,50 @@ pub fn compare_params(percentile: f64, ssim_data_range: f64) -> CompareParams {
     }
 }
 
+/// One sweep per parameter group, from the output back to the input: `reset` (independent
+/// randomisation) restores the trained weights first; each stage re-initialises its group,
+/// explains and compares. Pictures are kept of the last stage only (`last`).
+#[allow(clippy::too_many_arguments)]
+pub fn layer_stages(
+    run: &RunCtx,
+    m: &Method,
+    cp: &CompareParams,
+    p_init: randomize::Init,
+    target: Target,
+    groups: &[randomize::Group],
+    reset: Option<&Restore>,
+    label: &dyn Fn(&randomize::Group) -> String,
+    last: compare::Keep,
+) -> Result<(Vec<(String, compare::Sims)>, compare::Pictures)> {
+    let mut stages = Vec::new();
+    let mut pictures = compare::Pictures::new();
+    for (k, (gi, g)) in groups.iter().enumerate().rev().enumerate() {
+        if let Some(r) = reset {
+            r.restore()?;
+        }
+        randomize::reinit_with(p_init, g, run.seed, gi)?;
+        // The other stages' pictures would be discarded.
+        let keep = if k + 1 == groups.len() {
+            last
+        } else {
+            compare::Keep::None
+        };
+        let (sims, pics) = compare::sweep_pictures(
+            run,
+            m,
+            run.model,
+            cp,
+            1 + k as u64,
+            &label(g),
+            target.pick(),
+            keep,
+        )?;
+        stages.push((g.name.clone(), sims));
+        pictures = pics;
+    }
+    Ok((stages, pictures))
+}
+
 /// Records per-image similarities per stage as curves, and `gated(stages, row)` as the
 /// finding's per-image values.
 pub fn finish(
@@ -131,33 +175,19 @@ fn measure(run: &RunCtx, m: &Method, t: &toml::Table) -> Result<Vec<Finding>> {
     let floor = compare::noise_floor(run, m, &cp)?;
     let groups = randomize::groups(run.model)?;
     let guard = Restore::new(run.model)?;
-    let mut stages = Vec::new();
-    let mut pictures = compare::Pictures::new();
     let label = "fully randomised model";
-    match p.mode {
-        Mode::Cascade => {
-            for (k, (gi, g)) in groups.iter().enumerate().rev().enumerate() {
-                randomize::reinit_with(p.init, g, run.seed, gi)?;
-                // Pictures of the fully randomised stage only: the others would be discarded.
-                let keep = if k + 1 == groups.len() {
-                    compare::Keep::Candidates
-                } else {
-                    compare::Keep::None
-                };
-                let (sims, pics) = compare::sweep_pictures(
-                    run,
-                    m,
-                    run.model,
-                    &cp,
-                    1 + k as u64,
-                    label,
-                    p.target.pick(),
-                    keep,
-                )?;
-                stages.push((g.name.clone(), sims));
-                pictures = pics;
-            }
-        }
+    let (stages, pictures) = match p.mode {
+        Mode::Cascade => layer_stages(
+            run,
+            m,
+            &cp,
+            p.init,
+            p.target,
+            &groups,
+            None,
+            &|_| label.to_string(),
+            compare::Keep::Candidates,
+        )?,
         Mode::FullOnly => {
             // The same draws as the cascade's last stage (each group keyed by its index).
             for (gi, g) in groups.iter().enumerate().rev() {
@@ -173,10 +203,9 @@ fn measure(run: &RunCtx, m: &Method, t: &toml::Table) -> Result<Vec<Finding>> {
                 p.target.pick(),
                 compare::Keep::Candidates,
             )?;
-            stages.push(("all layers".to_string(), sims));
-            pictures = pics;
+            (vec![("all layers".to_string(), sims)], pics)
         }
-    }
+    };
     guard.finish()?;
     let mut f = Finding::new("");
     f.examples = pictures;

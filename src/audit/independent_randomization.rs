@@ -1,5 +1,5 @@
 //! XA102 independent-randomization: one parameter group at a time (Adebayo et al.).
-use super::cascading_randomization::{compare_params, d_dr, d_pct, finish, Target};
+use super::cascading_randomization::{compare_params, d_dr, d_pct, finish, layer_stages, Target};
 use super::compare;
 use super::randomize::{self, Restore};
 use super::{AuditDoc, AuditEntry, Direction, Finding, RunCtx};
@@ -56,34 +56,20 @@ fn measure(run: &RunCtx, m: &Method, t: &toml::Table) -> Result<Vec<Finding>> {
     let floor = compare::noise_floor(run, m, &cp)?;
     let groups = randomize::groups(run.model)?;
     let guard = Restore::new(run.model)?;
-    let mut stages = Vec::new();
-    let mut norm_only = Vec::new();
-    let mut pictures = compare::Pictures::new();
-    for (k, (gi, g)) in groups.iter().enumerate().rev().enumerate() {
-        guard.restore()?;
-        randomize::reinit_with(p.init, g, run.seed, gi)?;
-        let label = &format!("only {} randomised", g.name);
-        // Pictures of the last stage only; the gated value is the mean over stages, not that
-        // sweep's similarity, so all of them.
-        let keep = if k + 1 == groups.len() {
-            compare::Keep::All
-        } else {
-            compare::Keep::None
-        };
-        let (sims, pics) = compare::sweep_pictures(
-            run,
-            m,
-            run.model,
-            &cp,
-            1 + k as u64,
-            label,
-            p.target.pick(),
-            keep,
-        )?;
-        norm_only.push(normalisation_only(g));
-        stages.push((g.name.clone(), sims));
-        pictures = pics;
-    }
+    // Pictures of the last stage: the gated value is the mean over stages, not that sweep's
+    // similarity, so all of them.
+    let (stages, pictures) = layer_stages(
+        run,
+        m,
+        &cp,
+        p.init,
+        p.target,
+        &groups,
+        Some(&guard),
+        &|g| format!("only {} randomised", g.name),
+        compare::Keep::All,
+    )?;
+    let norm_only: Vec<bool> = groups.iter().rev().map(normalisation_only).collect();
     guard.finish()?;
     let mut f = Finding::new("");
     f.examples = pictures;

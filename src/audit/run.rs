@@ -387,24 +387,7 @@ impl<'a> RunCtx<'a> {
     /// served from the spill files).
     pub fn clean_maps(&self, method: &Method, b: &Batch) -> Result<Tensor> {
         let key = serde_json::to_string(method).unwrap_or_default();
-        let idx: Vec<usize> = b.indices.clone().collect();
-        if let Some(t) = self
-            .maps
-            .lock()
-            .expect("map cache poisoned")
-            .get(&key, &idx)?
-        {
-            return Ok(t.to_device(self.device()));
-        }
-        let clean = self.clean(b)?;
-        let targets: Vec<i64> = clean.iter().map(|c| c.pred).collect();
-        let ids: Vec<u64> = idx.iter().map(|&i| i as u64).collect();
-        let maps = self.attribute(self.model, method, &b.x, &targets, &ids)?;
-        self.maps
-            .lock()
-            .expect("map cache poisoned")
-            .put(&key, &idx, &maps)?;
-        Ok(maps)
+        self.cached_maps(&key, method, b, self.seed)
     }
 
     /// A second clean explanation of the batch whose Monte Carlo draws use another seed: how
@@ -418,26 +401,32 @@ impl<'a> RunCtx<'a> {
             "{}#noise-floor",
             serde_json::to_string(method).unwrap_or_default()
         );
+        let seed = crate::rng::derive(self.seed, &["noise-floor"]);
+        self.cached_maps(&key, method, b, seed).map(Some)
+    }
+
+    /// Clean maps of the batch's predicted classes with draws keyed by `seed`, from the spill
+    /// files when every image is there, else computed and stored under `key`.
+    fn cached_maps(&self, key: &str, method: &Method, b: &Batch, seed: u64) -> Result<Tensor> {
         let idx: Vec<usize> = b.indices.clone().collect();
         if let Some(t) = self
             .maps
             .lock()
             .expect("map cache poisoned")
-            .get(&key, &idx)?
+            .get(key, &idx)?
         {
-            return Ok(Some(t.to_device(self.device())));
+            return Ok(t.to_device(self.device()));
         }
         let clean = self.clean(b)?;
         let targets: Vec<i64> = clean.iter().map(|c| c.pred).collect();
         let ids: Vec<u64> = idx.iter().map(|&i| i as u64).collect();
-        let seed = crate::rng::derive(self.seed, &["noise-floor"]);
         let (maps, _) =
             self.attribute_logits_seeded(self.model, method, &b.x, &targets, &ids, seed)?;
         self.maps
             .lock()
             .expect("map cache poisoned")
-            .put(&key, &idx, &maps)?;
-        Ok(Some(maps))
+            .put(key, &idx, &maps)?;
+        Ok(maps)
     }
 
     /// Per-channel `[1,C,1,1]` model-space size of `pixels` units of the 0-255 image.

@@ -1,38 +1,23 @@
 //! `xaudit calibrate MODEL --data DIR`: writes a suite whose thresholds sit between an
 //! accepted reference model and the model-blind controls (see `xaudit::calibrate`).
-use super::check::{load_inputs, progress_bar, sha256_of, Inputs};
+use super::check::{progress_bar, sha256_of, Inputs, RunArgs};
 use super::CommonArgs;
 use anyhow::{Context, Result};
 use clap::Args;
 use std::path::PathBuf;
-use xaudit::attribution::MethodKind;
 use xaudit::audit::RunCtx;
 use xaudit::calibrate::{self, Context as Facts};
 use xaudit::suite::Suite;
 
 #[derive(Args)]
 pub struct CalibrateArgs {
-    /// The accepted reference model (TorchScript), e.g. the release in production.
-    pub model: PathBuf,
-    /// Suite to calibrate: built-in name or suite file (default: `suite` in xaudit.toml, else
-    /// robustness).
-    #[arg(long)]
-    pub suite: Option<String>,
-    /// Images: folder, ImageFolder tree or CSV manifest (default: `data` in xaudit.toml).
-    #[arg(long)]
-    pub data: Option<PathBuf>,
-    /// Calibrate for these methods only (repeatable; default: the suite's).
-    #[arg(long = "method", value_enum)]
-    pub methods: Vec<MethodKind>,
+    /// The run: MODEL is the accepted reference model (e.g. the release in production),
+    /// `--method` narrows the methods to calibrate.
+    #[command(flatten)]
+    pub run: RunArgs,
     /// Where to write the calibrated suite.
     #[arg(long, default_value = "xaudit-calibrated.toml")]
     pub out: PathBuf,
-    /// Seed of every random draw.
-    #[arg(long)]
-    pub seed: Option<u64>,
-    /// Use at most the first N images.
-    #[arg(long)]
-    pub max_images: Option<usize>,
     /// No progress bars.
     #[arg(long)]
     pub no_progress: bool,
@@ -42,23 +27,10 @@ pub struct CalibrateArgs {
 
 pub fn run(a: CalibrateArgs) -> Result<i32> {
     let (cfg, pre) = a.common.resolve()?;
-    let suite_key = a
-        .suite
-        .clone()
-        .or(cfg.suite.clone())
-        .unwrap_or_else(|| "robustness".into());
-    let suite = Suite::load(&suite_key)?;
-    let seed = a.seed.or(cfg.seed).unwrap_or(0);
+    let (suite, seed) = a.run.suite_and_seed(&cfg)?;
     let today = chrono::Local::now().format("%Y-%m-%d").to_string();
-    let plan = calibrate::plan(&suite, &cfg, &a.methods, seed, &today)?;
-    let Inputs { data, model, .. } = load_inputs(
-        &a.model,
-        a.data.as_ref(),
-        &cfg,
-        a.max_images,
-        &a.common.device,
-        &pre,
-    )?;
+    let plan = calibrate::plan(&suite, &cfg, &a.run.methods, seed, &today)?;
+    let Inputs { data, model, .. } = a.run.inputs(&cfg, &a.common.device, &pre)?;
     let bar = progress_bar(a.no_progress);
     let tick = |n: usize| bar.inc(n as u64);
     let auto = xaudit::throughput::auto_batch(model.input_shape);
@@ -70,8 +42,8 @@ pub fn run(a: CalibrateArgs) -> Result<i32> {
     })?;
     bar.finish_and_clear();
     let facts = Facts {
-        model: a.model.display().to_string(),
-        model_sha256: sha256_of(&a.model)?,
+        model: a.run.model.display().to_string(),
+        model_sha256: sha256_of(&a.run.model)?,
         images: data.len(),
         date: today,
         suite: suite.name.clone(),

@@ -16,23 +16,8 @@ use xaudit::suite::Suite;
 
 #[derive(Args)]
 pub struct CheckArgs {
-    /// TorchScript model file (see docs/model-contract.md).
-    pub model: PathBuf,
-    /// Built-in suite (robustness, sanity, salience, full) or a suite TOML file.
-    #[arg(long)]
-    pub suite: Option<String>,
-    /// Images: folder, ImageFolder tree or CSV manifest (default: `data` in xaudit.toml).
-    #[arg(long)]
-    pub data: Option<PathBuf>,
-    /// Audit only these methods (repeatable; default: the suite's list).
-    #[arg(long = "method", value_enum)]
-    pub methods: Vec<MethodKind>,
-    /// Seed of every random draw (default: `seed` in xaudit.toml, else 0).
-    #[arg(long)]
-    pub seed: Option<u64>,
-    /// Use at most the first N images.
-    #[arg(long)]
-    pub max_images: Option<usize>,
+    #[command(flatten)]
+    pub run: RunArgs,
     /// Output on stdout.
     #[arg(long, value_enum, default_value = "table", env = "XAUDIT_FORMAT")]
     pub format: Format,
@@ -85,6 +70,58 @@ fn data_manifest_sha256(data: &Dataset) -> Result<String> {
         h.update(format!("{}  {}\n", sha256_file(&it.path)?, it.path.display()).as_bytes());
     }
     Ok(format!("{:x}", h.finalize()))
+}
+
+/// What `check` and `calibrate` both run: a model, a suite, images, methods, a seed.
+#[derive(Args)]
+pub struct RunArgs {
+    /// TorchScript model file (see docs/model-contract.md).
+    pub model: PathBuf,
+    /// Built-in suite (robustness, sanity, salience, fuzz, full) or a suite TOML file
+    /// (default: `suite` in xaudit.toml, else robustness).
+    #[arg(long)]
+    pub suite: Option<String>,
+    /// Images: folder, ImageFolder tree or CSV manifest (default: `data` in xaudit.toml).
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Audit only these methods (repeatable; default: the configuration's, else the suite's).
+    #[arg(long = "method", value_enum)]
+    pub methods: Vec<MethodKind>,
+    /// Seed of every random draw (default: `seed` in xaudit.toml, else 0).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Use at most the first N images.
+    #[arg(long)]
+    pub max_images: Option<usize>,
+}
+
+impl RunArgs {
+    /// The suite (flag, configuration, else robustness) and the seed.
+    pub(super) fn suite_and_seed(&self, cfg: &xaudit::config::Config) -> Result<(Suite, u64)> {
+        let key = self
+            .suite
+            .clone()
+            .or(cfg.suite.clone())
+            .unwrap_or_else(|| "robustness".into());
+        Ok((Suite::load(&key)?, self.seed.or(cfg.seed).unwrap_or(0)))
+    }
+
+    /// The images and the model, on `device`.
+    pub(super) fn inputs(
+        &self,
+        cfg: &xaudit::config::Config,
+        device: &str,
+        pre: &xaudit::config::Preprocess,
+    ) -> Result<Inputs> {
+        load_inputs(
+            &self.model,
+            self.data.as_ref(),
+            cfg,
+            self.max_images,
+            device,
+            pre,
+        )
+    }
 }
 
 /// The images, device and model of a run, checked against each other.
@@ -165,13 +202,7 @@ pub(super) fn sha256_of(p: &Path) -> Result<String> {
 pub fn run(a: CheckArgs) -> Result<i32> {
     let started = chrono::Local::now();
     let (cfg, pre) = a.common.resolve()?;
-    let suite_key = a
-        .suite
-        .clone()
-        .or(cfg.suite.clone())
-        .unwrap_or_else(|| "robustness".into());
-    let suite = Suite::load(&suite_key)?;
-    let seed = a.seed.or(cfg.seed).unwrap_or(0);
+    let (suite, seed) = a.run.suite_and_seed(&cfg)?;
     let out_dir = a.out_dir.clone().or(cfg.out_dir.clone());
     let files: Vec<Format> = if !a.write.is_empty() {
         a.write.clone()
@@ -181,20 +212,13 @@ pub fn run(a: CheckArgs) -> Result<i32> {
             .unwrap_or_else(|| report::DEFAULT_FILES.to_vec())
     };
     let today = started.format("%Y-%m-%d").to_string();
-    let plan = Plan::new(&suite, &cfg, &a.methods, seed, &today)?;
+    let plan = Plan::new(&suite, &cfg, &a.run.methods, seed, &today)?;
     let Inputs {
         data_path,
         data,
         device,
         model,
-    } = load_inputs(
-        &a.model,
-        a.data.as_ref(),
-        &cfg,
-        a.max_images,
-        &a.common.device,
-        &pre,
-    )?;
+    } = a.run.inputs(&cfg, &a.common.device, &pre)?;
     let shape = model.input_shape;
     let rl_model = match &a.random_label_model {
         Some(p) => Some(Model::load(p, device, shape)?),
@@ -232,8 +256,8 @@ pub fn run(a: CheckArgs) -> Result<i32> {
         outcome.exit_code
     };
     let model_info = ModelInfo {
-        path: a.model.display().to_string(),
-        sha256: sha256_file(&a.model)?,
+        path: a.run.model.display().to_string(),
+        sha256: sha256_file(&a.run.model)?,
         num_classes: model.num_classes,
         num_parameters: model.num_parameters,
     };

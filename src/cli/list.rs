@@ -18,7 +18,20 @@ pub fn run() -> Result<()> {
     outln!("\nSuites:");
     for (name, _) in BUILT_IN {
         let s = Suite::load(name)?;
-        let audits: Vec<&str> = s.gates.iter().map(|g| g.entry.doc.name).collect();
+        let audits: Vec<String> = s
+            .gates
+            .iter()
+            .map(|g| {
+                let role = if g.prerequisite {
+                    " (prerequisite)"
+                } else if g.advisory {
+                    " (advisory)"
+                } else {
+                    ""
+                };
+                format!("{}{role}", g.entry.doc.name)
+            })
+            .collect();
         outln!(
             "  {:<11} {}\n              audits: {}",
             name,

@@ -80,3 +80,18 @@ pub fn digits_pre() -> Preprocess {
 pub fn faces_pre() -> Preprocess {
     preprocess(3, 48, 0.5, 0.501_960_8)
 }
+
+/// A suite from TOML text (written to a temporary file, as users pass them).
+pub fn suite(text: &str) -> xaudit::suite::Suite {
+    use std::io::Write;
+    let mut f = tempfile::Builder::new().suffix(".toml").tempfile().unwrap();
+    f.write_all(text.as_bytes()).unwrap();
+    xaudit::suite::Suite::load(f.path().to_str().unwrap()).unwrap()
+}
+
+/// Every `step`-th digits test image, the first `n` of them.
+pub fn digits_every(step: usize, n: usize) -> xaudit::data::Dataset {
+    let mut d = xaudit::data::Dataset::from_inputs(&[fixture("data/digits/test")]).unwrap();
+    d.items = d.items.iter().step_by(step).take(n).cloned().collect();
+    d
+}
