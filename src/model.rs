@@ -119,6 +119,11 @@ impl Model {
     /// Loads `path` on `device` and checks the contract with a probe batch of `input_shape`.
     pub fn load(path: &Path, device: Device, input_shape: [i64; 3]) -> Result<Model> {
         sniff(path)?;
+        // The profiling executor's graph optimiser returns NaN from the second double-backward
+        // call on (gradients of explanations, measured on PyTorch 2.13); turning it off costs
+        // nothing measurable on forward and backward passes. The setting is per thread, and
+        // every model pass of xaudit runs on the thread that loads the model.
+        tch::jit::set_graph_executor_optimize(false);
         let mut module = CModule::load_on_device(path, device).map_err(|e| {
             Error::model(
                 path,
@@ -208,6 +213,12 @@ impl Model {
     pub fn features(&self, x: &Tensor) -> Result<Tensor> {
         let _g = tch::no_grad_guard();
         self.passes.add_forward(x);
+        Ok(self.module.method_ts("features", &[x])?)
+    }
+
+    /// `features` with autograd recording (second-order gradients of CAM maps).
+    pub fn features_grad(&self, x: &Tensor) -> Result<Tensor> {
+        self.passes.add_backward(x);
         Ok(self.module.method_ts("features", &[x])?)
     }
 

@@ -4,6 +4,18 @@ use tch::{Kind, Tensor};
 
 /// `[B,C,H,W]` → `[B,1,H,W]`, reflect-padded like scipy.ndimage.sobel's default.
 pub fn attribute(x: &Tensor) -> Tensor {
+    squared(x).sqrt()
+}
+
+/// The same map for differentiation: sqrt has an infinite slope at 0 (flat regions), so the
+/// squared magnitude is kept away from 0 where the gradient would otherwise be NaN; the
+/// values differ from `attribute` by at most 1e-10 there.
+pub fn attribute_differentiable(x: &Tensor) -> Tensor {
+    squared(x).clamp_min(1e-20).sqrt()
+}
+
+/// gx² + gy² of the Sobel filters.
+fn squared(x: &Tensor) -> Tensor {
     let dev = x.device();
     let grey = x
         .to_kind(Kind::Float)
@@ -23,5 +35,5 @@ pub fn attribute(x: &Tensor) -> Tensor {
         .to_device(dev);
     let gx = padded.conv2d(&kx, None::<Tensor>, [1, 1], [0, 0], [1, 1], 1);
     let gy = padded.conv2d(&ky, None::<Tensor>, [1, 1], [0, 0], [1, 1], 1);
-    (gx.square() + gy.square()).sqrt()
+    gx.square() + gy.square()
 }

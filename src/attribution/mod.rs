@@ -10,6 +10,7 @@ pub mod occlusion;
 pub mod random;
 pub mod rise;
 pub mod saliency;
+pub mod second_order;
 pub mod smoothgrad;
 
 use crate::error::{Error, Result};
