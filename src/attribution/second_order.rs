@@ -28,6 +28,11 @@ fn backward(root: &Tensor, input: &Tensor, create_graph: bool) -> Result<Tensor>
     })
 }
 
+/// Model input of rows: `(leaf rows, row numbers)`.
+type PointFn<'a> = &'a dyn Fn(&Tensor, &[usize]) -> Result<Tensor>;
+/// A row's contribution to the attribution: `(leaf rows, grads at the point, row numbers)`.
+type PostFn<'a> = &'a dyn Fn(&Tensor, &Tensor, &[usize]) -> Result<Tensor>;
+
 /// How one chunk of rows is explained: the point the model sees and the row's contribution
 /// to the explanation, both as functions of the leaf copy of the row's image.
 struct Rows<'a> {
@@ -35,10 +40,10 @@ struct Rows<'a> {
     per: usize,
     /// Model input of each row: `(leaf rows, row numbers)`; row r is sample r % per of image
     /// r / per.
-    point: &'a dyn Fn(&Tensor, &[usize]) -> Result<Tensor>,
+    point: PointFn<'a>,
     /// Contribution of each row to the raw attribution: `(leaf rows, grads at the point,
     /// row numbers)`.
-    post: &'a dyn Fn(&Tensor, &Tensor, &[usize]) -> Result<Tensor>,
+    post: PostFn<'a>,
 }
 
 /// d/dx Σ_rows <post(x_r, ∇ score(point(x_r))), u_owner> in chunks of `ctx.internal_batch`.
