@@ -49,7 +49,7 @@ test: build
 
 # The benchmark (bench/RESULTS.md): model ceilings, audit efficiency, xaudit vs Quantus +
 # Captum in the bench's own venv, scaling. Machine-dependent numbers; nothing asserted.
-# About 20 minutes on 2 CPU cores; BENCH_DEVICE=cuda runs it on a GPU.
+# About 30 minutes on 2 CPU cores; BENCH_DEVICE=cuda runs it on a GPU.
 bench: build
 	bash scripts/bench.sh
 

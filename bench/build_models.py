@@ -12,6 +12,10 @@ Writes, under bench/build/:
   resnet18_digits.json        accuracies and training record
   digits_all/<label>/<NNNN>.png   all 1797 sklearn load_digits() images, converted exactly as
                               fixtures/build_fixtures.py converts the test split (NNNN = index)
+  smooth224_digits.pt         a smooth 224x224 classifier for the attack section: softplus and
+                              average pooling (twice differentiable), trained on the same
+                              split upsampled bilinearly to 224x224; forward(x:[N,1,224,224])
+  digits224.toml              its xaudit preprocessing (the 28x28 PNGs resized to 224)
   .stamp                      sha256 of this script; outputs are kept while it matches
 
 The model is torchvision's resnet18(num_classes=10) with conv1 replaced by a 1-channel
@@ -33,6 +37,9 @@ PT = os.path.join(BUILD, "resnet18_digits.pt")
 STATE = os.path.join(BUILD, "resnet18_digits.state.pt")
 META = os.path.join(BUILD, "resnet18_digits.json")
 STAMP = os.path.join(BUILD, ".stamp")
+SMOOTH224 = os.path.join(BUILD, "smooth224_digits.pt")
+CONFIG224 = os.path.join(BUILD, "digits224.toml")
+SMOOTH224_EPOCHS = 20
 DIGITS_ALL = os.path.join(BUILD, "digits_all")
 FIXTURE_TEST = os.path.join(ROOT, "fixtures", "data", "digits", "test")
 
@@ -63,7 +70,7 @@ def script_sha256():
 
 
 def up_to_date(sha):
-    if not all(os.path.isfile(p) for p in (PT, STATE, META, STAMP)):
+    if not all(os.path.isfile(p) for p in (PT, STATE, META, STAMP, SMOOTH224, CONFIG224)):
         return False
     with open(STAMP) as fh:
         if fh.read().strip() != sha:
@@ -88,6 +95,65 @@ def to_model_space(u8):
 def accuracy(model, x, y):
     with torch.no_grad():
         return float((model(x).argmax(1) == y).float().mean())
+
+
+class Smooth224(nn.Module):
+    """A small 224x224 classifier that is twice differentiable everywhere (softplus, average
+    pooling), so the exact second-order attack applies to it."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 16, 7, stride=4, padding=3)
+        self.act1 = nn.Softplus()
+        self.pool1 = nn.AvgPool2d(2)
+        self.conv2 = nn.Conv2d(16, 32, 3, stride=2, padding=1)
+        self.act2 = nn.Softplus()
+        self.pool2 = nn.AvgPool2d(2)
+        self.conv3 = nn.Conv2d(32, 64, 3, padding=1)
+        self.act3 = nn.Softplus()
+        self.fc = nn.Linear(64, 10)
+
+    @torch.jit.export
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.pool1(self.act1(self.conv1(x)))
+        x = self.pool2(self.act2(self.conv2(x)))
+        return self.act3(self.conv3(x))
+
+    @torch.jit.export
+    def head(self, a: torch.Tensor) -> torch.Tensor:
+        return self.fc(a.mean(dim=(2, 3)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))
+
+
+def build_smooth224(x_tr, y_tr, x_te, y_te):
+    """Trains Smooth224 on the split upsampled to 224x224; returns its metrics."""
+    up = lambda x: F.interpolate(x, size=(224, 224), mode="bilinear", align_corners=False)  # noqa: E731
+    torch.manual_seed(SEED)
+    m = Smooth224()
+    gen = torch.Generator().manual_seed(SEED)
+    n = len(y_tr)
+    steps = (n + BATCH - 1) // BATCH
+    opt = torch.optim.Adam(m.parameters(), lr=1e-2 / 25)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=1e-2, epochs=SMOOTH224_EPOCHS, steps_per_epoch=steps)
+    for _ in range(SMOOTH224_EPOCHS):
+        perm = torch.randperm(n, generator=gen)
+        for s in range(0, n, BATCH):
+            b = perm[s : s + BATCH]
+            loss = F.cross_entropy(m(up(x_tr[b])), y_tr[b])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
+    m.eval()
+    torch.jit.script(m).save(SMOOTH224)
+    with open(CONFIG224, "w") as fh:
+        fh.write("# xaudit preprocessing of bench/build/smooth224_digits.pt (written by build_models.py)\n"
+                 "[preprocess]\nchannels = 1\nsize = [224, 224]\nresize = 224\nmean = [0.5]\nstd = [0.5]\n")
+    acc = accuracy(m, up(x_te), y_te)
+    print(f"smooth224_digits: test accuracy {acc:.4f}", flush=True)
+    return {"test_accuracy": acc, "epochs": SMOOTH224_EPOCHS, "architecture": "softplus + average pooling, stride-4 stem"}
 
 
 def main():
@@ -170,6 +236,8 @@ def main():
     print(f"resnet18_digits: train accuracy {tr_acc:.4f}, test accuracy {te_acc:.4f} "
           f"({int(round(te_acc * len(y_te)))}/{len(y_te)}), training {train_s:.1f} s", flush=True)
 
+    smooth = build_smooth224(x_tr, y_tr, x_te, y_te)
+
     # ---- export
     torch.save(model.state_dict(), STATE)
     sm = torch.jit.script(model.eval())
@@ -198,6 +266,7 @@ def main():
         "torch_version": torch.__version__,
         "torchvision_version": torchvision.__version__,
         "script_sha256": sha,
+        "smooth224": smooth,
     }
     with open(META, "w") as fh:
         json.dump(meta, fh, indent=2)

@@ -166,6 +166,59 @@ def xcheck(model: str, suite: Path | str, data: Path, methods: list[str], out: s
     return json.loads((out_dir / "report.json").read_text()), wall
 
 
+# The attack section: estimators of the Ghorbani top-k attack on saliency, each paired with
+# the random-sign baseline on the same images (xaudit runs both in one pass).
+ATTACK_RUNS = [
+    # (label, model .pt, config, surrogate, estimator, zo-grid, images)
+    ("smooth digits CNN, 28x28", "fixtures/models/digits_smooth.pt", "fixtures/digits.toml", None, "exact", 0, 40),
+    ("smooth digits CNN, 28x28", "fixtures/models/digits_smooth.pt", "fixtures/digits.toml", None, "zeroth-order", 8, 40),
+    ("smooth digits CNN, 28x28", "fixtures/models/digits_smooth.pt", "fixtures/digits.toml", None, "zeroth-order", 28, 40),
+    ("ReLU digits CNN + softplus surrogate, 28x28", "fixtures/models/digits_cnn_s0.pt", "fixtures/digits.toml",
+     "fixtures/models/digits_cnn_s0_softplus.pt", "surrogate", 0, 40),
+    ("ReLU digits CNN + softplus surrogate, 28x28", "fixtures/models/digits_cnn_s0.pt", "fixtures/digits.toml",
+     None, "zeroth-order", 8, 40),
+    ("smooth CNN, 224x224", "bench/build/smooth224_digits.pt", "bench/build/digits224.toml", None, "exact", 0, 20),
+    ("smooth CNN, 224x224", "bench/build/smooth224_digits.pt", "bench/build/digits224.toml", None, "zeroth-order", 8, 20),
+    ("smooth CNN, 224x224", "bench/build/smooth224_digits.pt", "bench/build/digits224.toml", None, "zeroth-order", 224, 20),
+]
+
+
+def attacks(device: str, data: Path, iterations: int) -> list[dict]:
+    rows = []
+    for label, pt, config, surrogate, est, grid, n in ATTACK_RUNS:
+        tag = f"attack-{Path(pt).stem}-{est}-{grid}"
+        suite = BUILD / "suites" / f"{tag}.toml"
+        suite.parent.mkdir(parents=True, exist_ok=True)
+        suite.write_text(
+            'name = "bench-attack"\n[[audit]]\nid = "attack-top-k"\nthreshold = 0.5\n'
+            f'params = {{ iterations = {iterations}, estimator = "{est}", zo-grid = {grid} }}\n')
+        out_dir = BUILD / "runs" / tag
+        cmd = [str(XAUDIT), "check", pt, "--suite", str(suite), "--config", config, "--data", str(data),
+               "--max-images", str(n), "--method", "saliency", "--out-dir", str(out_dir), "--write", "json",
+               "--no-progress", "--device", device, "--format", "json"]
+        if surrogate:
+            cmd += ["--surrogate", surrogate]
+        log(f"attack: {label}, {est}")
+        _, wall = run(cmd, ok=(0, 1))
+        a = next(a for a in json.loads((out_dir / "report.json").read_text())["audits"] if a["code"] == "XA002")
+        s = a["summary"]
+        med = a["descriptive"]["median"]
+        passes = s["model_passes_per_image"]
+        rows.append({
+            "model": label, "estimator": s["estimator"], "zo_grid": grid if est == "zeroth-order" else None,
+            "images": a["n"], "iterations": iterations, "median_top_k": med,
+            "random_sign_median": a["secondary"]["random-sign-top-k-intersection"]["median"],
+            "damage": 1.0 - med, "passes_per_image": passes, "wall_s": wall,
+            "damage_per_1000_passes": (1.0 - med) / passes * 1000.0 if passes else None,
+            "stronger_than_random_sign": s["strength_vs_random_sign"],
+        })
+    # Each row's damage as a share of the best gradient estimator's on the same model.
+    for r in rows:
+        ref = [x["damage"] for x in rows if x["model"] == r["model"] and x["estimator"] in ("exact", "surrogate")]
+        r["share_of_gradient_damage"] = r["damage"] / ref[0] if ref and ref[0] > 0 else None
+    return rows
+
+
 def ceiling(model: str, device: str, data: Path) -> dict:
     m = MODELS[model]
     out, _ = run([str(XAUDIT), "throughput", m["pt"], "--config", m["config"], "--device",
@@ -456,6 +509,11 @@ def write_results(res: dict, path: Path) -> None:
         L.append(f"- `xaudit doctor`: {line}")
     L.append(f"- GPU: {res['gpu_note']}")
     L.append("")
+    if res.get("partial_run"):
+        mp = res.get("machine_previous") or {}
+        L.append(f"**Partial run.** {res['partial_run']} Those sections were measured on: "
+                 f"{mp.get('cpu', 'n/a')}, {mp.get('cores', 'n/a')} cores, {mp.get('date', 'n/a')}.")
+        L.append("")
     L.append("## 1. Model ceiling")
     L.append("")
     L.append("`xaudit throughput --data` on the 360 digits test images: images/s through the "
@@ -546,7 +604,26 @@ def write_results(res: dict, path: Path) -> None:
     L.append("")
     L.extend(res.get("scaling_notes", []))
     L.append("")
-    L.append("## 5. GPU")
+    L.append("## 5. Attacks: estimators, strength and cost")
+    L.append("")
+    L.append(f"The Ghorbani top-k attack (`attack-top-k`, saliency, eps = 8/255, step 0.5/255, "
+             f"{(res.get('attacks') or [{}])[0].get('iterations', 'n/a')} iterations) with each estimator; every "
+             "run also attacks the same images with random-sign steps in the same passes (the "
+             "baseline a PASS must beat). Damage = 1 - median top-k intersection after the attack "
+             "(0: the top-2% pixels all survive; 1: none does). The share compares a zeroth-order "
+             "run with the gradient estimator (exact or surrogate) on the same model; passes are "
+             "images through the model (forward, or forward and backward), per attacked image.")
+    L.append("")
+    L.append("| model | estimator | blocks/side | images | median top-k | random-sign median | damage | share of gradient damage | passes/image | wall s | damage per 1000 passes |")
+    L.append("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for r in res.get("attacks", []):
+        L.append(f"| {r['model']} | {r['estimator']} | {r['zo_grid'] or ''} | {r['images']} | {fmt(r['median_top_k'], 3)} | "
+                 f"{fmt(r['random_sign_median'], 3)} | {fmt(r['damage'], 3)} | {fmt(r['share_of_gradient_damage'])} | "
+                 f"{r['passes_per_image']:.0f} | {r['wall_s']:.1f} | {fmt(r['damage_per_1000_passes'], 3)} |")
+    L.append("")
+    L.extend(res.get("attack_notes", []))
+    L.append("")
+    L.append("## 6. GPU")
     L.append("")
     L.append(res["gpu_note"])
     L.append("")
@@ -577,7 +654,9 @@ def main() -> None:
     ap.add_argument("--samples", type=int, default=50)
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--scaling", default=os.environ.get("BENCH_SCALING", "100,400,1600"))
-    ap.add_argument("--skip", default="", help="comma list of sections to skip: ceiling,efficiency,peers,scaling")
+    ap.add_argument("--skip", default="", help="comma list of sections to skip: ceiling,efficiency,peers,scaling,attacks; "
+                    "a skipped section keeps the numbers of the previous bench/results.json")
+    ap.add_argument("--attack-iterations", type=int, default=int(os.environ.get("BENCH_ATTACK_ITERATIONS", 100)))
     ap.add_argument("--out", default=str(ROOT / "bench" / "RESULTS.md"))
     ap.add_argument("--render-only", action="store_true",
                     help="re-write RESULTS.md from bench/results.json (e.g. after editing bench/NOTES.md)")
@@ -599,7 +678,11 @@ def main() -> None:
                        "runs every section there.")
     test_dir = ROOT / "fixtures" / "data" / "digits" / "test"
     cache = BUILD / f"ceilings-{args.device}.json"
-    if "ceiling" in skip and cache.exists():
+    prev_file = ROOT / "bench" / "results.json"
+    if "ceiling" in skip and not cache.exists() and prev_file.exists():
+        # A partial re-run on a fresh machine keeps the ceilings the kept sections used.
+        res["ceilings"] = json.loads(prev_file.read_text())["ceilings"]
+    elif "ceiling" in skip and cache.exists():
         # Partial re-runs (--skip ceiling) reuse the last measured ceilings.
         res["ceilings"] = json.loads(cache.read_text())
     else:
@@ -661,8 +744,30 @@ def main() -> None:
                                  "--device", args.device, "--format", "json"])
             res["scaling"]["rows"].append({"images": n, "wall_s": wall, "rss_mib": rss})
 
+    res["attacks"] = []
+    if "attacks" not in skip:
+        res["attacks"] = attacks(args.device, test_dir, args.attack_iterations)
+
+    # Sections not measured this time keep the previous run's numbers.
+    if skip and prev_file.exists():
+        prev = json.loads(prev_file.read_text())
+        keys = {"efficiency": ["efficiency", "efficiency_notes"], "peers": ["peers", "peer_versions"],
+                "scaling": ["scaling", "scaling_notes"], "attacks": ["attacks", "attack_notes"]}
+        for section, names in keys.items():
+            if section in skip:
+                for k in names:
+                    if k in prev:
+                        res[k] = prev[k]
     res["total_minutes"] = (time.perf_counter() - t0) / 60
-    res["commands"] = COMMANDS
+    if skip and prev_file.exists():
+        prev = json.loads(prev_file.read_text())
+        res["partial_run"] = (f"This run re-measured {', '.join(s for s in ('ceiling', 'efficiency', 'peers', 'scaling', 'attacks') if s not in skip)} "
+                              f"only ({res['total_minutes']:.0f} minutes); the other sections are from the previous full run.")
+        res["total_minutes"] = prev.get("total_minutes", res["total_minutes"])
+        res["commands"] = prev.get("commands", []) + COMMANDS
+        res["machine_previous"] = prev.get("machine_previous") or prev.get("machine")
+    else:
+        res["commands"] = COMMANDS
     (ROOT / "bench" / "results.json").write_text(json.dumps(res, indent=1, default=str) + "\n")
     notes = ROOT / "bench" / "NOTES.md"
     if notes.exists():

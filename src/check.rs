@@ -410,8 +410,8 @@ fn evaluate_finding(
         }
     }
     r.examples = pick_examples(&r, &f.examples, 2);
-    r.curves = f.curves;
-    r.summary = f.summary;
+    r.curves = f.curves.clone();
+    r.summary = f.summary.clone();
     // Keyed by what the result is, never by its position in the run: adding an audit to a
     // suite does not change another audit's numbers.
     let seed = crate::rng::derive(
@@ -446,6 +446,10 @@ fn evaluate_finding(
     };
     if !x.is_empty() && g.entry.design != crate::audit::Design::Proportion {
         r.descriptive = Some(gate::describe(&x, settings, seed));
+    }
+    let mut evaluation = evaluation;
+    if let Some(e) = evaluation.as_mut() {
+        e.requirements = f.requirements.clone();
     }
     match &evaluation {
         Some(e) => {

@@ -136,6 +136,9 @@ pub struct ModelSection {
     /// Class names in logit order; optional.
     #[serde(default)]
     pub class_names: Option<Vec<String>>,
+    /// A smooth surrogate of the model (ReLU replaced by softplus) for the attacks' gradients.
+    #[serde(default)]
+    pub surrogate: Option<PathBuf>,
 }
 
 /// Per-audit overrides: threshold, metric and parameters (keys: audit code or name).

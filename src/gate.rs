@@ -87,7 +87,11 @@ pub fn decision_rule(s: &Settings) -> String {
          Hoeffding's inequality; proportions use the exact binomial test. All claims of the run \
          (two per result) form one Holm family at alpha = {alpha}, so the probability of any \
          wrong PASS or FAIL in this run is at most {alpha}. A result neither of whose claims \
-         is rejected is INCONCLUSIVE, as is one with fewer than {min_n} usable images. The bound shown beside a verdict is the one-sided order-statistic (or \
+         is rejected is INCONCLUSIVE, as is one with fewer than {min_n} usable images, and a PASS \
+         whose audit could not show its own precondition (a targeted attack significantly \
+         stronger than random-sign, one-sided test at alpha = {alpha}); such a check can only \
+         withhold a PASS, so the error budget stands. The bound shown beside a verdict is the \
+         one-sided order-statistic (or \
          Clopper-Pearson, or Hoeffding) confidence bound at the Holm level at which the claim \
          was tested.",
         alpha = s.alpha,
@@ -203,6 +207,8 @@ pub struct Evaluation {
     pub threshold: f64,
     pub direction: Direction,
     pub source: Source,
+    /// Evidence a PASS also needs (see `audit::Requirement`); none by default.
+    pub requirements: Vec<crate::audit::Requirement>,
 }
 
 /// Median, spread and a bootstrap interval: context for readers, not used by the decision.
@@ -320,6 +326,7 @@ pub fn one_sample(
                     q: quantile,
                     good,
                 },
+                requirements: Vec::new(),
             }
         }
         TestChoice::Wilcoxon => {
@@ -347,6 +354,7 @@ pub fn one_sample(
                     tau: threshold,
                     good,
                 },
+                requirements: Vec::new(),
             }
         }
     }
@@ -393,6 +401,7 @@ pub fn two_sample(
         // r is oriented so that larger is good (see above).
         direction: Direction::Higher,
         source: Source::Effect { test },
+        requirements: Vec::new(),
     }
 }
 
@@ -436,6 +445,7 @@ pub fn proportion(k: u64, n: u64, what: &str, threshold: f64, dir: Direction) ->
             tau: t,
             good: good_of(dir),
         },
+        requirements: Vec::new(),
     }
 }
 
@@ -583,6 +593,24 @@ pub fn decide(evals: &[Option<&Evaluation>], s: &Settings) -> Vec<Option<Decisio
                 fmt_p(level),
                 fmt_p(adj)
             );
+            // A PASS that rests on evidence the audit could not show is not a PASS. (This
+            // only ever turns a PASS into INCONCLUSIVE, so it adds no wrong verdict.)
+            if let Some(r) = e
+                .requirements
+                .iter()
+                .find(|r| r.p.is_nan() || r.p > s.alpha)
+            {
+                if pass {
+                    d.verdict = Verdict::Inconclusive;
+                    d.reason = format!(
+                        "the claim held, but not shown: {} (p = {} > alpha = {}); {}",
+                        r.what,
+                        fmt_p(r.p),
+                        s.alpha,
+                        d.reason
+                    );
+                }
+            }
         } else {
             // Both claims undecided at the level where Holm stopped.
             let l = pp.2.min(pf.2);

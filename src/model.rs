@@ -104,7 +104,7 @@ fn sniff(path: &Path) -> Result<()> {
     Ok(())
 }
 
-fn probe_input(shape: [i64; 3], n: i64, device: Device) -> Tensor {
+pub fn probe_input(shape: [i64; 3], n: i64, device: Device) -> Tensor {
     let mut rng = crate::rng::stream(0, "model-probe", 0, 0);
     let numel = (n * shape[0] * shape[1] * shape[2]) as usize;
     let v: Vec<f32> = (0..numel)
@@ -237,6 +237,45 @@ impl Model {
             )),
         }
     }
+}
+
+/// How closely two models (a model and its surrogate) agree on inputs `x`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Agreement {
+    pub inputs: usize,
+    /// Share of inputs with the same top-1 class.
+    pub top1: f64,
+    /// Largest difference of any softmax probability, and of any logit.
+    pub max_probability_difference: f64,
+    pub max_logit_difference: f64,
+}
+
+/// Compares the predictions of `a` and `b` on `x` (`[N, C, H, W]`, model space).
+pub fn agreement(a: &Model, b: &Model, x: &Tensor) -> Result<Agreement> {
+    let (la, lb) = (a.logits(x)?, b.logits(x)?);
+    if la.size() != lb.size() {
+        return Err(Error::model(
+            &b.path,
+            format!(
+                "returns {:?} logits where the model returns {:?}",
+                lb.size(),
+                la.size()
+            ),
+            "a surrogate must be the same network (same classes) with smooth activations",
+        ));
+    }
+    let top1 = la.argmax(-1, false).eq_tensor(&lb.argmax(-1, false));
+    let scalar = |t: Tensor| t.to_kind(Kind::Double).double_value(&[]);
+    Ok(Agreement {
+        inputs: x.size()[0] as usize,
+        top1: scalar(top1.to_kind(Kind::Double).mean(Kind::Double)),
+        max_probability_difference: scalar(
+            (la.softmax(-1, Kind::Float) - lb.softmax(-1, Kind::Float))
+                .abs()
+                .max(),
+        ),
+        max_logit_difference: scalar((&la - &lb).abs().max()),
+    })
 }
 
 fn check_cam(module: &CModule, x: &Tensor, logits: &Tensor) -> CamSupport {

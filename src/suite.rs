@@ -366,7 +366,7 @@ pub fn check_test(
 pub fn metric_range(metric: &str) -> (f64, f64) {
     match metric {
         "spearman" | "spearman-abs" | "pearson" | "ssim" => (-1.0, 1.0),
-        "rank-biserial" => (-1.0, 1.0),
+        "rank-biserial" | "pcc-gain" => (-1.0, 1.0),
         "top-k-intersection"
         | "entropy"
         | "gini"
@@ -374,7 +374,9 @@ pub fn metric_range(metric: &str) -> (f64, f64) {
         | "violation-rate"
         | "min-similarity"
         | "center-of-mass-shift-relative"
-        | "confidence" => (0.0, 1.0),
+        | "confidence"
+        | "output-change" => (0.0, 1.0),
+        "pcc-after" | "pcc-before" | "ssim-after" => (-1.0, 1.0),
         _ => (0.0, f64::INFINITY),
     }
 }

@@ -122,7 +122,7 @@ params = { iterations = 5 }
 [[audit]]
 id = "attack-top-k"
 threshold = 0.5
-params = { iterations = 5, spsa-directions = 1 }
+params = { iterations = 5, zo-directions = 1 }
 [[audit]]
 id = "sensitivity-max"
 threshold = 0.5
@@ -139,7 +139,7 @@ params = { samples = 8 }
     }
     let topk = o.audits.iter().find(|a| a.code == "XA002").unwrap();
     assert!(topk.median().unwrap() < 0.2, "{:?}", topk.median());
-    assert_eq!(topk.summary["estimator"], "spsa");
+    assert_eq!(topk.summary["estimator"], "zeroth-order");
 }
 
 #[test]
@@ -290,7 +290,7 @@ fn same_numbers_whatever_the_batch_sizes() {
 [[audit]]
 id = "attack-top-k"
 threshold = 0.5
-params = { iterations = 3, spsa-directions = 2 }
+params = { iterations = 3, zo-directions = 2 }
 [[audit]]
 id = "sensitivity-max"
 threshold = 0.5

@@ -266,7 +266,7 @@ fn thread_count_does_not_change_the_report() {
     let suite = write(
         t.path(),
         "s.toml",
-        "name = \"t\"\n[[audit]]\nid = \"sensitivity-max\"\nthreshold = 0.5\nparams = { samples = 5 }\n[[audit]]\nid = \"attack-top-k\"\nthreshold = 0.5\nparams = { iterations = 2, spsa-directions = 2 }\n",
+        "name = \"t\"\n[[audit]]\nid = \"sensitivity-max\"\nthreshold = 0.5\nparams = { samples = 5 }\n[[audit]]\nid = \"attack-top-k\"\nthreshold = 0.5\nparams = { iterations = 2, zo-directions = 2 }\n",
     );
     let cfg = write(t.path(), "x.toml", &digits_config(""));
     let run = |threads: &str| {

@@ -73,7 +73,7 @@ fn an_attack_that_cannot_move_the_map_reports_no_shift() {
     // The official code truncates only the original centre, which reported up to 1.4 px of
     // shift (3.5% of a 28x28 diagonal) for an unchanged map.
     let s = suite(
-        "name = \"t\"\n[[audit]]\nid = \"attack-mass-center\"\nthreshold = 0.1\nparams = { epsilon = 0.001, step = 0.001, iterations = 2, spsa-directions = 1 }\n",
+        "name = \"t\"\n[[audit]]\nid = \"attack-mass-center\"\nthreshold = 0.1\nparams = { epsilon = 0.001, step = 0.001, iterations = 2, zo-directions = 1 }\n",
     );
     let o = go(
         &digits(),

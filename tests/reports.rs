@@ -32,7 +32,7 @@ params = { transforms = ["hflip", "rotate"], rotate-degrees = [5.0, 10.0] }
 [[audit]]
 id = "attack-top-k"
 threshold = 0.5
-params = { iterations = 2, spsa-directions = 1 }
+params = { iterations = 2, zo-directions = 1 }
 [[audit]]
 id = "data-randomization"
 threshold = 0.5

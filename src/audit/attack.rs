@@ -3,17 +3,28 @@
 //!
 //! The loop follows the official `amiratag/InterpretationFragility` code: signed steps of size
 //! α, projection onto the L∞ ball of radius ε around the ORIGINAL image, clipping to the valid
-//! pixel range, and the best label-preserving iterate is kept. One deliberate difference: the
-//! paper differentiates the dissimilarity D through a softplus copy of the network (double
-//! backprop). A TorchScript file cannot have its activations swapped, and the gradient of a
-//! ReLU network's explanation is zero almost everywhere, so xaudit estimates ∇D with SPSA
-//! (simultaneous perturbation, Spall 1992): q Rademacher directions u, two-sided differences
-//! of D at x ± c·u. It needs only explanations, so it works for every method, and it is recorded
-//! as `estimator = "spsa"` in the report.
+//! pixel range, and the best label-preserving iterate is kept. The step direction is the sign
+//! of ∇D, the gradient of the dissimilarity D of the explanation, found by one of three
+//! estimators (`estimator`, recorded in the report with its cost):
+//!
+//! - **exact**: double backpropagation through the method (`attribution::second_order`), as
+//!   the paper does. Available when the model is twice differentiable (softplus, GELU, SiLU,
+//!   ...), which a probe checks at the start.
+//! - **surrogate**: the same, through a smooth copy of a piecewise-linear model (ReLU replaced
+//!   by softplus, `--surrogate`), the paper's NET2; acceptance and metrics stay on the model.
+//! - **zeroth-order**: antithetic finite differences of D along many random sign patterns of
+//!   coarse pixel blocks (`zo-grid` blocks per side, `zo-directions` pairs per step, all in one
+//!   device pass), when neither gradient exists. Searching a low-dimensional block space keeps
+//!   the estimate informative on large inputs, where full-resolution random directions carry
+//!   almost no information about ∇D.
+//!
+//! A targeted attack also runs the random-sign baseline on the same images in the same
+//! passes; a PASS then needs the targeted attack to be significantly stronger (a paired sign
+//! test), otherwise the attack was too weak to show robustness.
 use super::run::{eval_id, to_vecs, vec_panel, RunCtx};
-use super::Finding;
+use super::{Finding, Requirement};
 use crate::attribution::{aggregate, Aggregate, Method};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::similarity;
 use rand::Rng;
 use rand_distr::{Distribution, StandardNormal};
@@ -41,6 +52,39 @@ impl Objective {
     }
 }
 
+/// How the step direction is found.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Estimator {
+    /// Exact when the model allows it, else the surrogate when one is given, else
+    /// zeroth-order.
+    #[default]
+    Auto,
+    Exact,
+    Surrogate,
+    ZerothOrder,
+}
+
+/// The estimator an attack actually used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Used {
+    RandomSign,
+    Exact,
+    Surrogate,
+    ZerothOrder,
+}
+
+impl Used {
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Used::RandomSign => "random-sign",
+            Used::Exact => "exact",
+            Used::Surrogate => "surrogate",
+            Used::ZerothOrder => "zeroth-order",
+        }
+    }
+}
+
 /// Attack parameters; budgets are in pixel units of the 0-255 image.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
@@ -60,24 +104,35 @@ pub struct Params {
     /// Channel reduction of the map (Ghorbani: Σ_c |a_c|).
     #[serde(default = "d_agg")]
     pub aggregate: Aggregate,
-    /// SPSA directions per iteration.
+    /// auto, exact, surrogate or zeroth-order.
+    #[serde(default)]
+    pub estimator: Estimator,
+    /// Zeroth-order: antithetic direction pairs per step.
     #[serde(default = "d_q")]
-    pub spsa_directions: usize,
-    /// SPSA probe radius c in 0-255 pixel units.
+    pub zo_directions: usize,
+    /// Zeroth-order: probe radius c in 0-255 pixel units.
     #[serde(default = "d_c")]
-    pub spsa_radius: f64,
+    pub zo_radius: f64,
+    /// Zeroth-order: random blocks per image side (0: auto = 8, capped by the side). Coarse
+    /// blocks keep the search informative on large inputs (measured in the README).
+    #[serde(default)]
+    pub zo_grid: usize,
+    /// Targeted attacks: also run the random-sign baseline and require the attack to be
+    /// significantly stronger for a PASS.
+    #[serde(default = "d_true")]
+    pub baseline: bool,
     /// Skip images whose clean prediction disagrees with their label (as the paper does).
     #[serde(default = "d_true")]
     pub skip_misclassified: bool,
 }
 
-fn d_eps() -> f64 {
+pub(crate) fn d_eps() -> f64 {
     8.0
 }
-fn d_step() -> f64 {
+pub(crate) fn d_step() -> f64 {
     0.5
 }
-fn d_iters() -> usize {
+pub(crate) fn d_iters() -> usize {
     100
 }
 fn d_kfrac() -> f64 {
@@ -86,13 +141,13 @@ fn d_kfrac() -> f64 {
 fn d_agg() -> Aggregate {
     Aggregate::SumAbs
 }
-fn d_q() -> usize {
-    4
+pub(crate) fn d_q() -> usize {
+    16
 }
-fn d_c() -> f64 {
+pub(crate) fn d_c() -> f64 {
     2.0
 }
-fn d_true() -> bool {
+pub(crate) fn d_true() -> bool {
     true
 }
 
@@ -110,8 +165,8 @@ impl super::AuditParams for Params {
         if !(self.top_k_fraction > 0.0 && self.top_k_fraction <= 1.0) {
             return Err("top-k-fraction must be in (0, 1]".into());
         }
-        if self.spsa_directions == 0 || !super::positive(self.spsa_radius) {
-            return Err("spsa-directions must be >= 1 and spsa-radius > 0".into());
+        if self.zo_directions == 0 || !super::positive(self.zo_radius) {
+            return Err("zo-directions must be >= 1 and zo-radius > 0".into());
         }
         Ok(())
     }
@@ -127,7 +182,7 @@ pub const METRICS: &[&str] = &[
 ];
 
 /// Ghorbani's saliency normalisation: the map sums to H·W.
-fn sum_to_hw(m: &[f32]) -> Vec<f32> {
+pub(crate) fn sum_to_hw(m: &[f32]) -> Vec<f32> {
     let s: f64 = m.iter().map(|v| v.abs() as f64).sum();
     let n = m.len() as f64;
     if s <= 0.0 {
@@ -174,12 +229,18 @@ impl OrigT {
 /// objective -sum of the normalised map over the original top-k pixels, or the squared
 /// centre-of-mass shift (scipy's definition, as `similarity::center_of_mass`).
 fn objective_t(obj: Objective, o: &OrigT, maps: &Tensor, h: usize, w: usize) -> Result<Vec<f64>> {
+    let v = objective_tensor(obj, o, maps, h, w);
+    Ok(Vec::try_from(v.to_device(tch::Device::Cpu))?)
+}
+
+/// `objective_t` as a tensor `[M]`, differentiable in `maps` (the exact estimators' D).
+fn objective_tensor(obj: Objective, o: &OrigT, maps: &Tensor, h: usize, w: usize) -> Tensor {
     let m = maps.to_kind(Kind::Double).abs();
     let rows = m.size()[0];
     let b = o.topk_mask.size()[0];
     let owner = Tensor::arange(rows, (Kind::Int64, m.device())).remainder(b);
     let total = m.sum_dim_intlist(1, true, Kind::Double);
-    let v = match obj {
+    match obj {
         Objective::RandomSign => Tensor::zeros([rows], (Kind::Double, m.device())),
         Objective::TopK => {
             // sum_to_hw: |m| * HW / sum|m| (0 for an all-zero map).
@@ -216,8 +277,195 @@ fn objective_t(obj: Objective, o: &OrigT, maps: &Tensor, h: usize, w: usize) -> 
             let oc = o.center.index_select(0, &owner);
             (r - oc.select(1, 0)).square() + (c - oc.select(1, 1)).square()
         }
+    }
+}
+
+/// u = dD/da for the raw maps `a` `[B, C', H, W]` of the current iterates (D summed over
+/// images): the cotangent the exact estimators push back through the method.
+fn objective_grad(
+    obj: Objective,
+    o: &OrigT,
+    raw: &Tensor,
+    agg: Aggregate,
+    h: usize,
+    w: usize,
+) -> Result<Tensor> {
+    tch::with_grad(|| -> Result<Tensor> {
+        let leaf = raw.detach().to_kind(Kind::Float).set_requires_grad(true);
+        let m = aggregate(&leaf, agg).flatten(1, -1);
+        let d = objective_tensor(obj, o, &m, h, w).sum(Kind::Double);
+        let mut g = Tensor::f_run_backward(&[&d], &[&leaf], false, false)?;
+        g.pop().filter(Tensor::defined).ok_or_else(|| {
+            Error::method(
+                "attack",
+                "no gradient of the objective with respect to the map",
+                "report this as a bug",
+            )
+        })
+    })
+}
+
+/// Zeroth-order direction pairs for images `idx` at step `t`: Rademacher signs on a
+/// `grid`×`grid` block pattern per channel, upsampled (nearest) to the image.
+pub(crate) fn block_directions(
+    run: &RunCtx,
+    purpose: &str,
+    idx: &[usize],
+    t: usize,
+    q: usize,
+    shape: &[i64],
+    grid: i64,
+) -> Vec<Tensor> {
+    let (c, h, w) = (shape[1], shape[2], shape[3]);
+    let (gh, gw) = (grid.min(h).max(1), grid.min(w).max(1));
+    let per = (c * gh * gw) as usize;
+    (0..q)
+        .map(|j| {
+            let mut v = Vec::with_capacity(idx.len() * per);
+            for &i in idx {
+                let mut rng = crate::rng::stream(run.seed, purpose, i as u64, (t * q + j) as u64);
+                v.extend((0..per).map(|_| if rng.random::<bool>() { 1f32 } else { -1f32 }));
+            }
+            let blocks = Tensor::from_slice(&v)
+                .view([idx.len() as i64, c, gh, gw])
+                .to_device(run.device());
+            if gh == h && gw == w {
+                blocks
+            } else {
+                blocks.upsample_nearest2d([h, w], None, None)
+            }
+        })
+        .collect()
+}
+
+/// Signs of N(0, I) for images `idx` at step `t`: Ghorbani's random-sign baseline, drawn
+/// from the same streams as `attack-random-sign` so the baseline inside a targeted attack is
+/// that audit's attack.
+pub(crate) fn random_signs(run: &RunCtx, idx: &[usize], t: usize, shape: &[i64]) -> Tensor {
+    let numel: usize = shape[1..].iter().product::<i64>() as usize;
+    let mut v = Vec::with_capacity(idx.len() * numel);
+    for &i in idx {
+        let mut rng = crate::rng::stream(
+            run.seed,
+            Objective::RandomSign.purpose(),
+            i as u64,
+            t as u64,
+        );
+        v.extend((0..numel).map(|_| {
+            let z: f32 = StandardNormal.sample(&mut rng);
+            z.signum()
+        }));
+    }
+    let mut sh = shape.to_vec();
+    sh[0] = idx.len() as i64;
+    Tensor::from_slice(&v)
+        .view(sh.as_slice())
+        .to_device(run.device())
+}
+
+/// Which estimator to use, and why.
+fn resolve(
+    run: &RunCtx,
+    method: &Method,
+    p: &Params,
+    obj: Objective,
+    x: &Tensor,
+    targets: &[i64],
+    idx: &[usize],
+) -> Result<(Used, String)> {
+    if obj == Objective::RandomSign {
+        return Ok((
+            Used::RandomSign,
+            "random-sign baseline: no objective".into(),
+        ));
+    }
+    resolve_estimator(run, method, p.estimator, x, targets, idx)
+}
+
+/// Which gradient estimator `wanted` resolves to for `method` on this run (probing the model
+/// and the surrogate on the batch's first images), and why.
+pub(crate) fn resolve_estimator(
+    run: &RunCtx,
+    method: &Method,
+    wanted: Estimator,
+    x: &Tensor,
+    targets: &[i64],
+    idx: &[usize],
+) -> Result<(Used, String)> {
+    let n = targets.len().min(2) as i64;
+    let xs = x.narrow(0, 0, n);
+    let ts = Tensor::from_slice(&targets[..n as usize]).to_device(run.device());
+    let ids: Vec<u64> = idx[..n as usize].iter().map(|&i| i as u64).collect();
+    let works = |m: &crate::model::Model| -> Result<bool> {
+        crate::attribution::second_order::probe(&method.spec, &run.ctx(m, method), &xs, &ts, &ids)
     };
-    Ok(Vec::try_from(v.to_device(tch::Device::Cpu))?)
+    let name = method.kind().name();
+    let exact = || -> Result<bool> { works(run.model) };
+    let surrogate = || -> Result<bool> { run.surrogate.map_or(Ok(false), works) };
+    match wanted {
+        Estimator::Exact => {
+            if exact()? {
+                Ok((
+                    Used::Exact,
+                    "requested; the probe found a non-zero second-order gradient".into(),
+                ))
+            } else {
+                Err(Error::NotApplicable(format!(
+                    "estimator = \"exact\": the gradient of {name}'s explanation is zero or undefined on this model (piecewise linear, e.g. ReLU, or a method without an exact path); give a smooth surrogate (--surrogate) or use estimator = \"zeroth-order\""
+                )))
+            }
+        }
+        Estimator::Surrogate => {
+            if run.surrogate.is_none() {
+                return Err(Error::NotApplicable(
+                    "estimator = \"surrogate\" but no surrogate model was given (--surrogate FILE or [model] surrogate)".into(),
+                ));
+            }
+            if surrogate()? {
+                Ok((
+                    Used::Surrogate,
+                    "requested; the surrogate's second-order gradient is non-zero".into(),
+                ))
+            } else {
+                Err(Error::NotApplicable(format!(
+                    "estimator = \"surrogate\": the gradient of {name}'s explanation is zero on the surrogate too; make the surrogate smooth (softplus in place of ReLU)"
+                )))
+            }
+        }
+        Estimator::ZerothOrder => Ok((Used::ZerothOrder, "requested".into())),
+        Estimator::Auto => {
+            if exact()? {
+                Ok((
+                    Used::Exact,
+                    format!("the gradient of {name}'s explanation with respect to the input is non-zero on the model (probe: a second-order gradient through it)"),
+                ))
+            } else if surrogate()? {
+                Ok((Used::Surrogate, "the model is piecewise linear (zero second-order gradient); a smooth surrogate was given".into()))
+            } else {
+                Ok((Used::ZerothOrder, if run.surrogate.is_some() {
+                    "no usable second-order gradient on the model or the surrogate"
+                } else {
+                    "the model has no usable second-order gradient for this method and no surrogate was given"
+                }.into()))
+            }
+        }
+    }
+}
+
+/// The best label-preserving iterate of one chain: (criterion, metrics).
+type Best = Option<(f64, [f64; 6])>;
+
+/// Metrics of iterate maps `maps` against the originals, and the criterion each chain
+/// minimises (top-k intersection, or minus the centre-of-mass shift).
+fn score(obj: Objective, o: &Orig, m: &[f32], k: usize, h: usize, w: usize) -> (f64, f64, f64) {
+    let inter = similarity::top_k_intersection_tie_aware(&o.map, m, k);
+    let c = similarity::center_of_mass(m, h, w);
+    let shift = (c.0 - o.center.0).hypot(c.1 - o.center.1);
+    let crit = match obj {
+        Objective::MassCenter => -shift,
+        _ => inter,
+    };
+    (crit, inter, shift)
 }
 
 /// Runs one attack over the data set.
@@ -234,9 +482,14 @@ pub fn run(
     let model = run.model;
     let eps = run.pixel_scale(p.epsilon);
     let alpha = run.pixel_scale(p.step);
-    let c_probe = run.pixel_scale(p.spsa_radius);
+    let c_probe = run.pixel_scale(p.zo_radius);
     let std: Vec<f64> = run.pre.std().iter().map(|s| *s as f64).collect();
     let (mut tried, mut succeeded, mut failed_label) = (0usize, 0usize, 0usize);
+    let mut used: Option<(Used, String)> = None;
+    // Paired (targeted, random-sign) criteria per image, for the strength test.
+    let mut pairs: Vec<(f64, f64)> = Vec::new();
+    let passes0 = run.passes();
+    let baseline = p.baseline && obj != Objective::RandomSign;
     run.for_batches(|b| {
         let clean = run.clean(b)?;
         let raw0 = run.clean_maps(method, b)?;
@@ -246,6 +499,10 @@ pub fn run(
         let k = ((p.top_k_fraction * n_pix as f64).round() as usize).clamp(1, n_pix);
         let targets: Vec<i64> = clean.iter().map(|c| c.pred).collect();
         let idx: Vec<usize> = b.indices.clone().collect();
+        if used.is_none() {
+            used = Some(resolve(run, method, p, obj, &b.x, &targets, &idx)?);
+        }
+        let est = used.as_ref().map(|u| u.0).unwrap_or(Used::ZerothOrder);
         let origs: Vec<Orig> = maps0
             .iter()
             .map(|m| {
@@ -274,153 +531,149 @@ pub fn run(
         let bsz = idx.len();
         let orig_t = OrigT::new(&origs, n_pix, run.device());
         let shape = b.x.size();
-        let numel: usize = shape[1..].iter().product::<i64>() as usize;
-        // Best label-preserving iterate so far: (criterion, metrics). Every label-preserving
-        // iterate is eligible, so an image is scored whenever one exists; an image whose every
-        // iterate changed the label has no score (excluded), never a perfect one.
-        let mut best: Vec<Option<(f64, [f64; 6])>> = vec![None; bsz];
-        let mut crit_best = vec![f64::INFINITY; bsz];
+        let diag = ((h * h + w * w) as f64).sqrt();
+        let mut best: Vec<Best> = vec![None; bsz];
+        let mut best_base: Vec<Best> = vec![None; bsz];
         let mut best_x: Vec<Option<Tensor>> = (0..bsz).map(|_| None).collect();
         let mut best_map: Vec<Option<Vec<f32>>> = vec![None; bsz];
         let mut xt = b.x.shallow_clone();
-        let q = if obj == Objective::RandomSign {
-            0
+        let mut xr = b.x.shallow_clone();
+        let q = if est == Used::ZerothOrder {
+            p.zo_directions
         } else {
-            p.spsa_directions
+            0
         };
-        let per = 2 * q + 1;
-        let mut dirs: Vec<Tensor> = Vec::new();
+        let grid = if p.zo_grid == 0 { 8 } else { p.zo_grid as i64 };
+        let chains = 1 + usize::from(baseline);
+        let (lo, hi) = run.valid_range();
+        // Evaluation keys: the random-sign chain uses 1 + t, as `attack-random-sign` does (so
+        // the baseline is that audit's attack); a targeted chain and its probes use their own
+        // range above it.
+        let stride = 1 + 2 * q as u64;
+        let ids_of = |t: usize, slot: u64| -> Vec<u64> {
+            idx.iter()
+                .map(|&i| {
+                    if obj == Objective::RandomSign {
+                        eval_id(i, 1 + t as u64)
+                    } else {
+                        eval_id(i, (1 << 20) + (t as u64) * stride + slot)
+                    }
+                })
+                .collect()
+        };
         for t in 0..=p.iterations {
-            // One batched evaluation: the current iterate (measured when t >= 1) and the SPSA
-            // probes around it (used for the next step, when t < iterations).
+            // One batched evaluation: the current iterates (measured when t >= 1) and, for the
+            // zeroth-order estimator, the probes around the targeted iterate.
             let probing = t < p.iterations && q > 0;
             let mut inputs = vec![xt.shallow_clone()];
-            let mut ids: Vec<u64> = idx
-                .iter()
-                .map(|&i| eval_id(i, 1 + (t * per) as u64))
-                .collect();
+            let mut ids = ids_of(t, 0);
             let mut tgt = targets.clone();
-            if probing {
-                dirs.clear();
-                for j in 0..q {
-                    let mut v = Vec::with_capacity(bsz * numel);
-                    for &i in &idx {
-                        let mut rng = crate::rng::stream(
-                            run.seed,
-                            obj.purpose(),
-                            i as u64,
-                            (t * q + j) as u64,
-                        );
-                        v.extend(
-                            (0..numel).map(|_| if rng.random::<bool>() { 1f32 } else { -1f32 }),
-                        );
-                    }
-                    let u = Tensor::from_slice(&v)
-                        .view(shape.as_slice())
-                        .to_device(run.device());
-                    let du = &u * &c_probe;
-                    inputs.push(&xt + &du);
-                    inputs.push(&xt - &du);
-                    dirs.push(u);
-                    for s in 0..2 {
-                        ids.extend(
-                            idx.iter()
-                                .map(|&i| eval_id(i, 1 + (t * per + 1 + 2 * j + s) as u64)),
-                        );
-                        tgt.extend(&targets);
-                    }
+            if baseline {
+                inputs.push(xr.shallow_clone());
+                // The baseline's draws are keyed like `attack-random-sign`'s own.
+                ids.extend(idx.iter().map(|&i| eval_id(i, 1 + t as u64)));
+                tgt.extend(&targets);
+            }
+            let dirs = if probing {
+                block_directions(run, obj.purpose(), &idx, t, q, &shape, grid)
+            } else {
+                Vec::new()
+            };
+            for (j, u) in dirs.iter().enumerate() {
+                let du = u * &c_probe;
+                inputs.push(&xt + &du);
+                inputs.push(&xt - &du);
+                for s in 0..2u64 {
+                    ids.extend(ids_of(t, 1 + 2 * j as u64 + s));
+                    tgt.extend(&targets);
                 }
             }
             let all_x = Tensor::cat(&inputs, 0);
-            let need_maps = t >= 1 || probing;
-            // The current iterate's prediction comes from the same pass as its map when the
-            // method returns its logits (gradient methods), else from one forward pass.
-            // Only the current iterate's maps come to the host (for the recorded metrics);
-            // the SPSA probes' objectives are reduced on the device to one scalar each.
-            let (maps, probe_obj, preds) = if need_maps {
-                let (raw, pred, prob) =
-                    run.attribute_predict_first(model, method, &all_x, &tgt, &ids, bsz)?;
-                let agg = aggregate(&raw, p.aggregate).flatten(1, -1);
-                let maps: Vec<Vec<f32>> = if t >= 1 {
-                    to_vecs(&agg.narrow(0, 0, bsz as i64))?
-                        .into_iter()
-                        .map(|m| sum_to_hw(&m))
-                        .collect()
-                } else {
-                    Vec::new()
-                };
-                let probe_obj = if probing {
-                    let probes = agg.narrow(0, bsz as i64, (all_x.size()[0]) - bsz as i64);
-                    objective_t(obj, &orig_t, &probes, h, w)?
-                } else {
-                    Vec::new()
-                };
-                (maps, probe_obj, Some((pred, prob)))
-            } else {
-                (Vec::new(), Vec::new(), None)
-            };
+            let (raw, pred, prob) =
+                run.attribute_predict_first(model, method, &all_x, &tgt, &ids, chains * bsz)?;
+            let agg = aggregate(&raw, p.aggregate).flatten(1, -1);
             if t >= 1 {
-                let (pred, prob) = preds.unwrap_or_default();
+                let maps: Vec<Vec<f32>> = to_vecs(&agg.narrow(0, 0, (chains * bsz) as i64))?
+                    .into_iter()
+                    .map(|m| sum_to_hw(&m))
+                    .collect();
                 let linf = linf_pixels(&xt, &b.x, &std)?;
                 for j in 0..bsz {
-                    if pred[j] != targets[j] {
-                        continue;
+                    if pred[j] == targets[j] {
+                        let (crit, inter, shift) = score(obj, &origs[j], &maps[j], k, h, w);
+                        if best[j].is_none_or(|b| crit < b.0) {
+                            let rho = similarity::spearman(&origs[j].map, &maps[j]);
+                            best[j] =
+                                Some((crit, [inter, rho, shift, shift / diag, linf[j], prob[j]]));
+                            best_x[j] = Some(xt.get(j as i64).copy());
+                            best_map[j] = Some(maps[j].clone());
+                        }
                     }
-                    let m = &maps[j];
-                    let inter = similarity::top_k_intersection_tie_aware(&origs[j].map, m, k);
-                    let shift = {
-                        let c = similarity::center_of_mass(m, h, w);
-                        ((c.0 - origs[j].center.0).powi(2) + (c.1 - origs[j].center.1).powi(2))
-                            .sqrt()
-                    };
-                    let crit = match obj {
-                        Objective::MassCenter => -shift,
-                        _ => inter,
-                    };
-                    if crit < crit_best[j] {
-                        crit_best[j] = crit;
-                        let rho = similarity::spearman(&origs[j].map, m);
-                        let diag = ((h * h + w * w) as f64).sqrt();
-                        best[j] = Some((crit, [inter, rho, shift, shift / diag, linf[j], prob[j]]));
-                        best_x[j] = Some(xt.get(j as i64).copy());
-                        best_map[j] = Some(m.clone());
+                    if baseline && pred[bsz + j] == targets[j] {
+                        let (crit, inter, shift) = score(obj, &origs[j], &maps[bsz + j], k, h, w);
+                        if best_base[j].is_none_or(|b| crit < b.0) {
+                            best_base[j] =
+                                Some((crit, [inter, 0.0, shift, shift / diag, 0.0, 0.0]));
+                        }
                     }
                 }
             }
             if t == p.iterations {
                 break;
             }
-            // Step direction.
-            let d = if obj == Objective::RandomSign {
-                let mut v = Vec::with_capacity(bsz * numel);
-                for &i in &idx {
-                    let mut rng = crate::rng::stream(run.seed, obj.purpose(), i as u64, t as u64);
-                    v.extend((0..numel).map(|_| {
-                        let z: f32 = StandardNormal.sample(&mut rng);
-                        z.signum()
-                    }));
+            // Step directions.
+            let d = match est {
+                Used::RandomSign => random_signs(run, &idx, t, &shape),
+                Used::ZerothOrder => {
+                    let rows = (chains * bsz) as i64;
+                    let probes = agg.narrow(0, rows, agg.size()[0] - rows);
+                    let probe_obj = objective_t(obj, &orig_t, &probes, h, w)?;
+                    let mut g = Tensor::zeros(shape.as_slice(), (Kind::Float, run.device()));
+                    for (j, u) in dirs.iter().enumerate() {
+                        // probe rows: (+u_0, -u_0, +u_1, -u_1, ...) x bsz images.
+                        let coef: Vec<f32> = (0..bsz)
+                            .map(|i| {
+                                (probe_obj[bsz * (2 * j) + i] - probe_obj[bsz * (2 * j + 1) + i])
+                                    as f32
+                            })
+                            .collect();
+                        let coef = Tensor::from_slice(&coef)
+                            .view([-1, 1, 1, 1])
+                            .to_device(run.device());
+                        g += u * coef;
+                    }
+                    g.sign()
                 }
-                Tensor::from_slice(&v)
-                    .view(shape.as_slice())
-                    .to_device(run.device())
-            } else {
-                let mut g = Tensor::zeros(shape.as_slice(), (Kind::Float, run.device()));
-                for (j, u) in dirs.iter().enumerate() {
-                    // probe_obj rows: (+u_0, -u_0, +u_1, -u_1, ...) x bsz images.
-                    let coef: Vec<f32> = (0..bsz)
-                        .map(|i| {
-                            (probe_obj[bsz * (2 * j) + i] - probe_obj[bsz * (2 * j + 1) + i]) as f32
-                        })
-                        .collect();
-                    let coef = Tensor::from_slice(&coef)
-                        .view([-1, 1, 1, 1])
-                        .to_device(run.device());
-                    g += u * coef;
+                Used::Exact | Used::Surrogate => {
+                    let via = if est == Used::Exact {
+                        model
+                    } else {
+                        run.surrogate.unwrap_or(model)
+                    };
+                    let ids0 = ids_of(t, 0);
+                    let raw_t = if est == Used::Exact {
+                        raw.narrow(0, 0, bsz as i64)
+                    } else {
+                        run.attribute(via, method, &xt, &targets, &ids0)?
+                    };
+                    let u = objective_grad(obj, &orig_t, &raw_t, p.aggregate, h, w)?;
+                    let tt = Tensor::from_slice(&targets).to_device(run.device());
+                    let g = method
+                        .explanation_vjp(&run.ctx(via, method), &xt, &tt, &ids0, &u)?
+                        .ok_or_else(|| {
+                            Error::NotApplicable(format!(
+                                "{} has no exact explanation gradient",
+                                method.kind().name()
+                            ))
+                        })?;
+                    g.sign()
                 }
-                g.sign()
             };
-            let (lo, hi) = run.valid_range();
             xt = project(&b.x, &(&xt + d * &alpha), &eps, &lo, &hi);
+            if baseline {
+                let dr = random_signs(run, &idx, t, &shape);
+                xr = project(&b.x, &(&xr + dr * &alpha), &eps, &lo, &hi);
+            }
         }
         for j in 0..bsz {
             let i = idx[j];
@@ -433,7 +686,7 @@ pub fn run(
                 }
             }
             tried += 1;
-            let Some((_, vals)) = best[j] else {
+            let Some((crit, vals)) = best[j] else {
                 failed_label += 1;
                 f.push(
                     i,
@@ -449,7 +702,12 @@ pub fn run(
             if moved {
                 succeeded += 1;
             }
-            let named: Vec<(&str, f64)> = METRICS.iter().copied().zip(vals).collect();
+            let mut named: Vec<(&str, f64)> = METRICS.iter().copied().zip(vals).collect();
+            if let Some((bc, bv)) = best_base[j] {
+                pairs.push((crit, bc));
+                named.push(("random-sign-top-k-intersection", bv[0]));
+                named.push(("random-sign-center-of-mass-shift-relative", bv[3]));
+            }
             f.push(i, &named, None);
             let x0 = b.x.get(j as i64);
             f.example(
@@ -470,15 +728,25 @@ pub fn run(
         (run.progress)(bsz);
         Ok(())
     })?;
+    let passes1 = run.passes();
+    let (est, why) = used.unwrap_or((Used::ZerothOrder, "no image".into()));
+    f.summary("estimator", est.name());
+    f.summary("estimator_reason", why);
+    if est == Used::ZerothOrder {
+        f.summary(
+            "zeroth_order",
+            serde_json::json!({"directions_per_step": p.zo_directions, "radius_pixels": p.zo_radius, "blocks_per_side": if p.zo_grid == 0 { 8 } else { p.zo_grid }}),
+        );
+    }
+    f.summary("images_attacked", tried);
     f.summary(
-        "estimator",
-        if obj == Objective::RandomSign {
-            "random-sign"
+        "model_passes_per_image",
+        if tried > 0 {
+            ((passes1.0 - passes0.0) + (passes1.1 - passes0.1)) as f64 / tried as f64
         } else {
-            "spsa"
+            f64::NAN
         },
     );
-    f.summary("images_attacked", tried);
     f.summary(
         "attack_success_rate",
         if tried > 0 {
@@ -507,6 +775,11 @@ pub fn run(
         },
         &floor,
     );
+    if baseline {
+        let (s, req) = strength(&pairs);
+        f.summary("strength_vs_random_sign", s);
+        f.requirements.push(req);
+    }
     f.summary(
         "epsilon_model_space_per_channel",
         std.iter()
@@ -517,6 +790,32 @@ pub fn run(
     Ok(vec![f])
 }
 
+/// The paired comparison of the targeted attack with random-sign on the same images: per
+/// image, which reached the lower criterion (smaller top-k intersection, or larger shift).
+/// One-sided exact sign test (ties dropped) that the targeted attack wins more often.
+pub(crate) fn strength(pairs: &[(f64, f64)]) -> (serde_json::Value, Requirement) {
+    let wins = pairs.iter().filter(|(t, r)| t < r).count();
+    let losses = pairs.iter().filter(|(t, r)| t > r).count();
+    let ties = pairs.len() - wins - losses;
+    let p = crate::stats::binom_sf(wins as u64, (wins + losses) as u64, 0.5);
+    let p = if wins + losses == 0 { 1.0 } else { p };
+    let diffs: Vec<f64> = pairs.iter().map(|(t, r)| t - r).collect();
+    (
+        serde_json::json!({
+            "images": pairs.len(),
+            "targeted_stronger": wins,
+            "random_sign_stronger": losses,
+            "ties": ties,
+            "median_criterion_difference": crate::stats::median(&diffs),
+            "p_one_sided_sign_test": p,
+        }),
+        Requirement {
+            what: "the targeted attack is stronger than the random-sign baseline on the same images (paired one-sided sign test)".into(),
+            p,
+        },
+    )
+}
+
 /// Ghorbani's projection: back into the L∞ ball of radius `eps` around the ORIGINAL `x0`,
 /// then into the valid pixel range `[lo, hi]` (all broadcast per channel).
 pub fn project(x0: &Tensor, x: &Tensor, eps: &Tensor, lo: &Tensor, hi: &Tensor) -> Tensor {
@@ -525,7 +824,7 @@ pub fn project(x0: &Tensor, x: &Tensor, eps: &Tensor, lo: &Tensor, hi: &Tensor) 
 }
 
 /// Realised L∞ size of `xt - x` per image, in 0-255 pixel units.
-fn linf_pixels(xt: &Tensor, x: &Tensor, std: &[f64]) -> Result<Vec<f64>> {
+pub(crate) fn linf_pixels(xt: &Tensor, x: &Tensor, std: &[f64]) -> Result<Vec<f64>> {
     let s: Vec<f32> = std.iter().map(|s| (255.0 * s) as f32).collect();
     let s = Tensor::from_slice(&s)
         .view([1, -1, 1, 1])

@@ -5,6 +5,7 @@
 pub mod attack;
 pub mod attack_mass_center;
 pub mod attack_random_sign;
+pub mod attack_targeted;
 pub mod attack_top_k;
 pub mod cascading_randomization;
 pub mod compare;
@@ -160,6 +161,16 @@ pub struct Finding {
     pub names: BTreeMap<usize, String>,
     /// Proportion audits: (violating images, images tested).
     pub counts: Option<(u64, u64)>,
+    /// Evidence a PASS needs besides its claim (e.g. "the targeted attack is stronger than
+    /// random-sign"): when its p-value is above alpha, a PASS becomes INCONCLUSIVE.
+    pub requirements: Vec<Requirement>,
+}
+
+/// A condition a PASS depends on, with the one-sided p-value of its test.
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct Requirement {
+    pub what: String,
+    pub p: f64,
 }
 
 impl Finding {
@@ -285,6 +296,7 @@ pub static REGISTRY: &[AuditEntry] = &[
     attack_random_sign::ENTRY,
     attack_top_k::ENTRY,
     attack_mass_center::ENTRY,
+    attack_targeted::ENTRY,
     sensitivity_max::ENTRY,
     local_lipschitz::ENTRY,
     cascading_randomization::ENTRY,

@@ -30,6 +30,9 @@ pub struct RunCtx<'a> {
     pub random_label_model: Option<&'a Model>,
     /// Optional user-supplied out-of-set images.
     pub out_of_set: Option<&'a Dataset>,
+    /// Optional smooth surrogate of the model (same network, ReLU replaced by softplus): the
+    /// attacks take their gradient through it and evaluate on the model.
+    pub surrogate: Option<&'a Model>,
     /// Called with the number of images an audit finished (progress bars).
     pub progress: &'a (dyn Fn(usize) + Sync),
     /// One input per model pass: results bitwise-identical whatever the batch sizes
@@ -153,6 +156,7 @@ impl<'a> RunCtx<'a> {
             internal_batch: internal_batch.max(1),
             random_label_model: None,
             out_of_set: None,
+            surrogate: None,
             progress,
             per_sample: false,
             clean: Mutex::new(HashMap::new()),
@@ -160,14 +164,18 @@ impl<'a> RunCtx<'a> {
         }
     }
 
-    /// (forward, forward+backward) images through the audited and random-label models.
+    /// (forward, forward+backward) images through the audited, random-label and surrogate
+    /// models.
     pub fn passes(&self) -> (u64, u64) {
-        let a = self.model.passes.snapshot();
-        let b = self
-            .random_label_model
-            .map(|m| m.passes.snapshot())
-            .unwrap_or_default();
-        (a.0 + b.0, a.1 + b.1)
+        let mut out = self.model.passes.snapshot();
+        for m in [self.random_label_model, self.surrogate]
+            .into_iter()
+            .flatten()
+        {
+            let b = m.passes.snapshot();
+            out = (out.0 + b.0, out.1 + b.1);
+        }
+        out
     }
 
     /// Most inputs per model pass.
@@ -388,6 +396,23 @@ impl<'a> RunCtx<'a> {
     pub fn clean_maps(&self, method: &Method, b: &Batch) -> Result<Tensor> {
         let key = serde_json::to_string(method).unwrap_or_default();
         self.cached_maps(&key, method, b, self.seed)
+    }
+
+    /// Cached clean predictions of images `idx` (after `clean` saw them), in order.
+    pub fn cached_clean(&self, idx: &[usize]) -> Option<Vec<Clean>> {
+        let cache = self.clean.lock().expect("clean cache poisoned");
+        idx.iter().map(|i| cache.get(i).cloned()).collect()
+    }
+
+    /// Stored clean maps of any images `idx` (after `clean_maps` saw them), on the device.
+    pub fn stored_clean_maps(&self, method: &Method, idx: &[usize]) -> Result<Option<Tensor>> {
+        let key = serde_json::to_string(method).unwrap_or_default();
+        let t = self
+            .maps
+            .lock()
+            .expect("map cache poisoned")
+            .get(&key, idx)?;
+        Ok(t.map(|t| t.to_device(self.device())))
     }
 
     /// A second clean explanation of the batch whose Monte Carlo draws use another seed: how

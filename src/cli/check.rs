@@ -93,6 +93,10 @@ pub struct RunArgs {
     /// Use at most the first N images.
     #[arg(long)]
     pub max_images: Option<usize>,
+    /// Smooth surrogate of the model (the same network with ReLU replaced by softplus): the
+    /// attacks take their gradient through it (default: `[model] surrogate` in xaudit.toml).
+    #[arg(long, value_name = "FILE")]
+    pub surrogate: Option<PathBuf>,
 }
 
 impl RunArgs {
@@ -104,6 +108,19 @@ impl RunArgs {
             .or(cfg.suite.clone())
             .unwrap_or_else(|| "robustness".into());
         Ok((Suite::load(&key)?, self.seed.or(cfg.seed).unwrap_or(0)))
+    }
+
+    /// The surrogate model, if one is given, loaded like the model.
+    pub(super) fn surrogate(
+        &self,
+        cfg: &xaudit::config::Config,
+        device: tch::Device,
+        shape: [i64; 3],
+    ) -> Result<Option<Model>> {
+        match self.surrogate.as_ref().or(cfg.model.surrogate.as_ref()) {
+            Some(p) => Ok(Some(Model::load(p, device, shape)?)),
+            None => Ok(None),
+        }
     }
 
     /// The images and the model, on `device`.
@@ -242,6 +259,8 @@ pub fn run(a: CheckArgs) -> Result<i32> {
         &tick,
     );
     ctx.random_label_model = rl_model.as_ref();
+    let surrogate = a.run.surrogate(&cfg, device, shape)?;
+    ctx.surrogate = surrogate.as_ref();
     ctx.per_sample = a.per_sample || cfg.per_sample.unwrap_or(false);
     ctx.out_of_set = oos.as_ref();
     let outcome = check::run(&ctx, &plan, |g, m| {

@@ -9,12 +9,18 @@ use xaudit::model::{CamSupport, Model};
 pub struct DoctorArgs {
     /// Optional model to check against the contract.
     pub model: Option<PathBuf>,
+    /// A smooth surrogate of MODEL (for the attacks): checks it and how closely it agrees.
+    #[arg(long, value_name = "FILE")]
+    pub surrogate: Option<PathBuf>,
+    /// Images to compare model and surrogate on (default: 64 seeded noise inputs).
+    #[arg(long)]
+    pub data: Option<PathBuf>,
     #[command(flatten)]
     pub common: CommonArgs,
 }
 
 pub fn run(a: DoctorArgs) -> Result<()> {
-    let (_cfg, pre) = a.common.resolve()?;
+    let (cfg, pre) = a.common.resolve()?;
     outln!("xaudit {}", env!("CARGO_PKG_VERSION"));
     outln!(
         "libtorch {} ({})",
@@ -69,6 +75,66 @@ pub fn run(a: DoctorArgs) -> Result<()> {
             }
         }
         outln!("  contract: ok");
+        fn ctx(m: &Model) -> xaudit::attribution::Ctx<'_> {
+            xaudit::attribution::Ctx {
+                model: m,
+                seed: 0,
+                internal_batch: 8,
+                score: xaudit::attribution::Score::Logit,
+            }
+        }
+        let probe = xaudit::model::probe_input(shape, 2, device);
+        let targets = m.logits(&probe)?.argmax(-1, false);
+        let sal = xaudit::attribution::MethodSpec::Saliency;
+        let exact =
+            xaudit::attribution::second_order::probe(&sal, &ctx(&m), &probe, &targets, &[0, 1])?;
+        outln!(
+            "  exact attack gradients (second order, saliency): {}",
+            if exact {
+                "available (the model is twice differentiable)"
+            } else {
+                "not available (piecewise linear, e.g. ReLU): give the attacks a smooth surrogate with --surrogate, or they use the zeroth-order estimator"
+            }
+        );
+        if let Some(sp) = a.surrogate.as_ref().or(cfg.model.surrogate.as_ref()) {
+            let s = Model::load(sp, device, shape)?;
+            let x = match &a.data {
+                Some(d) => {
+                    let ds = xaudit::data::Dataset::from_inputs(std::slice::from_ref(d))?;
+                    let n = ds.len().min(256);
+                    ds.load_batch(0..n, &pre, device)?.x
+                }
+                None => xaudit::model::probe_input(shape, 64, device),
+            };
+            let ag = xaudit::model::agreement(&m, &s, &x)?;
+            let exact_s = xaudit::attribution::second_order::probe(
+                &sal,
+                &ctx(&s),
+                &probe,
+                &targets,
+                &[0, 1],
+            )?;
+            outln!("surrogate: {}", sp.display());
+            outln!(
+                "  agreement on {} {}: top-1 {:.1}%, largest probability difference {:.4}, largest logit difference {:.4}",
+                ag.inputs,
+                if a.data.is_some() { "images" } else { "seeded noise inputs" },
+                100.0 * ag.top1,
+                ag.max_probability_difference,
+                ag.max_logit_difference
+            );
+            outln!(
+                "  second-order gradients: {}",
+                if exact_s {
+                    "available"
+                } else {
+                    "NOT available: the surrogate is not smooth (replace ReLU by softplus)"
+                }
+            );
+            if ag.top1 < 0.99 {
+                outln!("  warning: the surrogate disagrees with the model on {:.1}% of inputs; attack directions taken through it may not transfer (check it is the same network with softplus in place of ReLU)", 100.0 * (1.0 - ag.top1));
+            }
+        }
     }
     Ok(())
 }
