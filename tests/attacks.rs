@@ -239,3 +239,32 @@ fn doctor_reports_second_order_and_surrogate_agreement() {
         "{out}"
     );
 }
+
+/// Attacks keep labels: with a budget that saturates the image, iterates change the label;
+/// an image with no label-preserving iterate is excluded and counted, never scored.
+#[test]
+fn attacks_score_only_label_preserving_iterates() {
+    let smooth = load("models/digits_smooth.pt", [1, 28, 28]);
+    let o = go(
+        &smooth,
+        None,
+        "name = \"t\"\n[[audit]]\nid = \"attack-top-k\"\nthreshold = 0.5\nparams = { epsilon = 255.0, step = 255.0, iterations = 2, estimator = \"exact\" }\n[[audit]]\nid = \"attack-targeted\"\nthreshold = 0.3\nparams = { epsilon = 255.0, lr = 255.0, output-weight = 0.0, iterations = 2, estimator = \"exact\" }\n",
+        &[MethodKind::Saliency],
+    );
+    for code in ["XA002", "XA006"] {
+        let a = result(&o, code, "saliency");
+        assert_eq!(a.summary["estimator"], "exact");
+        let n = a.summary["images_excluded_label_changed_at_every_iterate"]
+            .as_u64()
+            .unwrap();
+        assert!(n >= 10, "{code}: {:?}", a.excluded_reasons);
+        assert!(
+            a.excluded_reasons
+                .iter()
+                .any(|(k, v)| k.contains("label changed at every iterate") && *v as u64 == n),
+            "{code}: {:?}",
+            a.excluded_reasons
+        );
+        assert_eq!(a.n + a.excluded, 40, "{code}");
+    }
+}
