@@ -376,7 +376,7 @@ pub fn metric_range(metric: &str) -> (f64, f64) {
         | "center-of-mass-shift-relative"
         | "confidence"
         | "output-change" => (0.0, 1.0),
-        "pcc-after" | "pcc-before" | "ssim-after" => (-1.0, 1.0),
+        "pcc-after" | "pcc-before" | "ssim-after" | "ssim-before" => (-1.0, 1.0),
         _ => (0.0, f64::INFINITY),
     }
 }

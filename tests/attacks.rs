@@ -55,11 +55,12 @@ fn exact_gradients_on_a_smooth_model_beat_random_sign_and_zeroth_order_follows()
         a.summary["estimator_reason"]
     );
     let (exact, random) = medians(a);
-    // Measured: 0.44 against 0.94 at 20 iterations on these 40 images.
+    // Measured: 0.44 against 0.94 at 20 iterations on these 40 images; zeroth-order (auto
+    // grid) 0.75, 44% of the exact damage.
     eprintln!("exact {exact}, random-sign {random}");
     assert!(exact < 0.6 * random, "exact {exact}, random-sign {random}");
     assert_ne!(a.verdict, Verdict::Pass, "{}", a.reason);
-    let z = go(&m, None, &top_k("zeroth-order", 8), &[MethodKind::Saliency]);
+    let z = go(&m, None, &top_k("zeroth-order", 0), &[MethodKind::Saliency]);
     let za = result(&z, "XA002", "saliency");
     assert_eq!(za.summary["estimator"], "zeroth-order");
     let (zo, _) = medians(za);
@@ -100,7 +101,12 @@ fn a_smooth_surrogate_beats_the_zeroth_order_estimator_on_a_relu_model() {
     );
     let (sur, _) = medians(a);
     let (zo, _) = medians(za);
-    // Measured: 0.0 against 0.25, with 84 against 684 model passes per image.
+    // Measured on these 40 images at 20 iterations: 0.22 against 0.34 (zeroth-order, auto
+    // grid), with 84 against 684 model passes per image.
+    eprintln!(
+        "surrogate {sur} ({} passes/image), zeroth-order {zo} ({})",
+        a.summary["model_passes_per_image"], za.summary["model_passes_per_image"]
+    );
     assert!(sur < zo, "surrogate {sur}, zeroth-order {zo}");
     assert!(
         a.summary["model_passes_per_image"].as_f64().unwrap()
@@ -157,6 +163,11 @@ fn targeted_manipulation_steers_real_explanations_not_a_fixed_map() {
     let up = gains.iter().filter(|g| **g > 0.0).count();
     assert!(up >= 35 && gains.len() >= 38, "{up} of {}", gains.len());
     assert!(sal.median().unwrap() > 0.05, "{:?}", sal.median());
+    // Similarity to the target recorded before and after on all three measures.
+    let med = |k: &str| sal.secondary[k].median.unwrap();
+    assert!(med("pcc-after") > med("pcc-before"));
+    assert!(med("mse-after") < med("mse-before"));
+    assert!(med("ssim-after").is_finite() && med("ssim-before").is_finite());
     // Output preserved (the paper's second term) and inside the budget.
     assert!(sal.secondary["output-change"].median.unwrap() < 0.05);
     assert!(sal.secondary["linf-pixels"].median.unwrap() <= 8.0 + 1e-3);

@@ -304,6 +304,20 @@ fn markdown_and_github_annotations() {
     if r.counts.fail > 0 {
         assert!(first_row.starts_with("| FAIL"), "{first_row}");
     }
+    // Each attack says how it was found, what it cost and how it compares with random-sign.
+    let attack = r
+        .audits
+        .iter()
+        .find(|a| a.code == "XA002" && a.method == "saliency")
+        .unwrap()
+        .attack_text()
+        .expect("an attack describes itself");
+    assert!(attack.starts_with("estimator zeroth-order ("), "{attack}");
+    assert!(attack.contains("model passes per image"), "{attack}");
+    assert!(attack.contains("stronger than random-sign on"), "{attack}");
+    assert!(md.contains("**Attacks**") && md.contains("XA002 / saliency: estimator zeroth-order"));
+    let html = read("report.html");
+    assert!(html.contains("<th>Attack</th>"));
     let gh = Format::Github.render(&r);
     assert!(gh.lines().all(|l| l.starts_with("::")), "{gh}");
     assert_eq!(

@@ -18,8 +18,8 @@ pub static DOC: AuditDoc = AuditDoc {
     title: "Targeted explanation manipulation (Dombrowski et al.)",
     what: "Whether an imperceptible, label-preserving change to the image can make its explanation look like an arbitrary chosen map (by default the explanation of another image of a different class), while the model's output stays nearly the same.",
     why: "If an explanation can be steered to any target while the prediction does not move, then what it shows is not what the model uses: a manipulated input could carry a reassuring explanation, and an honest one could be made to look alarming. Dombrowski et al. showed this for gradient, gradient x input, IG and LRP on ImageNet models, and traced it to the curvature of the network.",
-    how: "Loss of the paper and its official code (pankessel/adv_explanation_ref): MSE between the explanation h(x') and the target h_t, plus output_weight times the MSE between the softmax outputs at x' and x; h = sum over channels of |a|, normalised to sum 1 (compared as h * HW so the weight does not depend on the resolution; the default output weight, 2.5e4, is the paper's ratio of its prefactors 1e6 / 1e11 at 224 x 224). Minimised with Adam (step lr in 0-255 pixel units) for `iterations` steps; unlike the paper, every iterate is projected onto an L-infinity ball of `epsilon` pixel units around x and the valid pixel range, and only iterates with the clean predicted class count. The explanation term's gradient is exact (double backpropagation) when the model is twice differentiable, taken through a smooth surrogate when one is given, else estimated by antithetic finite differences along random block patterns (as the Ghorbani attacks; `estimator`); the output term's gradient is always exact. Target: target = \"other-image\" takes the clean explanation of another image of a different predicted class (chosen per image, seeded); target = \"pattern\" a Gaussian blob in the upper-left quadrant. Recorded per image (best label-preserving iterate, the one closest to the target): Pearson correlation with the target before and after and its gain (gated), SSIM and MSE to the target after, the largest change of any output probability, and the realised L-infinity size. When a surrogate is given, the same gain measured on the surrogate's (beta-smoothed) explanation is reported: Dombrowski et al.'s beta-smoothing defence. The same images are also steered by random-sign steps of size lr in the same passes (`baseline`); the attack must beat them on significantly more images than it loses (paired one-sided sign test at the run's alpha), or a PASS becomes INCONCLUSIVE: an attack that steers no better than noise shows nothing. Images misclassified before the attack are skipped; an image whose every iterate changed the label is excluded and counted.",
-    pass: "Default gate: the median gain in Pearson correlation with the target is below 0.3 (exact binomial test of the median in the run's error budget; 0.3, a moderate rise in correlation, is xaudit's convention, not a paper value: `xaudit calibrate` places it between an accepted model and the model-blind controls).",
+    how: "Loss of the paper and its official code (pankessel/adv_explanation_ref): MSE between the explanation h(x') and the target h_t, plus output_weight times the MSE between the softmax outputs at x' and x; h = sum over channels of |a|, normalised to sum 1 (compared as h * HW so the weight does not depend on the resolution; the default output weight, 2.5e4, is the paper's ratio of its prefactors 1e6 / 1e11 at 224 x 224). Minimised with Adam (step lr in 0-255 pixel units) for `iterations` steps; unlike the paper, every iterate is projected onto an L-infinity ball of `epsilon` pixel units around x and the valid pixel range, and only iterates with the clean predicted class count. The explanation term's gradient is exact (double backpropagation) when the model is twice differentiable, taken through a smooth surrogate when one is given, else estimated by antithetic finite differences along random sign patterns, alternately on 8 x 8 blocks and at full resolution (as the Ghorbani attacks; `estimator`, `zo-grid`); the output term's gradient is always exact. Target: target = \"other-image\" takes the clean explanation of another image of a different predicted class (chosen per image, seeded); target = \"pattern\" a Gaussian blob in the upper-left quadrant. Recorded per image (best label-preserving iterate, the one closest to the target): Pearson correlation with the target before and after and its gain (gated), SSIM and MSE to the target before and after, the largest change of any output probability, and the realised L-infinity size. When a surrogate is given, the same gain measured on the surrogate's (beta-smoothed) explanation is reported: Dombrowski et al.'s beta-smoothing defence. The same images are also steered by random-sign steps of size lr in the same passes (`baseline`); the attack must beat them on significantly more images than it loses (paired one-sided sign test at the run's alpha), or a PASS becomes INCONCLUSIVE: an attack that steers no better than noise shows nothing. Images misclassified before the attack are skipped; an image whose every iterate changed the label is excluded and counted.",
+    pass: "Default gate: the median gain in Pearson correlation with the target is below 0.3 (exact binomial test of the median in the run's error budget; 0.3, a moderate rise in correlation, is xaudit's convention, not a paper value: `xaudit calibrate` places it between an accepted model and the model-blind controls). A PASS means the attack failed within the budget; how much that shows depends on the estimator the report names: exact is the paper's attack, surrogate an attack found on a smooth copy and replayed on the model, zeroth-order a sampled search (the weakest; give a surrogate for ReLU models).",
     references: &[
         "Dombrowski, Alber, Anders, Ackermann, Müller, Kessel. Explanations can be manipulated and geometry is to blame. NeurIPS 2019, arXiv:1906.07983",
         "Official code: github.com/pankessel/adv_explanation_ref (src/run_attack.py)",
@@ -32,7 +32,9 @@ pub static DOC: AuditDoc = AuditDoc {
         "pcc-after",
         "pcc-before",
         "ssim-after",
+        "ssim-before",
         "mse-after",
+        "mse-before",
         "output-change",
         "linf-pixels",
     ],
@@ -76,7 +78,7 @@ pub struct Params {
     /// Zeroth-order: probe radius in 0-255 pixel units.
     #[serde(default = "super::attack::d_c")]
     pub zo_radius: f64,
-    /// Zeroth-order: random blocks per image side (0: auto = 8).
+    /// Zeroth-order: random blocks per image side (0: auto, as the Ghorbani attacks).
     #[serde(default)]
     pub zo_grid: usize,
     /// Skip images whose clean prediction disagrees with their label.
@@ -287,7 +289,7 @@ fn measure(run: &RunCtx, m: &Method, t: &toml::Table) -> Result<Vec<Finding>> {
         } else {
             0
         };
-        let grid = if p.zo_grid == 0 { 8 } else { p.zo_grid as i64 };
+        let grid = p.zo_grid;
         let shape = b.x.size();
         let tt = Tensor::from_slice(&targets).to_device(run.device());
         for step in 0..=p.iterations {
@@ -491,11 +493,12 @@ fn measure(run: &RunCtx, m: &Method, t: &toml::Table) -> Result<Vec<Finding>> {
                 named.push(("random-sign-pcc-gain", rb - before[j]));
             }
             let mm = |v: &[f32]| similarity::minmax(v);
-            let ssim = similarity::ssim(&mm(hb), &mm(t), 1, h, w, 1.0);
-            let mse = similarity::mse(hb, t);
+            let ssim = |a: &[f32]| similarity::ssim(&mm(a), &mm(t), 1, h, w, 1.0);
             named.extend([
-                ("ssim-after", ssim),
-                ("mse-after", mse),
+                ("ssim-after", ssim(hb)),
+                ("ssim-before", ssim(&h0v[j])),
+                ("mse-after", similarity::mse(hb, t)),
+                ("mse-before", similarity::mse(&h0v[j], t)),
                 ("output-change", linf_all.1[j]),
                 ("linf-pixels", linf_all.0[j]),
             ]);
@@ -518,6 +521,12 @@ fn measure(run: &RunCtx, m: &Method, t: &toml::Table) -> Result<Vec<Finding>> {
     let (est, why) = used.unwrap_or((Used::ZerothOrder, "no image".into()));
     f.summary("estimator", est.name());
     f.summary("estimator_reason", why);
+    if est == Used::ZerothOrder {
+        f.summary(
+            "zeroth_order",
+            serde_json::json!({"directions_per_step": p.zo_directions, "radius_pixels": p.zo_radius, "blocks_per_side": super::attack::grid_label(p.zo_grid)}),
+        );
+    }
     f.summary("target", p.target);
     f.summary("images_attacked", tried);
     f.summary(

@@ -65,6 +65,7 @@ struct Row {
     params: String,
     secondary: Vec<String>,
     summary: Vec<String>,
+    attack: Option<String>,
     histogram: Option<String>,
     curves: Vec<CurveView>,
     counterexamples: Vec<String>,
@@ -196,6 +197,7 @@ fn row(a: &AuditResult, k: usize, charts: bool) -> Row {
             .map(|(k, s)| format!("{k} {}", f(s.median)))
             .collect(),
         summary: a.summary.iter().map(|(k, v)| format!("{k}: {v}")).collect(),
+        attack: a.attack_text(),
         histogram: (charts && !values.is_empty()).then(|| {
             // Two-sample thresholds are effect sizes, not values of the metric.
             let two_sample = c.is_some_and(|c| c.test == "hoeffding-relative-effect");

@@ -52,7 +52,7 @@ pub fn render(r: &Report) -> String {
             a.variant.clone(),
         )
     });
-    for a in rows {
+    for a in &rows {
         let name = if a.variant.is_empty() {
             a.name.clone()
         } else {
@@ -73,6 +73,21 @@ pub fn render(r: &Report) -> String {
             a.n,
             super::fmt::p(a.decisive_p()),
         ));
+    }
+    let attacks: Vec<_> = rows
+        .iter()
+        .filter_map(|a| a.attack_text().map(|t| (a, t)))
+        .collect();
+    if !attacks.is_empty() {
+        o.push_str("\n**Attacks**\n\n");
+        for (a, t) in attacks {
+            o.push_str(&format!(
+                "- {} / {}: {}\n",
+                esc(&a.code),
+                esc(&a.method),
+                esc(&t)
+            ));
+        }
     }
     let notes: std::collections::BTreeSet<&String> =
         r.audits.iter().filter_map(|a| a.note.as_ref()).collect();

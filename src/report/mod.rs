@@ -372,6 +372,31 @@ impl AuditResult {
     }
 
     /// The estimate the claims are about, with its name (`median 0.1234`).
+    /// For an attack: which estimator found the attack (and why), its cost in model passes
+    /// per image, and its strength against the random-sign baseline; `None` otherwise.
+    pub fn attack_text(&self) -> Option<String> {
+        let s = &self.summary;
+        let est = s.get("estimator")?.as_str()?;
+        let mut t = format!("estimator {est}");
+        if let Some(why) = s.get("estimator_reason").and_then(|v| v.as_str()) {
+            t.push_str(&format!(" ({why})"));
+        }
+        if let Some(n) = s.get("model_passes_per_image").and_then(|v| v.as_f64()) {
+            t.push_str(&format!("; {n:.0} model passes per image"));
+        }
+        if let Some(st) = s.get("strength_vs_random_sign") {
+            let g = |k: &str| st.get(k).and_then(|v| v.as_u64()).unwrap_or(0);
+            t.push_str(&format!(
+                "; stronger than random-sign on {} images, weaker on {}, tied on {} (one-sided sign test p = {})",
+                g("targeted_stronger"),
+                g("random_sign_stronger"),
+                g("ties"),
+                fmt::p(st.get("p_one_sided_sign_test").and_then(|v| v.as_f64()))
+            ));
+        }
+        Some(t)
+    }
+
     pub fn estimate_text(&self) -> String {
         match &self.claim {
             Some(c) => format!("{} {}", c.estimate_label, fmt::num(c.estimate)),
