@@ -313,6 +313,35 @@ fn objective_grad(
 /// the README).
 pub(crate) const AUTO_GRID: i64 = 8;
 
+/// The report's account of an attack: the estimator and why, the zeroth-order settings when
+/// used, images attacked and model passes (forward + backward) per attacked image.
+pub(crate) fn record_estimator(
+    f: &mut Finding,
+    used: Option<(Used, String)>,
+    (directions, radius, grid): (usize, f64, usize),
+    tried: usize,
+    passes: u64,
+) {
+    let (est, why) = used.unwrap_or((Used::ZerothOrder, "no image".into()));
+    f.summary("estimator", est.name());
+    f.summary("estimator_reason", why);
+    if est == Used::ZerothOrder {
+        f.summary(
+            "zeroth_order",
+            serde_json::json!({"directions_per_step": directions, "radius_pixels": radius, "blocks_per_side": grid_label(grid)}),
+        );
+    }
+    f.summary("images_attacked", tried);
+    f.summary(
+        "model_passes_per_image",
+        if tried > 0 {
+            passes as f64 / tried as f64
+        } else {
+            f64::NAN
+        },
+    );
+}
+
 /// What `zo-grid` means, for the report.
 pub(crate) fn grid_label(grid: usize) -> serde_json::Value {
     if grid == 0 {
@@ -753,24 +782,12 @@ pub fn run(
         (run.progress)(bsz);
         Ok(())
     })?;
-    let passes1 = run.passes();
-    let (est, why) = used.unwrap_or((Used::ZerothOrder, "no image".into()));
-    f.summary("estimator", est.name());
-    f.summary("estimator_reason", why);
-    if est == Used::ZerothOrder {
-        f.summary(
-            "zeroth_order",
-            serde_json::json!({"directions_per_step": p.zo_directions, "radius_pixels": p.zo_radius, "blocks_per_side": grid_label(p.zo_grid)}),
-        );
-    }
-    f.summary("images_attacked", tried);
-    f.summary(
-        "model_passes_per_image",
-        if tried > 0 {
-            ((passes1.0 - passes0.0) + (passes1.1 - passes0.1)) as f64 / tried as f64
-        } else {
-            f64::NAN
-        },
+    record_estimator(
+        &mut f,
+        used,
+        (p.zo_directions, p.zo_radius, p.zo_grid),
+        tried,
+        run.passes_since(passes0),
     );
     f.summary(
         "attack_success_rate",

@@ -517,31 +517,19 @@ fn measure(run: &RunCtx, m: &Method, t: &toml::Table) -> Result<Vec<Finding>> {
         (run.progress)(bsz);
         Ok(())
     })?;
-    let passes1 = run.passes();
-    let (est, why) = used.unwrap_or((Used::ZerothOrder, "no image".into()));
-    f.summary("estimator", est.name());
-    f.summary("estimator_reason", why);
-    if est == Used::ZerothOrder {
-        f.summary(
-            "zeroth_order",
-            serde_json::json!({"directions_per_step": p.zo_directions, "radius_pixels": p.zo_radius, "blocks_per_side": super::attack::grid_label(p.zo_grid)}),
-        );
-    }
+    super::attack::record_estimator(
+        &mut f,
+        used,
+        (p.zo_directions, p.zo_radius, p.zo_grid),
+        tried,
+        run.passes_since(passes0),
+    );
     f.summary("target", p.target);
-    f.summary("images_attacked", tried);
     f.summary(
         "images_excluded_label_changed_at_every_iterate",
         failed_label,
     );
     f.summary("images_without_a_target", no_target);
-    f.summary(
-        "model_passes_per_image",
-        if tried > 0 {
-            ((passes1.0 - passes0.0) + (passes1.1 - passes0.1)) as f64 / tried as f64
-        } else {
-            f64::NAN
-        },
-    );
     if !smoothed.is_empty() {
         f.summary(
             "beta_smoothing_defence",

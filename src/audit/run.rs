@@ -166,6 +166,12 @@ impl<'a> RunCtx<'a> {
 
     /// (forward, forward+backward) images through the audited, random-label and surrogate
     /// models.
+    /// Model passes (forward + backward images) since an earlier [`RunCtx::passes`].
+    pub fn passes_since(&self, before: (u64, u64)) -> u64 {
+        let now = self.passes();
+        (now.0 - before.0) + (now.1 - before.1)
+    }
+
     pub fn passes(&self) -> (u64, u64) {
         let mut out = self.model.passes.snapshot();
         for m in [self.random_label_model, self.surrogate]
