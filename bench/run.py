@@ -232,6 +232,44 @@ def attacks(device: str, data: Path, iterations: int) -> list[dict]:
     return rows
 
 
+METHOD_COST_MODELS = [
+    # (label, model .pt, config, images)
+    ("digits CNN, 1x28x28, 64x7x7 features", "fixtures/models/digits_cnn_s0.pt", "fixtures/digits.toml", 32),
+    ("smooth CNN, 1x224x224 (digits upscaled), 64x7x7 features", "bench/build/smooth224_digits.pt",
+     "bench/build/digits224.toml", 16),
+]
+METHOD_COST_METHODS = ["saliency", "gradient-x-input", "integrated-gradients", "smoothgrad", "grad-cam",
+                       "grad-cam-plus-plus", "score-cam", "sidu", "occlusion", "rise"]
+
+
+def method_costs(device: str, test_dir: Path) -> list[dict]:
+    """Per method, `xaudit explain` wall time per image beyond that of the `random` control
+    (which runs the same loading, prediction and PNG writing but no attribution), in units of
+    one forward pass at the model's best batch size (xaudit throughput)."""
+    rows = []
+    for label, pt, config, n in METHOD_COST_MODELS:
+        data = class_balanced_csv(test_dir, n, f"digits_test_{n}")
+        out, _ = run([str(XAUDIT), "throughput", pt, "--config", config, "--device", device, "--json",
+                      "--min-time", "1.0", "--repeats", "2", "--batch-sizes", "1,4,16,64", "--data", str(data)])
+        fwd = json.loads(out)["ceiling_forward_per_s"]
+
+        def explain(method: str) -> float:
+            out_dir = BUILD / "runs" / f"explain-{Path(pt).stem}-{method}"
+            _, wall = run([str(XAUDIT), "explain", pt, str(data), "--config", config, "--method", method,
+                           "--out", str(out_dir), "--device", device])
+            return wall
+
+        log(f"method cost: {label}")
+        base = min(explain("random") for _ in range(2))
+        for m in METHOD_COST_METHODS:
+            wall = explain(m)
+            per_image = max(wall - base, 0.0) / n
+            rows.append({"model": label, "method": m, "images": n, "wall_s": wall, "overhead_s": base,
+                         "s_per_image": per_image, "forward_per_s": fwd,
+                         "forward_passes_equivalent": per_image * fwd})
+    return rows
+
+
 def ceiling(model: str, device: str, data: Path) -> dict:
     m = MODELS[model]
     out, _ = run([str(XAUDIT), "throughput", m["pt"], "--config", m["config"], "--device",
@@ -636,7 +674,20 @@ def write_results(res: dict, path: Path) -> None:
     L.append("")
     L.extend(res.get("attack_notes", []))
     L.append("")
-    L.append("## 6. GPU")
+    L.append("## 6. Method cost")
+    L.append("")
+    L.append("`xaudit explain` per method with its default parameters: wall time per image beyond the "
+             "`random` control's run (same image loading, prediction and PNG writing, no attribution), "
+             "expressed as forward passes of the model at its best batch size (`xaudit throughput`). "
+             "This is the number each method's row in the README quotes.")
+    L.append("")
+    L.append("| model | method | images | wall s | s/image | forward passes per image |")
+    L.append("|---|---|---:|---:|---:|---:|")
+    for r in res.get("method_costs", []):
+        L.append(f"| {r['model']} | {r['method']} | {r['images']} | {r['wall_s']:.1f} | "
+                 f"{r['s_per_image']:.4f} | {r['forward_passes_equivalent']:.0f} |")
+    L.append("")
+    L.append("## 7. GPU")
     L.append("")
     L.append(res["gpu_note"])
     L.append("")
@@ -667,7 +718,7 @@ def main() -> None:
     ap.add_argument("--samples", type=int, default=50)
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--scaling", default=os.environ.get("BENCH_SCALING", "100,400,1600"))
-    ap.add_argument("--skip", default="", help="comma list of sections to skip: ceiling,efficiency,peers,scaling,attacks; "
+    ap.add_argument("--skip", default="", help="comma list of sections to skip: ceiling,efficiency,peers,scaling,attacks,methods; "
                     "a skipped section keeps the numbers of the previous bench/results.json")
     ap.add_argument("--attack-iterations", type=int, default=int(os.environ.get("BENCH_ATTACK_ITERATIONS", 100)))
     ap.add_argument("--out", default=str(ROOT / "bench" / "RESULTS.md"))
@@ -761,11 +812,16 @@ def main() -> None:
     if "attacks" not in skip:
         res["attacks"] = attacks(args.device, test_dir, args.attack_iterations)
 
+    res["method_costs"] = []
+    if "methods" not in skip:
+        res["method_costs"] = method_costs(args.device, test_dir)
+
     # Sections not measured this time keep the previous run's numbers.
     if skip and prev_file.exists():
         prev = json.loads(prev_file.read_text())
         keys = {"efficiency": ["efficiency", "efficiency_notes"], "peers": ["peers", "peer_versions"],
-                "scaling": ["scaling", "scaling_notes"], "attacks": ["attacks", "attack_notes"]}
+                "scaling": ["scaling", "scaling_notes"], "attacks": ["attacks", "attack_notes"],
+                "methods": ["method_costs"]}
         for section, names in keys.items():
             if section in skip:
                 for k in names:
@@ -774,7 +830,7 @@ def main() -> None:
     res["total_minutes"] = (time.perf_counter() - t0) / 60
     if skip and prev_file.exists():
         prev = json.loads(prev_file.read_text())
-        res["partial_run"] = (f"This run re-measured {', '.join(s for s in ('ceiling', 'efficiency', 'peers', 'scaling', 'attacks') if s not in skip)} "
+        res["partial_run"] = (f"This run re-measured {', '.join(s for s in ('ceiling', 'efficiency', 'peers', 'scaling', 'attacks', 'methods') if s not in skip)} "
                               f"only ({res['total_minutes']:.0f} minutes); the other sections are from the previous full run.")
         res["total_minutes"] = prev.get("total_minutes", res["total_minutes"])
         res["commands"] = prev.get("commands", []) + COMMANDS

@@ -215,9 +215,9 @@ pub fn measure(
         let method = plan.method(kind);
         let passes0 = run.passes();
         let start = Instant::now();
-        let outcome = if kind == MethodKind::GradCam {
+        let outcome = if kind.needs_cam() {
             run.model
-                .require_cam("grad-cam")
+                .require_cam(kind.name())
                 .map_err(|e| Error::NotApplicable(e.to_string()))
         } else {
             Ok(())

@@ -16,7 +16,8 @@ use xaudit::suite::Suite;
 fn run_suite(name: &str, methods: &[MethodKind], n: usize) -> Outcome {
     let m = load("models/digits_cnn_s0.pt", [1, 28, 28]);
     let mut data = Dataset::from_inputs(&[fixture("data/digits/test")]).unwrap();
-    data.items = data.items.iter().step_by(9).take(n).cloned().collect();
+    let step = (data.items.len() / n).max(1);
+    data.items = data.items.iter().step_by(step).take(n).cloned().collect();
     let pre = digits_pre();
     let tick = |_: usize| {};
     let ctx = RunCtx::new(&m, &data, &pre, 0, 40, 256, &tick);
@@ -62,8 +63,18 @@ fn model_blind_controls_fail_every_built_in_suite() {
 
 #[test]
 fn trained_model_explanations_pass_the_model_dependence_prerequisite() {
-    let o = run_suite("salience", &[MethodKind::Saliency, MethodKind::GradCam], 40);
-    for m in ["saliency", "grad-cam"] {
+    let methods = [
+        MethodKind::Saliency,
+        MethodKind::GradCam,
+        MethodKind::GradCamPlusPlus,
+        MethodKind::ScoreCam,
+        MethodKind::Sidu,
+    ];
+    // 120 images: the mask-based methods (Score-CAM, SIDU) keep a median Spearman of about
+    // 0.34 with the map of the fully randomised CNN (random conv features still respond to the
+    // strokes they mask), which 40 images leave INCONCLUSIVE (bound 0.52 against 0.5).
+    let o = run_suite("salience", &methods, 120);
+    for m in methods.map(MethodKind::name) {
         let a = o
             .audits
             .iter()

@@ -15,7 +15,8 @@
 //! minutes of computation, and every audit explains with exactly the configuration the team
 //! ships.
 use super::{
-    grad_cam, integrated_gradients, rise, Aggregate, Method, MethodKind, MethodSpec, Score,
+    grad_cam, grad_cam_plus_plus, integrated_gradients, rise, score_cam, sobol, Aggregate, Method,
+    MethodKind, MethodSpec, Score,
 };
 use crate::error::{Error, Result};
 use serde::de::{Deserializer, MapAccess, SeqAccess, Visitor};
@@ -40,6 +41,16 @@ pub struct MethodOptions {
     /// Grad-CAM.
     pub relu: Option<Spanned<bool>>,
     pub upsample: Option<Spanned<grad_cam::Upsample>>,
+    /// Grad-CAM++.
+    pub variant: Option<Spanned<grad_cam_plus_plus::Variant>>,
+    /// Score-CAM.
+    pub mode: Option<Spanned<score_cam::Mode>>,
+    /// SIDU.
+    pub threshold: Option<Spanned<f64>>,
+    pub sigma: Option<Spanned<f64>>,
+    pub normalize_uniqueness: Option<Spanned<bool>>,
+    /// Sobol (and `grid` as RISE).
+    pub designs: Option<Spanned<usize>>,
     /// Occlusion.
     pub window: Option<Spanned<usize>>,
     pub stride: Option<Spanned<usize>>,
@@ -75,6 +86,18 @@ pub struct Options {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub upsample: Option<grad_cam::Upsample>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    pub variant: Option<grad_cam_plus_plus::Variant>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mode: Option<score_cam::Mode>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub threshold: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sigma: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub normalize_uniqueness: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub designs: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub window: Option<usize>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stride: Option<usize>,
@@ -94,6 +117,10 @@ pub fn keys(kind: MethodKind) -> &'static [&'static str] {
         MethodKind::IntegratedGradients => &["steps", "rule", "baseline"],
         MethodKind::Smoothgrad => &["samples", "noise-level", "magnitude"],
         MethodKind::GradCam => &["relu", "upsample"],
+        MethodKind::GradCamPlusPlus => &["variant", "upsample"],
+        MethodKind::ScoreCam => &["mode", "upsample"],
+        MethodKind::Sidu => &["threshold", "sigma", "normalize-uniqueness"],
+        MethodKind::Sobol => &["grid", "designs"],
         MethodKind::Occlusion => &["window", "stride", "baseline"],
         MethodKind::Rise => &["masks", "grid", "p", "norm"],
         _ => &[],
@@ -197,6 +224,12 @@ impl Options {
             magnitude,
             relu,
             upsample,
+            variant,
+            mode,
+            threshold,
+            sigma,
+            normalize_uniqueness,
+            designs,
             window,
             stride,
             masks,
@@ -228,6 +261,23 @@ impl Options {
             MethodSpec::GradCam(p) => {
                 set(&mut p.relu, self.relu);
                 set(&mut p.upsample, self.upsample);
+            }
+            MethodSpec::GradCamPlusPlus(p) => {
+                set(&mut p.variant, self.variant);
+                set(&mut p.upsample, self.upsample);
+            }
+            MethodSpec::ScoreCam(p) => {
+                set(&mut p.mode, self.mode);
+                set(&mut p.upsample, self.upsample);
+            }
+            MethodSpec::Sidu(p) => {
+                set(&mut p.threshold, self.threshold);
+                set(&mut p.sigma, self.sigma);
+                set(&mut p.normalize_uniqueness, self.normalize_uniqueness);
+            }
+            MethodSpec::Sobol(p) => {
+                set(&mut p.grid, self.grid);
+                set(&mut p.designs, self.designs);
             }
             MethodSpec::Occlusion(p) => {
                 set(&mut p.window, self.window);
@@ -344,6 +394,12 @@ fn validate(
     own_key!(magnitude, "magnitude");
     own_key!(relu, "relu");
     own_key!(upsample, "upsample");
+    own_key!(variant, "variant");
+    own_key!(mode, "mode");
+    own_key!(threshold, "threshold");
+    own_key!(sigma, "sigma");
+    own_key!(normalize_uniqueness, "normalize-uniqueness");
+    own_key!(designs, "designs");
     own_key!(window, "window");
     own_key!(stride, "stride");
     own_key!(masks, "masks");
@@ -383,6 +439,43 @@ fn validate(
             ));
         }
     }
+    if kind == MethodKind::Sobol {
+        let mut p = sobol::Params::default();
+        if let Some(v) = &o.grid {
+            p.grid = *v.get_ref();
+        }
+        if let Some(v) = &o.designs {
+            p.designs = *v.get_ref();
+        }
+        if let Err(why) = p.check() {
+            let span = o
+                .designs
+                .as_ref()
+                .or(o.grid.as_ref())
+                .map(|s| s.span())
+                .unwrap_or_default();
+            return Err(range("grid/designs", span, &why));
+        }
+    }
+    if let Some(s) = &o.threshold {
+        if !s.get_ref().is_finite() {
+            return Err(range(
+                "threshold",
+                s.span(),
+                "give a finite activation threshold (official code: 0.1)",
+            ));
+        }
+    }
+    if let Some(s) = &o.sigma {
+        let v = *s.get_ref();
+        if !(v.is_finite() && v > 0.0) {
+            return Err(range(
+                "sigma",
+                s.span(),
+                "sigma is the width of the similarity kernel: give a value > 0 (official code: 0.25)",
+            ));
+        }
+    }
     if let Some(s) = &o.p {
         let v = *s.get_ref();
         if !(v > 0.0 && v < 1.0) {
@@ -403,6 +496,12 @@ fn validate(
         magnitude: g(&o.magnitude),
         relu: g(&o.relu),
         upsample: g(&o.upsample),
+        variant: g(&o.variant),
+        mode: g(&o.mode),
+        threshold: g(&o.threshold),
+        sigma: g(&o.sigma),
+        normalize_uniqueness: g(&o.normalize_uniqueness),
+        designs: g(&o.designs),
         window: g(&o.window),
         stride: g(&o.stride),
         masks: g(&o.masks),

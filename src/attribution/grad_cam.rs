@@ -54,10 +54,14 @@ pub fn lowres(ctx: &Ctx, p: &Params, x: &Tensor, targets: &Tensor) -> Result<Ten
 }
 
 pub fn attribute(ctx: &Ctx, p: &Params, x: &Tensor, targets: &Tensor) -> Result<Tensor> {
-    let cam = lowres(ctx, p, x, targets)?;
+    Ok(upsample(&lowres(ctx, p, x, targets)?, x, p.upsample))
+}
+
+/// A feature-grid map `[B,1,h,w]` brought to the input's resolution (shared by the CAM family).
+pub fn upsample(cam: &Tensor, x: &Tensor, how: Upsample) -> Tensor {
     let (h, w) = (x.size()[2], x.size()[3]);
-    Ok(match p.upsample {
+    match how {
         Upsample::Bilinear => cam.upsample_bilinear2d([h, w], false, None, None),
         Upsample::Nearest => cam.upsample_nearest2d([h, w], None, None),
-    })
+    }
 }

@@ -4,14 +4,18 @@ pub mod config;
 pub mod edge;
 pub mod fixed_random;
 pub mod grad_cam;
+pub mod grad_cam_plus_plus;
 pub mod gradient_x_input;
 pub mod integrated_gradients;
 pub mod occlusion;
 pub mod random;
 pub mod rise;
 pub mod saliency;
+pub mod score_cam;
 pub mod second_order;
+pub mod sidu;
 pub mod smoothgrad;
+pub mod sobol;
 
 use crate::error::{Error, Result};
 use crate::model::Model;
@@ -150,6 +154,26 @@ pub fn input_grads_logits(
     leaf_grads_logits(x, targets, score, |leaf| model.forward_grad(leaf))
 }
 
+/// The model's logits `[B,K,classes]` at `x_b ⊙ masks_{b,k}` for masks `[B,K,H,W]` shared by
+/// the channels, B·K inputs in passes of at most `ctx.internal_batch` (which may split an
+/// image's masks: every input is independent in eval mode).
+pub fn masked_logits(ctx: &Ctx, x: &Tensor, masks: &Tensor) -> Result<Tensor> {
+    let ms = masks.size();
+    let (b, k) = (ms[0], ms[1]);
+    let flat = masks.reshape([b * k, 1, ms[2], ms[3]]);
+    let mut parts = Vec::new();
+    for_chunks((b * k) as usize, ctx.internal_batch, |r| {
+        let idx = Tensor::arange_start(r.start as i64, r.end as i64, (Kind::Int64, x.device()));
+        let img = idx.divide_scalar_mode(k, "floor");
+        let xs = x.index_select(0, &img) * flat.index_select(0, &idx);
+        parts.push(ctx.model.logits(&xs)?.to_kind(Kind::Float));
+        Ok(())
+    })?;
+    let out = Tensor::cat(&parts, 0);
+    let classes = out.size()[1];
+    Ok(out.view([b, k, classes]))
+}
+
 /// Evaluates `f` on consecutive sample ranges of at most `chunk` items.
 pub fn for_chunks(
     total: usize,
@@ -229,6 +253,10 @@ pub enum MethodKind {
     IntegratedGradients,
     Smoothgrad,
     GradCam,
+    GradCamPlusPlus,
+    ScoreCam,
+    Sidu,
+    Sobol,
     Occlusion,
     Rise,
     /// Control: seeded uniform noise, ignores model and input.
@@ -241,12 +269,16 @@ pub enum MethodKind {
 }
 
 impl MethodKind {
-    pub const ALL: [MethodKind; 10] = [
+    pub const ALL: [MethodKind; 14] = [
         MethodKind::Saliency,
         MethodKind::GradientXInput,
         MethodKind::IntegratedGradients,
         MethodKind::Smoothgrad,
         MethodKind::GradCam,
+        MethodKind::GradCamPlusPlus,
+        MethodKind::ScoreCam,
+        MethodKind::Sidu,
+        MethodKind::Sobol,
         MethodKind::Occlusion,
         MethodKind::Rise,
         MethodKind::Random,
@@ -266,6 +298,17 @@ impl MethodKind {
         Self::CONTROLS.contains(&self)
     }
 
+    /// Whether the method reads the model's `features`/`head` (the CAM family).
+    pub fn needs_cam(self) -> bool {
+        matches!(
+            self,
+            MethodKind::GradCam
+                | MethodKind::GradCamPlusPlus
+                | MethodKind::ScoreCam
+                | MethodKind::Sidu
+        )
+    }
+
     /// Whether the method's map is a Monte Carlo estimate (its own noise floor is reported).
     pub fn is_stochastic(self) -> bool {
         matches!(self, MethodKind::Smoothgrad | MethodKind::Rise)
@@ -278,6 +321,10 @@ impl MethodKind {
             MethodKind::IntegratedGradients => "integrated-gradients",
             MethodKind::Smoothgrad => "smoothgrad",
             MethodKind::GradCam => "grad-cam",
+            MethodKind::GradCamPlusPlus => "grad-cam-plus-plus",
+            MethodKind::ScoreCam => "score-cam",
+            MethodKind::Sidu => "sidu",
+            MethodKind::Sobol => "sobol",
             MethodKind::Occlusion => "occlusion",
             MethodKind::Rise => "rise",
             MethodKind::Random => "random",
@@ -289,9 +336,10 @@ impl MethodKind {
     /// The score the reference implementation explains (softmax for IG, occlusion, RISE; logit otherwise).
     pub fn default_score(self) -> Score {
         match self {
-            MethodKind::IntegratedGradients | MethodKind::Occlusion | MethodKind::Rise => {
-                Score::Softmax
-            }
+            MethodKind::IntegratedGradients
+            | MethodKind::Occlusion
+            | MethodKind::Rise
+            | MethodKind::Sidu => Score::Softmax,
             _ => Score::Logit,
         }
     }
@@ -313,6 +361,10 @@ impl MethodKind {
             MethodKind::IntegratedGradients => "path integral of gradients from a baseline (Sundararajan et al. 2017)",
             MethodKind::Smoothgrad => "gradients averaged over Gaussian-noised copies (Smilkov et al. 2017)",
             MethodKind::GradCam => "gradient-weighted class activation map on the `features` output (Selvaraju et al. 2017)",
+            MethodKind::GradCamPlusPlus => "Grad-CAM with pixel-weighted positive gradients (Chattopadhay et al. 2018)",
+            MethodKind::ScoreCam => "feature channels weighted by the score of the input they mask, gradient-free (Wang et al. 2020)",
+            MethodKind::Sidu => "feature-channel masks weighted by score similarity and uniqueness, gradient-free (Muddamsetty et al. 2022)",
+            MethodKind::Sobol => "total-order Sobol indices of grid cells under quasi-Monte Carlo masks, black-box (Fel et al. 2021)",
             MethodKind::Occlusion => "score drop when sliding a baseline patch over the input (Zeiler & Fergus 2014)",
             MethodKind::Rise => "score-weighted random masks (Petsiuk et al. 2018)",
             MethodKind::Random => "control: seeded uniform noise map",
@@ -331,6 +383,10 @@ pub enum MethodSpec {
     IntegratedGradients(integrated_gradients::Params),
     Smoothgrad(smoothgrad::Params),
     GradCam(grad_cam::Params),
+    GradCamPlusPlus(grad_cam_plus_plus::Params),
+    ScoreCam(score_cam::Params),
+    Sidu(sidu::Params),
+    Sobol(sobol::Params),
     Occlusion(occlusion::Params),
     Rise(rise::Params),
     Random,
@@ -346,6 +402,10 @@ impl MethodSpec {
             MethodSpec::IntegratedGradients(_) => MethodKind::IntegratedGradients,
             MethodSpec::Smoothgrad(_) => MethodKind::Smoothgrad,
             MethodSpec::GradCam(_) => MethodKind::GradCam,
+            MethodSpec::GradCamPlusPlus(_) => MethodKind::GradCamPlusPlus,
+            MethodSpec::ScoreCam(_) => MethodKind::ScoreCam,
+            MethodSpec::Sidu(_) => MethodKind::Sidu,
+            MethodSpec::Sobol(_) => MethodKind::Sobol,
             MethodSpec::Occlusion(_) => MethodKind::Occlusion,
             MethodSpec::Rise(_) => MethodKind::Rise,
             MethodSpec::Random => MethodKind::Random,
@@ -362,6 +422,10 @@ impl MethodSpec {
             MethodKind::IntegratedGradients => MethodSpec::IntegratedGradients(Default::default()),
             MethodKind::Smoothgrad => MethodSpec::Smoothgrad(Default::default()),
             MethodKind::GradCam => MethodSpec::GradCam(Default::default()),
+            MethodKind::GradCamPlusPlus => MethodSpec::GradCamPlusPlus(Default::default()),
+            MethodKind::ScoreCam => MethodSpec::ScoreCam(Default::default()),
+            MethodKind::Sidu => MethodSpec::Sidu(Default::default()),
+            MethodKind::Sobol => MethodSpec::Sobol(Default::default()),
             MethodKind::Occlusion => MethodSpec::Occlusion(Default::default()),
             MethodKind::Rise => MethodSpec::Rise(Default::default()),
             MethodKind::Random => MethodSpec::Random,
@@ -395,6 +459,14 @@ impl MethodSpec {
             MethodSpec::GradCam(p) => {
                 grad_cam::attribute(ctx, p, x, targets).map(Attribution::plain)
             }
+            MethodSpec::GradCamPlusPlus(p) => {
+                grad_cam_plus_plus::attribute(ctx, p, x, targets).map(Attribution::plain)
+            }
+            MethodSpec::ScoreCam(p) => {
+                score_cam::attribute(ctx, p, x, targets).map(Attribution::plain)
+            }
+            MethodSpec::Sidu(p) => sidu::attribute(ctx, p, x, targets).map(Attribution::plain),
+            MethodSpec::Sobol(p) => sobol::attribute(ctx, p, x, targets).map(Attribution::plain),
             MethodSpec::Occlusion(p) => {
                 occlusion::attribute(ctx, p, x, targets).map(Attribution::plain)
             }

@@ -39,7 +39,7 @@ impl Default for Params {
 
 /// Linear-interpolation taps for resizing `n` → `up` with half-pixel centres and mirror
 /// boundary (scipy.ndimage 'mirror', which skimage calls 'reflect').
-fn taps(n: usize, up: usize) -> Vec<(usize, usize, f32)> {
+pub(crate) fn taps(n: usize, up: usize) -> Vec<(usize, usize, f32)> {
     let mirror = |i: i64| -> usize {
         if n == 1 {
             return 0;
@@ -59,6 +59,17 @@ fn taps(n: usize, up: usize) -> Vec<(usize, usize, f32)> {
             (mirror(i0 as i64), mirror(i0 as i64 + 1), f)
         })
         .collect()
+}
+
+/// The `[up, n]` matrix of `taps(n, up)`: `R · v` resizes a length-`n` signal to `up` samples
+/// (applied on both axes, `R_y · M · R_xᵀ`, it is skimage's bilinear `resize(order=1, mode='reflect')`).
+pub(crate) fn resize_matrix(n: usize, up: usize) -> Tensor {
+    let mut m = vec![0f32; up * n];
+    for (o, (i0, i1, f)) in taps(n, up).into_iter().enumerate() {
+        m[o * n + i0] += 1.0 - f;
+        m[o * n + i1] += f;
+    }
+    Tensor::from_slice(&m).view([up as i64, n as i64])
 }
 
 /// Mask `j` as H*W values in [0,1]; depends only on (seed, j) and the parameters.

@@ -187,7 +187,13 @@ impl MethodSpec {
             }
             // Maps that ignore the input have a zero gradient.
             MethodSpec::FixedRandom | MethodSpec::Random => x.zeros_like(),
-            MethodSpec::Occlusion(_) | MethodSpec::Rise(_) => return Ok(None),
+            // Black-box maps (and Grad-CAM++, whose α is not yet differentiated): zeroth order.
+            MethodSpec::Occlusion(_)
+            | MethodSpec::Rise(_)
+            | MethodSpec::ScoreCam(_)
+            | MethodSpec::Sidu(_)
+            | MethodSpec::Sobol(_)
+            | MethodSpec::GradCamPlusPlus(_) => return Ok(None),
         }))
     }
 }

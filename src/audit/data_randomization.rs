@@ -59,8 +59,8 @@ fn measure(run: &RunCtx, m: &Method, t: &toml::Table) -> Result<Vec<Finding>> {
             "train the random-label model with the same architecture and class count",
         ));
     }
-    if m.kind() == crate::attribution::MethodKind::GradCam {
-        other.require_cam("grad-cam")?;
+    if m.kind().needs_cam() {
+        other.require_cam(m.kind().name())?;
     }
     let floor = compare::noise_floor(run, m, &cp)?;
     let (sims, pics) =

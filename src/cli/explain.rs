@@ -4,8 +4,8 @@ use anyhow::Result;
 use clap::Args;
 use std::path::PathBuf;
 use xaudit::attribution::{
-    grad_cam, integrated_gradients, occlusion, rise, smoothgrad, Aggregate, MethodKind, MethodSpec,
-    Normalize, Score,
+    grad_cam, grad_cam_plus_plus, integrated_gradients, occlusion, rise, score_cam, sidu,
+    smoothgrad, sobol, Aggregate, MethodKind, MethodSpec, Normalize, Score,
 };
 use xaudit::data::Dataset;
 use xaudit::explain::{Request, Target};
@@ -87,7 +87,7 @@ pub struct ExplainArgs {
     /// Grad-CAM: keep negative values (no ReLU).
     #[arg(long, help_heading = "Grad-CAM")]
     pub cam_no_relu: bool,
-    /// Grad-CAM: upsampling to the input size.
+    /// Grad-CAM, Grad-CAM++, Score-CAM: upsampling to the input size.
     #[arg(
         long,
         value_enum,
@@ -95,6 +95,39 @@ pub struct ExplainArgs {
         help_heading = "Grad-CAM"
     )]
     pub cam_upsample: grad_cam::Upsample,
+    /// Grad-CAM++: the paper's α (pytorch-grad-cam) or the authors' code (α normalised per channel).
+    #[arg(long, value_enum, default_value = "paper", help_heading = "Grad-CAM++")]
+    pub campp_variant: grad_cam_plus_plus::Variant,
+    /// Score-CAM: pytorch-grad-cam's softmax across channels, or the official code's raw scores.
+    #[arg(
+        long,
+        value_enum,
+        default_value = "channel-softmax",
+        help_heading = "Score-CAM"
+    )]
+    pub score_cam_mode: score_cam::Mode,
+
+    /// SIDU: activation threshold that turns a feature channel into a mask.
+    #[arg(
+        long,
+        default_value_t = 0.1,
+        allow_hyphen_values = true,
+        help_heading = "SIDU"
+    )]
+    pub sidu_threshold: f64,
+    /// SIDU: width σ of the similarity kernel on score differences.
+    #[arg(long, default_value_t = 0.25, help_heading = "SIDU")]
+    pub sidu_sigma: f64,
+    /// SIDU: do not min-max normalise the uniqueness (the paper; the code normalises).
+    #[arg(long, help_heading = "SIDU")]
+    pub sidu_raw_uniqueness: bool,
+
+    /// Sobol: side of the grid of perturbed cells.
+    #[arg(long, default_value_t = 8, help_heading = "Sobol")]
+    pub sobol_grid: usize,
+    /// Sobol: quasi-Monte Carlo design points (a power of two); cost = designs·(grid²+2) passes.
+    #[arg(long, default_value_t = 32, help_heading = "Sobol")]
+    pub sobol_designs: usize,
 
     /// Occlusion: square window side in pixels.
     #[arg(long, default_value_t = 15, help_heading = "Occlusion")]
@@ -155,6 +188,41 @@ impl ExplainArgs {
                 relu: !self.cam_no_relu,
                 upsample: self.cam_upsample,
             }),
+            MethodKind::GradCamPlusPlus => {
+                MethodSpec::GradCamPlusPlus(grad_cam_plus_plus::Params {
+                    variant: self.campp_variant,
+                    upsample: self.cam_upsample,
+                })
+            }
+            MethodKind::ScoreCam => MethodSpec::ScoreCam(score_cam::Params {
+                mode: self.score_cam_mode,
+                upsample: self.cam_upsample,
+            }),
+            MethodKind::Sobol => {
+                let p = sobol::Params {
+                    grid: self.sobol_grid,
+                    designs: self.sobol_designs,
+                };
+                if let Err(why) = p.check() {
+                    anyhow::bail!("--sobol-grid/--sobol-designs: {why}");
+                }
+                MethodSpec::Sobol(p)
+            }
+            MethodKind::Sidu => {
+                anyhow::ensure!(
+                    self.sidu_threshold.is_finite(),
+                    "--sidu-threshold must be finite"
+                );
+                anyhow::ensure!(
+                    self.sidu_sigma.is_finite() && self.sidu_sigma > 0.0,
+                    "--sidu-sigma must be > 0"
+                );
+                MethodSpec::Sidu(sidu::Params {
+                    threshold: self.sidu_threshold,
+                    sigma: self.sidu_sigma,
+                    normalize_uniqueness: !self.sidu_raw_uniqueness,
+                })
+            }
             MethodKind::Occlusion => {
                 anyhow::ensure!(
                     self.occ_window >= 1 && self.occ_stride >= 1,
@@ -194,8 +262,8 @@ pub fn run(a: ExplainArgs) -> Result<()> {
     let data = Dataset::from_inputs(&a.inputs)?;
     let shape = [pre.channels as i64, pre.size[0] as i64, pre.size[1] as i64];
     let model = Model::load(&a.model, device, shape)?;
-    if method.kind() == MethodKind::GradCam {
-        model.require_cam("grad-cam")?;
+    if method.kind().needs_cam() {
+        model.require_cam(method.kind().name())?;
     }
     let class_names = cfg.model.class_names.clone().or_else(|| {
         data.folder_classes
