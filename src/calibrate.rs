@@ -25,14 +25,14 @@ pub fn plan(
     let mut plan = Plan::new(suite, cfg, methods, seed, today)?;
     for g in &mut plan.gates {
         if !g.methods.is_empty() {
-            for c in MethodKind::CONTROLS {
+            for c in MethodKind::controls() {
                 if !g.methods.contains(&c) {
                     g.methods.push(c);
                 }
             }
         }
     }
-    for c in MethodKind::CONTROLS {
+    for c in MethodKind::controls() {
         if !plan.methods.contains(&c) {
             plan.methods.push(c);
         }
@@ -111,8 +111,7 @@ pub fn thresholds(plan: &Plan, outcome: &Outcome, ctx: &Context) -> Vec<Entry> {
             continue;
         }
         let dir = g.direction;
-        let controls: Vec<(String, f64)> = MethodKind::CONTROLS
-            .iter()
+        let controls: Vec<(String, f64)> = MethodKind::controls()
             .filter_map(|c| {
                 worst_control(outcome, gi, c.name(), dir).map(|v| (c.name().to_string(), v))
             })

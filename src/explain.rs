@@ -222,6 +222,10 @@ pub fn run(
         let t = Tensor::from_slice(&targets).to_device(model.device);
         let ids: Vec<u64> = batch.indices.clone().map(|i| i as u64).collect();
         let attr = req.method.attribute(&ctx, &batch.x, &t, &ids)?;
+        // The same refusal as the audits': no NaN map is written.
+        crate::attribution::check_finite(req.method.kind().name(), &attr.maps, |i| {
+            batch.paths[i].display().to_string()
+        })?;
         let maps = normalize(&aggregate(&attr.maps, req.aggregate), req.normalize)
             .to_kind(Kind::Float)
             .to_device(Device::Cpu);

@@ -2,7 +2,7 @@
 mod common;
 use common::*;
 use tch::Tensor;
-use xaudit::attribution::{rise, smoothgrad, Aggregate, MethodSpec, Normalize, Score};
+use xaudit::attribution::{rise, smoothgrad, Aggregate, MethodKind, MethodSpec, Normalize, Score};
 use xaudit::data::Dataset;
 use xaudit::explain::{Request, Target};
 
@@ -60,7 +60,7 @@ fn random_methods_are_seeded_and_batch_size_independent() {
             p: 0.5,
             norm: rise::Norm::Official,
         }),
-        MethodSpec::Random,
+        MethodSpec::with_defaults(MethodKind::Random),
     ];
     for (k, spec) in specs.iter().enumerate() {
         let d = |n: &str| dir.path().join(format!("{k}-{n}"));
@@ -83,7 +83,7 @@ fn random_methods_are_seeded_and_batch_size_independent() {
 fn deterministic_methods_do_not_depend_on_batching() {
     let dir = tempfile::tempdir().unwrap();
     for (k, spec) in [
-        MethodSpec::Saliency,
+        MethodSpec::with_defaults(MethodKind::Saliency),
         MethodSpec::IntegratedGradients(Default::default()),
         MethodSpec::GradCam(Default::default()),
     ]

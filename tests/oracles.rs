@@ -4,7 +4,8 @@ mod common;
 use common::*;
 use tch::{Kind, Tensor};
 use xaudit::attribution::{
-    grad_cam, integrated_gradients as ig, occlusion, rise, smoothgrad, MethodSpec, Score,
+    grad_cam, integrated_gradients as ig, occlusion, rise, smoothgrad, MethodKind, MethodSpec,
+    Score,
 };
 
 const SHAPE: [i64; 3] = [3, 8, 8];
@@ -32,12 +33,12 @@ fn linear_w_rows() -> Tensor {
 fn linear_gradient_equals_weights() {
     let m = load("models/oracle/linear.pt", SHAPE);
     let x = inputs();
-    let g = MethodSpec::Saliency
+    let g = MethodSpec::with_defaults(MethodKind::Saliency)
         .attribute(&ctx(&m, Score::Logit), &x, &targets(), &ids())
         .unwrap()
         .maps;
     assert!(max_abs_diff(&g, &linear_w_rows()) < 1e-6);
-    let gx = MethodSpec::GradientXInput
+    let gx = MethodSpec::with_defaults(MethodKind::GradientXInput)
         .attribute(&ctx(&m, Score::Logit), &x, &targets(), &ids())
         .unwrap()
         .maps;
@@ -194,7 +195,7 @@ fn edge_control_ignores_the_model_and_finds_edges() {
     // A vertical step between columns 3 and 4.
     let x = Tensor::zeros([1, 3, 8, 8], (Kind::Float, tch::Device::Cpu));
     let _ = x.narrow(3, 4, 4).fill_(1.0);
-    let e = MethodSpec::Edge
+    let e = MethodSpec::with_defaults(MethodKind::Edge)
         .attribute(
             &ctx(&load("models/oracle/linear.pt", SHAPE), Score::Logit),
             &x,
@@ -203,7 +204,7 @@ fn edge_control_ignores_the_model_and_finds_edges() {
         )
         .unwrap()
         .maps;
-    let e2 = MethodSpec::Edge
+    let e2 = MethodSpec::with_defaults(MethodKind::Edge)
         .attribute(
             &ctx(&load("models/oracle/constant.pt", SHAPE), Score::Logit),
             &x,

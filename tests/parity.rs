@@ -4,7 +4,9 @@
 mod common;
 use common::*;
 use tch::Tensor;
-use xaudit::attribution::{grad_cam, integrated_gradients as ig, occlusion, MethodSpec, Score};
+use xaudit::attribution::{
+    grad_cam, integrated_gradients as ig, occlusion, MethodKind, MethodSpec, Score,
+};
 use xaudit::data::Dataset;
 
 fn inputs(set: &str) -> (Tensor, Tensor) {
@@ -67,7 +69,7 @@ fn digits_gradient_methods_match_captum() {
     check(
         &m,
         "digits",
-        &MethodSpec::Saliency,
+        &MethodSpec::with_defaults(MethodKind::Saliency),
         Score::Logit,
         "digits_saliency",
         1e-4,
@@ -75,7 +77,7 @@ fn digits_gradient_methods_match_captum() {
     check(
         &m,
         "digits",
-        &MethodSpec::GradientXInput,
+        &MethodSpec::with_defaults(MethodKind::GradientXInput),
         Score::Logit,
         "digits_input_x_gradient",
         1e-4,
@@ -148,7 +150,7 @@ fn faces_three_channel_methods_match_captum() {
     check(
         &m,
         "faces",
-        &MethodSpec::Saliency,
+        &MethodSpec::with_defaults(MethodKind::Saliency),
         Score::Logit,
         "faces_saliency",
         1e-4,

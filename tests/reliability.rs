@@ -805,3 +805,136 @@ fn a_full_disk_gives_exit_2_and_no_report_files() {
         "partial files left on the full disk: {left:?}"
     );
 }
+
+#[test]
+fn explain_refuses_nan_maps_as_check_does_and_writes_nothing() {
+    let t = tempfile::tempdir().unwrap();
+    let out = t.path().join("maps");
+    let o = bin()
+        .args([
+            "explain",
+            &p("models/bad/nan_gradient.pt"),
+            &p("data/digits_demo.csv"),
+            "--config",
+            &p("digits.toml"),
+            "--method",
+            "saliency",
+            "--out",
+            &s(&out),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("NaN or infinite attributions") && err.contains(".png"),
+        "{err}"
+    );
+    assert!(!out.exists(), "no half-written output");
+    // A method that does not differentiate the model explains the same images.
+    let o = bin()
+        .args([
+            "explain",
+            &p("models/bad/nan_gradient.pt"),
+            &p("data/digits_demo.csv"),
+            "--config",
+            &p("digits.toml"),
+            "--method",
+            "sobol",
+            "--param",
+            "designs=8",
+            "--param",
+            "grid=4",
+            "--out",
+            &s(&out),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let npy = std::fs::read_dir(&out)
+        .unwrap()
+        .filter(|e| {
+            let n = e.as_ref().unwrap().file_name();
+            let n = n.to_string_lossy();
+            n.ends_with(".npy") && !n.ends_with(".raw.npy")
+        })
+        .count();
+    assert_eq!(npy, 20, "one map per image of digits_demo.csv");
+}
+
+#[test]
+fn explain_takes_method_parameters_from_the_config_and_param_alike() {
+    let t = tempfile::tempdir().unwrap();
+    let cfg = t.path().join("ig4.toml");
+    let text = std::fs::read_to_string(fixture("digits.toml")).unwrap();
+    std::fs::write(
+        &cfg,
+        format!("{text}\n[methods.integrated-gradients]\nsteps = 4\n"),
+    )
+    .unwrap();
+    let run = |config: &str, extra: &[&str], out: &str| -> Vec<u8> {
+        let out = t.path().join(out);
+        let mut args = vec![
+            "explain".to_string(),
+            p("models/digits_cnn_s0.pt"),
+            p("data/digits_demo.csv"),
+            "--config".into(),
+            config.into(),
+            "--method".into(),
+            "integrated-gradients".into(),
+            "--out".into(),
+            s(&out),
+        ];
+        args.extend(extra.iter().map(|a| a.to_string()));
+        let o = bin().args(&args).output().unwrap();
+        assert_eq!(
+            o.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        let first = std::fs::read_dir(&out)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "npy"))
+            .min()
+            .unwrap();
+        std::fs::read(first).unwrap()
+    };
+    let from_config = run(&s(&cfg), &[], "a");
+    let from_param = run(&p("digits.toml"), &["--param", "steps=4"], "b");
+    let default = run(&p("digits.toml"), &[], "c");
+    assert_eq!(from_config, from_param, "same parameters, same map");
+    assert_ne!(from_config, default, "4 steps differ from the default 50");
+    // --param overrides the config file's value.
+    assert_eq!(run(&s(&cfg), &["--param", "steps=50"], "d"), default);
+    // A bad value in the config names the file and line, as for check.
+    std::fs::write(
+        &cfg,
+        format!("{text}\n[methods.integrated-gradients]\nsteps = 0\n"),
+    )
+    .unwrap();
+    let o = bin()
+        .args([
+            "explain",
+            &p("models/digits_cnn_s0.pt"),
+            &p("data/digits_demo.csv"),
+            "--config",
+            &s(&cfg),
+            "--out",
+            &s(&t.path().join("e")),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("ig4.toml") && err.contains("steps is invalid"),
+        "{err}"
+    );
+}

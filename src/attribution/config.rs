@@ -14,54 +14,41 @@
 //! out of range: an error naming the file and the line), so a typo never surfaces after
 //! minutes of computation, and every audit explains with exactly the configuration the team
 //! ships.
-use super::{
-    grad_cam, grad_cam_plus_plus, integrated_gradients, rise, score_cam, sobol, Aggregate, Method,
-    MethodKind, MethodSpec, Score,
-};
+use super::{Aggregate, Method, MethodKind, MethodSpec, Score};
 use crate::error::{Error, Result};
 use serde::de::{Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
-/// Parameters of one method as written in a file (every key optional; spans for messages).
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "kebab-case")]
-pub struct MethodOptions {
-    pub score: Option<Spanned<Score>>,
-    pub aggregate: Option<Spanned<Aggregate>>,
-    /// Integrated Gradients.
-    pub steps: Option<Spanned<usize>>,
-    pub rule: Option<Spanned<integrated_gradients::Rule>>,
-    /// Integrated Gradients and occlusion: baseline value in model space.
-    pub baseline: Option<Spanned<f64>>,
-    /// SmoothGrad.
-    pub samples: Option<Spanned<usize>>,
-    pub noise_level: Option<Spanned<f64>>,
-    pub magnitude: Option<Spanned<bool>>,
-    /// Grad-CAM.
-    pub relu: Option<Spanned<bool>>,
-    pub upsample: Option<Spanned<grad_cam::Upsample>>,
-    /// Grad-CAM++.
-    pub variant: Option<Spanned<grad_cam_plus_plus::Variant>>,
-    /// Score-CAM.
-    pub mode: Option<Spanned<score_cam::Mode>>,
-    /// SIDU.
-    pub threshold: Option<Spanned<f64>>,
-    pub sigma: Option<Spanned<f64>>,
-    pub normalize_uniqueness: Option<Spanned<bool>>,
-    /// Sobol (and `grid` as RISE).
-    pub designs: Option<Spanned<usize>>,
-    /// Occlusion.
-    pub window: Option<Spanned<usize>>,
-    pub stride: Option<Spanned<usize>>,
-    /// RISE.
-    pub masks: Option<Spanned<usize>>,
-    pub grid: Option<Spanned<usize>>,
-    pub p: Option<Spanned<f64>>,
-    pub norm: Option<Spanned<rise::Norm>>,
+/// One `[methods.NAME]` table as written: its keys with spans, for messages.
+#[derive(Debug, Clone, Default)]
+pub struct MethodOptions(pub Vec<(Spanned<String>, Spanned<toml::Value>)>);
+
+impl<'de> Deserialize<'de> for MethodOptions {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = MethodOptions;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a table of the method's parameters")
+            }
+            fn visit_map<A: MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> std::result::Result<Self::Value, A::Error> {
+                let mut v = Vec::new();
+                while let Some(k) = map.next_key::<Spanned<String>>()? {
+                    v.push((k, map.next_value::<Spanned<toml::Value>>()?));
+                }
+                Ok(MethodOptions(v))
+            }
+        }
+        d.deserialize_map(V)
+    }
 }
 
-/// Parameters of one method after loading: plain values, later files overriding earlier ones.
+/// Parameters of one method after loading: checked values, later files overriding earlier
+/// ones key by key. `params` holds the method's own keys, typed by its `Params` on use.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub struct Options {
@@ -69,61 +56,16 @@ pub struct Options {
     pub score: Option<Score>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub aggregate: Option<Aggregate>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub steps: Option<usize>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub rule: Option<integrated_gradients::Rule>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub baseline: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub samples: Option<usize>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub noise_level: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub magnitude: Option<bool>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub relu: Option<bool>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub upsample: Option<grad_cam::Upsample>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub variant: Option<grad_cam_plus_plus::Variant>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub mode: Option<score_cam::Mode>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub threshold: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub sigma: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub normalize_uniqueness: Option<bool>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub designs: Option<usize>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub window: Option<usize>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub stride: Option<usize>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub masks: Option<usize>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub grid: Option<usize>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub p: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub norm: Option<rise::Norm>,
+    #[serde(flatten)]
+    pub params: toml::Table,
 }
 
-/// The keys each method accepts (beyond `score` and `aggregate`, which every method takes).
-pub fn keys(kind: MethodKind) -> &'static [&'static str] {
-    match kind {
-        MethodKind::IntegratedGradients => &["steps", "rule", "baseline"],
-        MethodKind::Smoothgrad => &["samples", "noise-level", "magnitude"],
-        MethodKind::GradCam => &["relu", "upsample"],
-        MethodKind::GradCamPlusPlus => &["variant", "upsample"],
-        MethodKind::ScoreCam => &["mode", "upsample"],
-        MethodKind::Sidu => &["threshold", "sigma", "normalize-uniqueness"],
-        MethodKind::Sobol => &["grid", "designs"],
-        MethodKind::Occlusion => &["window", "stride", "baseline"],
-        MethodKind::Rise => &["masks", "grid", "p", "norm"],
-        _ => &[],
+/// The parameter keys of `kind` (beyond `score` and `aggregate`, which every method takes),
+/// read off its `Params`, so they are never listed twice.
+pub fn keys(kind: MethodKind) -> Vec<String> {
+    match serde_json::to_value(MethodSpec::with_defaults(kind)) {
+        Ok(serde_json::Value::Object(o)) => o.keys().filter(|k| *k != "method").cloned().collect(),
+        _ => Vec::new(),
     }
 }
 
@@ -210,36 +152,18 @@ impl MethodSet {
 
 impl Options {
     fn overlay(&mut self, o: &Options) {
-        macro_rules! take {
-            ($($f:ident),*) => { $( if o.$f.is_some() { self.$f = o.$f; } )* };
+        if o.score.is_some() {
+            self.score = o.score;
         }
-        take!(
-            score,
-            aggregate,
-            steps,
-            rule,
-            baseline,
-            samples,
-            noise_level,
-            magnitude,
-            relu,
-            upsample,
-            variant,
-            mode,
-            threshold,
-            sigma,
-            normalize_uniqueness,
-            designs,
-            window,
-            stride,
-            masks,
-            grid,
-            p,
-            norm
-        );
+        if o.aggregate.is_some() {
+            self.aggregate = o.aggregate;
+        }
+        for (k, v) in &o.params {
+            self.params.insert(k.clone(), v.clone());
+        }
     }
 
-    /// Writes the given values into `m` (keys were checked against the method at load).
+    /// Writes the given values into `m`.
     pub fn apply(&self, m: &mut Method) {
         if let Some(s) = self.score {
             m.score = s;
@@ -247,57 +171,61 @@ impl Options {
         if let Some(a) = self.aggregate {
             m.aggregate = a;
         }
-        match &mut m.spec {
-            MethodSpec::IntegratedGradients(p) => {
-                set(&mut p.steps, self.steps);
-                set(&mut p.rule, self.rule);
-                set(&mut p.baseline, self.baseline);
-            }
-            MethodSpec::Smoothgrad(p) => {
-                set(&mut p.samples, self.samples);
-                set(&mut p.noise_level, self.noise_level);
-                set(&mut p.magnitude, self.magnitude);
-            }
-            MethodSpec::GradCam(p) => {
-                set(&mut p.relu, self.relu);
-                set(&mut p.upsample, self.upsample);
-            }
-            MethodSpec::GradCamPlusPlus(p) => {
-                set(&mut p.variant, self.variant);
-                set(&mut p.upsample, self.upsample);
-            }
-            MethodSpec::ScoreCam(p) => {
-                set(&mut p.mode, self.mode);
-                set(&mut p.upsample, self.upsample);
-            }
-            MethodSpec::Sidu(p) => {
-                set(&mut p.threshold, self.threshold);
-                set(&mut p.sigma, self.sigma);
-                set(&mut p.normalize_uniqueness, self.normalize_uniqueness);
-            }
-            MethodSpec::Sobol(p) => {
-                set(&mut p.grid, self.grid);
-                set(&mut p.designs, self.designs);
-            }
-            MethodSpec::Occlusion(p) => {
-                set(&mut p.window, self.window);
-                set(&mut p.stride, self.stride);
-                set(&mut p.baseline, self.baseline);
-            }
-            MethodSpec::Rise(p) => {
-                set(&mut p.masks, self.masks);
-                set(&mut p.grid, self.grid);
-                set(&mut p.p, self.p);
-                set(&mut p.norm, self.norm);
-            }
-            _ => {}
-        }
+        // Every key was typed and range-checked on its own when it was read, and no method's
+        // parameters constrain each other, so the merged table is valid too.
+        m.spec = MethodSpec::from_table(m.kind(), &self.params)
+            .expect("method parameters are validated key by key when they are read");
     }
-}
 
-fn set<T: Copy>(dst: &mut T, v: Option<T>) {
-    if let Some(v) = v {
-        *dst = v;
+    /// Reads one `key = value` of `kind`: where it goes, or why it is wrong (`Err((what, fix))`).
+    pub fn set(
+        &mut self,
+        kind: MethodKind,
+        key: &str,
+        value: toml::Value,
+    ) -> std::result::Result<(), (String, String)> {
+        let name = kind.name();
+        let own = keys(kind);
+        match key {
+            "score" => {
+                self.score = Some(value.try_into().map_err(|e: toml::de::Error| {
+                    (
+                        format!("[methods.{name}] score: {}", e.message().trim()),
+                        "use \"logit\" or \"softmax\"".to_string(),
+                    )
+                })?);
+            }
+            "aggregate" => {
+                self.aggregate = Some(value.try_into().map_err(|e: toml::de::Error| {
+                    (
+                        format!("[methods.{name}] aggregate: {}", e.message().trim()),
+                        "use \"max-abs\", \"sum-abs\" or \"sum\"".to_string(),
+                    )
+                })?);
+            }
+            key if !own.iter().any(|k| k == key) => {
+                return Err((
+                    format!("[methods.{name}] has no parameter `{key}`"),
+                    format!(
+                        "{name} takes score, aggregate{}{} (see `xaudit methods`)",
+                        if own.is_empty() { "" } else { ", " },
+                        own.join(", ")
+                    ),
+                ));
+            }
+            key => {
+                let mut one = toml::Table::new();
+                one.insert(key.to_string(), value.clone());
+                MethodSpec::from_table(kind, &one).map_err(|why| {
+                    (
+                        format!("[methods.{name}] {key} is invalid: {why}"),
+                        format!("see `xaudit methods` for {name}'s parameters and defaults"),
+                    )
+                })?;
+                self.params.insert(key.to_string(), value);
+            }
+        }
+        Ok(())
     }
 }
 
@@ -321,7 +249,7 @@ pub fn method_kind(name: &str, origin: &str) -> Result<MethodKind> {
 }
 
 impl MethodsField {
-    /// Validates names, keys and ranges; `text` is the file's text (for line numbers).
+    /// Validates names, keys and values; `text` is the file's text (for line numbers).
     pub fn resolve(&self, text: &str, origin: &str) -> Result<MethodSet> {
         let at = |span: std::ops::Range<usize>| {
             format!(
@@ -343,172 +271,17 @@ impl MethodsField {
                 for (name, o) in tables {
                     let k = method_kind(name.get_ref(), &at(name.span()))?;
                     out.kinds.push(k);
-                    out.options.push((k, validate(k, o, &at)?));
+                    let mut opts = Options::default();
+                    for (key, value) in &o.0 {
+                        opts.set(k, key.get_ref(), value.get_ref().clone())
+                            .map_err(|(what, fix)| Error::config(at(key.span()), what, fix))?;
+                    }
+                    out.options.push((k, opts));
                 }
             }
         }
         Ok(out)
     }
-}
-
-/// Checks that every key given belongs to `kind` and every value is in range.
-fn validate(
-    kind: MethodKind,
-    o: &MethodOptions,
-    at: &dyn Fn(std::ops::Range<usize>) -> String,
-) -> Result<Options> {
-    let own = keys(kind);
-    let name = kind.name();
-    let foreign = |key: &str, span: std::ops::Range<usize>| -> Error {
-        Error::config(
-            at(span),
-            format!("[methods.{name}] has no parameter `{key}`"),
-            format!(
-                "{name} takes score, aggregate{}{} (see `xaudit methods`)",
-                if own.is_empty() { "" } else { ", " },
-                own.join(", ")
-            ),
-        )
-    };
-    let range = |key: &str, span: std::ops::Range<usize>, what: &str| -> Error {
-        Error::config(
-            at(span),
-            format!("[methods.{name}] {key} is out of range"),
-            what.to_string(),
-        )
-    };
-    macro_rules! own_key {
-        ($field:ident, $key:literal) => {
-            if let Some(v) = &o.$field {
-                if !own.contains(&$key) {
-                    return Err(foreign($key, v.span()));
-                }
-            }
-        };
-    }
-    own_key!(steps, "steps");
-    own_key!(rule, "rule");
-    own_key!(baseline, "baseline");
-    own_key!(samples, "samples");
-    own_key!(noise_level, "noise-level");
-    own_key!(magnitude, "magnitude");
-    own_key!(relu, "relu");
-    own_key!(upsample, "upsample");
-    own_key!(variant, "variant");
-    own_key!(mode, "mode");
-    own_key!(threshold, "threshold");
-    own_key!(sigma, "sigma");
-    own_key!(normalize_uniqueness, "normalize-uniqueness");
-    own_key!(designs, "designs");
-    own_key!(window, "window");
-    own_key!(stride, "stride");
-    own_key!(masks, "masks");
-    own_key!(grid, "grid");
-    own_key!(p, "p");
-    own_key!(norm, "norm");
-    let positive_int = |v: &Option<Spanned<usize>>, key: &str| -> Result<()> {
-        match v {
-            Some(s) if *s.get_ref() == 0 => {
-                Err(range(key, s.span(), &format!("{key} must be >= 1")))
-            }
-            _ => Ok(()),
-        }
-    };
-    positive_int(&o.steps, "steps")?;
-    positive_int(&o.samples, "samples")?;
-    positive_int(&o.window, "window")?;
-    positive_int(&o.stride, "stride")?;
-    positive_int(&o.masks, "masks")?;
-    positive_int(&o.grid, "grid")?;
-    if let Some(s) = &o.baseline {
-        if !s.get_ref().is_finite() {
-            return Err(range(
-                "baseline",
-                s.span(),
-                "give a finite baseline (model space)",
-            ));
-        }
-    }
-    if let Some(s) = &o.noise_level {
-        let v = *s.get_ref();
-        if !(v.is_finite() && v > 0.0 && v <= 1.0) {
-            return Err(range(
-                "noise-level",
-                s.span(),
-                "noise-level is sigma as a fraction of the image's value range: give a value in (0, 1] (paper: 0.15)",
-            ));
-        }
-    }
-    if kind == MethodKind::Sobol {
-        let mut p = sobol::Params::default();
-        if let Some(v) = &o.grid {
-            p.grid = *v.get_ref();
-        }
-        if let Some(v) = &o.designs {
-            p.designs = *v.get_ref();
-        }
-        if let Err(why) = p.check() {
-            let span = o
-                .designs
-                .as_ref()
-                .or(o.grid.as_ref())
-                .map(|s| s.span())
-                .unwrap_or_default();
-            return Err(range("grid/designs", span, &why));
-        }
-    }
-    if let Some(s) = &o.threshold {
-        if !s.get_ref().is_finite() {
-            return Err(range(
-                "threshold",
-                s.span(),
-                "give a finite activation threshold (official code: 0.1)",
-            ));
-        }
-    }
-    if let Some(s) = &o.sigma {
-        let v = *s.get_ref();
-        if !(v.is_finite() && v > 0.0) {
-            return Err(range(
-                "sigma",
-                s.span(),
-                "sigma is the width of the similarity kernel: give a value > 0 (official code: 0.25)",
-            ));
-        }
-    }
-    if let Some(s) = &o.p {
-        let v = *s.get_ref();
-        if !(v > 0.0 && v < 1.0) {
-            return Err(range("p", s.span(), "p is the probability that a grid cell is kept: give a value in (0, 1) (paper: 0.5)"));
-        }
-    }
-    fn g<T: Copy>(v: &Option<Spanned<T>>) -> Option<T> {
-        v.as_ref().map(|s| *s.get_ref())
-    }
-    Ok(Options {
-        score: g(&o.score),
-        aggregate: g(&o.aggregate),
-        steps: g(&o.steps),
-        rule: g(&o.rule),
-        baseline: g(&o.baseline),
-        samples: g(&o.samples),
-        noise_level: g(&o.noise_level),
-        magnitude: g(&o.magnitude),
-        relu: g(&o.relu),
-        upsample: g(&o.upsample),
-        variant: g(&o.variant),
-        mode: g(&o.mode),
-        threshold: g(&o.threshold),
-        sigma: g(&o.sigma),
-        normalize_uniqueness: g(&o.normalize_uniqueness),
-        designs: g(&o.designs),
-        window: g(&o.window),
-        stride: g(&o.stride),
-        masks: g(&o.masks),
-        grid: g(&o.grid),
-        p: g(&o.p),
-        norm: g(&o.norm),
-    })
 }
 
 /// Parameter defaults of `kind` as TOML-like `key = value` pairs (for `xaudit methods`).
@@ -570,6 +343,14 @@ mod tests {
             .to_string();
         assert!(
             e.contains("line 3") && e.contains("no parameter `steps`"),
+            "{e}"
+        );
+        // Types are checked too, and the message says what was expected.
+        let e = parse("[methods.integrated-gradients]\nsteps = \"many\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("line 2") && e.contains("steps is invalid"),
             "{e}"
         );
         let e = parse("[methods.smoothgrad]\nnoise-level = 2.0\n")

@@ -37,3 +37,31 @@ fn squared(x: &Tensor) -> Tensor {
     let gy = padded.conv2d(&ky, None::<Tensor>, [1, 1], [0, 0], [1, 1], 1);
     gx.square() + gy.square()
 }
+
+/// Registry entry (see `attribution::registry`).
+pub const INFO: super::MethodInfo = super::MethodInfo {
+    name: "edge",
+    summary: "control: Sobel edge magnitude of the input, model-independent",
+    reference: "Adebayo et al. 2018 (NeurIPS), arXiv:1810.03292",
+    score: super::Score::Logit,
+    aggregate: super::Aggregate::Sum,
+    needs: super::Needs::Nothing,
+    stochastic: false,
+    control: true,
+    cost: "none",
+};
+
+/// No parameters.
+pub type Params = super::NoParams;
+
+/// The registry's uniform entry point.
+pub fn explain(
+    _ctx: &super::Ctx,
+    _p: &Params,
+    x: &tch::Tensor,
+    _targets: &tch::Tensor,
+    _ids: &[u64],
+) -> crate::error::Result<super::Attribution> {
+    use super::Attribution;
+    Ok(Attribution::plain(attribute(x)))
+}

@@ -18,6 +18,7 @@ pub enum Upsample {
 }
 
 #[derive(Debug, Clone, Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Params {
     /// Apply ReLU to the weighted sum (the paper; Captum's `relu_attributions`).
     pub relu: bool,
@@ -64,4 +65,31 @@ pub fn upsample(cam: &Tensor, x: &Tensor, how: Upsample) -> Tensor {
         Upsample::Bilinear => cam.upsample_bilinear2d([h, w], false, None, None),
         Upsample::Nearest => cam.upsample_nearest2d([h, w], None, None),
     }
+}
+
+/// Registry entry (see `attribution::registry`).
+pub const INFO: super::MethodInfo = super::MethodInfo {
+    name: "grad-cam",
+    summary: "gradient-weighted class activation map on the `features` output",
+    reference: "Selvaraju et al. 2017 (ICCV), arXiv:1610.02391",
+    score: super::Score::Logit,
+    aggregate: super::Aggregate::Sum,
+    needs: super::Needs::FeaturesAndGradients,
+    stochastic: false,
+    control: false,
+    cost: "1 forward + 1 backward through `head`",
+};
+
+impl super::Validate for Params {}
+
+/// The registry's uniform entry point.
+pub fn explain(
+    ctx: &super::Ctx,
+    p: &Params,
+    x: &tch::Tensor,
+    targets: &tch::Tensor,
+    _ids: &[u64],
+) -> crate::error::Result<super::Attribution> {
+    use super::Attribution;
+    attribute(ctx, p, x, targets).map(Attribution::plain)
 }

@@ -26,6 +26,7 @@ pub enum Variant {
 }
 
 #[derive(Debug, Clone, Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Params {
     pub variant: Variant,
     pub upsample: Upsample,
@@ -83,6 +84,33 @@ pub fn lowres(ctx: &Ctx, p: &Params, x: &Tensor, targets: &Tensor) -> Result<Ten
 
 pub fn attribute(ctx: &Ctx, p: &Params, x: &Tensor, targets: &Tensor) -> Result<Tensor> {
     Ok(upsample(&lowres(ctx, p, x, targets)?, x, p.upsample))
+}
+
+/// Registry entry (see `attribution::registry`).
+pub const INFO: super::MethodInfo = super::MethodInfo {
+    name: "grad-cam-plus-plus",
+    summary: "Grad-CAM with pixel-weighted positive gradients",
+    reference: "Chattopadhay et al. 2018 (WACV), arXiv:1710.11063",
+    score: super::Score::Logit,
+    aggregate: super::Aggregate::Sum,
+    needs: super::Needs::FeaturesAndGradients,
+    stochastic: false,
+    control: false,
+    cost: "1 forward + 1 backward through `head`",
+};
+
+impl super::Validate for Params {}
+
+/// The registry's uniform entry point.
+pub fn explain(
+    ctx: &super::Ctx,
+    p: &Params,
+    x: &tch::Tensor,
+    targets: &tch::Tensor,
+    _ids: &[u64],
+) -> crate::error::Result<super::Attribution> {
+    use super::Attribution;
+    attribute(ctx, p, x, targets).map(Attribution::plain)
 }
 
 #[cfg(test)]

@@ -13,3 +13,31 @@ pub fn attribute_logits(ctx: &Ctx, x: &Tensor, targets: &Tensor) -> Result<(Tens
     let (g, logits) = super::saliency::attribute_logits(ctx, x, targets)?;
     Ok((g * x, logits))
 }
+
+/// Registry entry (see `attribution::registry`).
+pub const INFO: super::MethodInfo = super::MethodInfo {
+    name: "gradient-x-input",
+    summary: "input ⊙ gradient",
+    reference: "Shrikumar et al. 2016, arXiv:1605.01713",
+    score: super::Score::Logit,
+    aggregate: super::Aggregate::SumAbs,
+    needs: super::Needs::Gradients,
+    stochastic: false,
+    control: false,
+    cost: "1 forward + 1 backward",
+};
+
+/// No parameters.
+pub type Params = super::NoParams;
+
+/// The registry's uniform entry point.
+pub fn explain(
+    ctx: &super::Ctx,
+    _p: &Params,
+    x: &tch::Tensor,
+    targets: &tch::Tensor,
+    _ids: &[u64],
+) -> crate::error::Result<super::Attribution> {
+    use super::Attribution;
+    attribute_logits(ctx, x, targets).map(Attribution::with_logits)
+}

@@ -29,6 +29,7 @@ pub enum Rule {
 }
 
 #[derive(Debug, Clone, Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Params {
     pub steps: usize,
     pub rule: Rule,
@@ -171,6 +172,42 @@ pub fn attribute(ctx: &Ctx, p: &Params, x: &Tensor, targets: &Tensor) -> Result<
         // The completeness check's forward pass at x doubles as the prediction there.
         logits: Some(ends.narrow(0, 0, b as i64)),
     })
+}
+
+/// Registry entry (see `attribution::registry`).
+pub const INFO: super::MethodInfo = super::MethodInfo {
+    name: "integrated-gradients",
+    summary: "path integral of gradients from a baseline",
+    reference: "Sundararajan, Taly & Yan 2017 (ICML), arXiv:1703.01365",
+    score: super::Score::Softmax,
+    aggregate: super::Aggregate::SumAbs,
+    needs: super::Needs::Gradients,
+    stochastic: false,
+    control: false,
+    cost: "steps (+1) forward + backward passes",
+};
+
+impl super::Validate for Params {
+    fn validate(&self) -> std::result::Result<(), String> {
+        if self.steps == 0 {
+            return Err("steps must be >= 1".into());
+        }
+        if !self.baseline.is_finite() {
+            return Err("give a finite baseline (model space)".into());
+        }
+        Ok(())
+    }
+}
+
+/// The registry's uniform entry point.
+pub fn explain(
+    ctx: &super::Ctx,
+    p: &Params,
+    x: &tch::Tensor,
+    targets: &tch::Tensor,
+    _ids: &[u64],
+) -> crate::error::Result<super::Attribution> {
+    attribute(ctx, p, x, targets)
 }
 
 #[cfg(test)]

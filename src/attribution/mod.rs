@@ -174,6 +174,32 @@ pub fn masked_logits(ctx: &Ctx, x: &Tensor, masks: &Tensor) -> Result<Tensor> {
     Ok(out.view([b, k, classes]))
 }
 
+/// Refuses maps `[B,...]` with a NaN or infinite value, naming up to five of the inputs
+/// (`name(i)` for row i). `explain` and every audit run it, so neither writes nor averages
+/// a broken map.
+pub fn check_finite(method: &str, maps: &Tensor, name: impl Fn(usize) -> String) -> Result<()> {
+    let ok: Vec<bool> = Vec::try_from(
+        maps.isfinite()
+            .flatten(1, -1)
+            .all_dim(1, false)
+            .to_device(tch::Device::Cpu),
+    )?;
+    let bad: Vec<usize> = (0..ok.len()).filter(|i| !ok[*i]).collect();
+    if bad.is_empty() {
+        return Ok(());
+    }
+    let names: Vec<String> = bad.iter().take(5).map(|i| name(*i)).collect();
+    Err(Error::method(
+        method,
+        format!(
+            "produced NaN or infinite attributions for {} input(s), e.g. {}",
+            bad.len(),
+            names.join(", ")
+        ),
+        "check the model for numerical problems on these images, or use another method",
+    ))
+}
+
 /// Evaluates `f` on consecutive sample ranges of at most `chunk` items.
 pub fn for_chunks(
     total: usize,
@@ -244,237 +270,195 @@ pub fn normalize(maps: &Tensor, how: Normalize) -> Tensor {
     }
 }
 
-/// The methods xaudit implements.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+/// What a method needs from the model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum MethodKind {
-    Saliency,
-    GradientXInput,
-    IntegratedGradients,
-    Smoothgrad,
-    GradCam,
-    GradCamPlusPlus,
-    ScoreCam,
-    Sidu,
-    Sobol,
-    Occlusion,
-    Rise,
-    /// Control: seeded uniform noise, ignores model and input.
-    Random,
-    /// Control: Sobel edge magnitude of the input, ignores the model.
-    Edge,
-    /// Control: one seeded uniform noise map per image that never moves (ignores the model,
-    /// the class, the input's content and any perturbation).
-    FixedRandom,
+pub enum Needs {
+    /// Nothing: a control that ignores the model.
+    Nothing,
+    /// `forward` only (black-box).
+    Forward,
+    /// Gradients of `forward` with respect to the input.
+    Gradients,
+    /// The exported `features` (and `head`), no gradients.
+    Features,
+    /// `features`/`head` and gradients through `head`.
+    FeaturesAndGradients,
+}
+
+/// A method's registry entry: everything about it besides its parameters and code. Each
+/// method file declares one as `pub const INFO`.
+#[derive(Debug, Clone, Copy)]
+pub struct MethodInfo {
+    /// The name in config files, `--method` and reports (kebab-case of the variant).
+    pub name: &'static str,
+    pub summary: &'static str,
+    /// The paper (and arXiv id) the implementation follows.
+    pub reference: &'static str,
+    /// The score the reference implementation explains.
+    pub score: Score,
+    /// Default channel reduction: the paper's for saliency, PAIR/Ghorbani's Σ|a| for products
+    /// with the input; single-map methods are left as they are (signed sum).
+    pub aggregate: Aggregate,
+    pub needs: Needs,
+    /// The map is a Monte Carlo estimate (its own noise floor is reported).
+    pub stochastic: bool,
+    /// A model-blind control explanation.
+    pub control: bool,
+    /// Model passes per image, as the method's structure fixes them.
+    pub cost: &'static str,
+}
+
+/// Parameters of a method without any.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NoParams {}
+
+impl Validate for NoParams {}
+
+/// Checks of a method's parameter values beyond their types (ranges); run when a config or
+/// suite file loads and when `explain --param` is parsed.
+pub trait Validate {
+    fn validate(&self) -> std::result::Result<(), String> {
+        Ok(())
+    }
+}
+
+/// The method registry: one line per method, `module => Variant`. The module provides
+/// `INFO`, `Params` (Default + serde, kebab-case keys, unknown keys denied; `NoParams` when it
+/// has none) with `Validate`, and `explain(ctx, &Params, x, targets, ids)`. Order = the order
+/// of `xaudit methods`.
+macro_rules! registry {
+    ($($module:ident => $Variant:ident),* $(,)?) => {
+        /// The methods xaudit implements.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+        #[serde(rename_all = "kebab-case")]
+        pub enum MethodKind {
+            $($Variant),*
+        }
+
+        impl MethodKind {
+            pub const ALL: &'static [MethodKind] = &[$(MethodKind::$Variant),*];
+
+            pub fn info(self) -> &'static MethodInfo {
+                match self {
+                    $(MethodKind::$Variant => &$module::INFO),*
+                }
+            }
+        }
+
+        /// A method with all its parameters.
+        #[derive(Debug, Clone, Serialize, Deserialize)]
+        #[serde(tag = "method", rename_all = "kebab-case")]
+        pub enum MethodSpec {
+            $($Variant($module::Params)),*
+        }
+
+        impl MethodSpec {
+            pub fn kind(&self) -> MethodKind {
+                match self {
+                    $(MethodSpec::$Variant(_) => MethodKind::$Variant),*
+                }
+            }
+
+            /// The method with its reference defaults.
+            pub fn with_defaults(kind: MethodKind) -> MethodSpec {
+                match kind {
+                    $(MethodKind::$Variant => MethodSpec::$Variant(Default::default())),*
+                }
+            }
+
+            /// The method with the parameters of a `[methods.NAME]` table (keys other than
+            /// `score`/`aggregate`), typed and validated; the message names what is wrong.
+            pub fn from_table(
+                kind: MethodKind,
+                table: &toml::Table,
+            ) -> std::result::Result<MethodSpec, String> {
+                match kind {
+                    $(MethodKind::$Variant => {
+                        let p: $module::Params = toml::Value::Table(table.clone())
+                            .try_into()
+                            .map_err(|e: toml::de::Error| e.message().trim().to_string())?;
+                        p.validate()?;
+                        Ok(MethodSpec::$Variant(p))
+                    })*
+                }
+            }
+
+            /// Raw attributions for images `x` `[B,C,H,W]` (model space) and `targets` `[B]`;
+            /// `ids` are the images' data-set positions, which key every random draw.
+            pub fn attribute(
+                &self,
+                ctx: &Ctx,
+                x: &Tensor,
+                targets: &Tensor,
+                ids: &[u64],
+            ) -> Result<Attribution> {
+                match self {
+                    $(MethodSpec::$Variant(p) => $module::explain(ctx, p, x, targets, ids)),*
+                }
+            }
+        }
+    };
+}
+
+registry! {
+    saliency => Saliency,
+    gradient_x_input => GradientXInput,
+    integrated_gradients => IntegratedGradients,
+    smoothgrad => Smoothgrad,
+    grad_cam => GradCam,
+    grad_cam_plus_plus => GradCamPlusPlus,
+    score_cam => ScoreCam,
+    sidu => Sidu,
+    sobol => Sobol,
+    occlusion => Occlusion,
+    rise => Rise,
+    edge => Edge,
+    fixed_random => FixedRandom,
+    random => Random,
 }
 
 impl MethodKind {
-    pub const ALL: [MethodKind; 14] = [
-        MethodKind::Saliency,
-        MethodKind::GradientXInput,
-        MethodKind::IntegratedGradients,
-        MethodKind::Smoothgrad,
-        MethodKind::GradCam,
-        MethodKind::GradCamPlusPlus,
-        MethodKind::ScoreCam,
-        MethodKind::Sidu,
-        MethodKind::Sobol,
-        MethodKind::Occlusion,
-        MethodKind::Rise,
-        MethodKind::Random,
-        MethodKind::Edge,
-        MethodKind::FixedRandom,
-    ];
-
     /// The model-blind controls: explanations that do not look at the model.
-    pub const CONTROLS: [MethodKind; 3] = [
-        MethodKind::Edge,
-        MethodKind::FixedRandom,
-        MethodKind::Random,
-    ];
+    pub fn controls() -> impl Iterator<Item = MethodKind> {
+        Self::ALL.iter().copied().filter(|k| k.info().control)
+    }
 
     /// Whether the method ignores the model (a control).
     pub fn is_control(self) -> bool {
-        Self::CONTROLS.contains(&self)
+        self.info().control
     }
 
     /// Whether the method reads the model's `features`/`head` (the CAM family).
     pub fn needs_cam(self) -> bool {
         matches!(
-            self,
-            MethodKind::GradCam
-                | MethodKind::GradCamPlusPlus
-                | MethodKind::ScoreCam
-                | MethodKind::Sidu
+            self.info().needs,
+            Needs::Features | Needs::FeaturesAndGradients
         )
     }
 
     /// Whether the method's map is a Monte Carlo estimate (its own noise floor is reported).
     pub fn is_stochastic(self) -> bool {
-        matches!(self, MethodKind::Smoothgrad | MethodKind::Rise)
+        self.info().stochastic
     }
 
     pub fn name(self) -> &'static str {
-        match self {
-            MethodKind::Saliency => "saliency",
-            MethodKind::GradientXInput => "gradient-x-input",
-            MethodKind::IntegratedGradients => "integrated-gradients",
-            MethodKind::Smoothgrad => "smoothgrad",
-            MethodKind::GradCam => "grad-cam",
-            MethodKind::GradCamPlusPlus => "grad-cam-plus-plus",
-            MethodKind::ScoreCam => "score-cam",
-            MethodKind::Sidu => "sidu",
-            MethodKind::Sobol => "sobol",
-            MethodKind::Occlusion => "occlusion",
-            MethodKind::Rise => "rise",
-            MethodKind::Random => "random",
-            MethodKind::Edge => "edge",
-            MethodKind::FixedRandom => "fixed-random",
-        }
+        self.info().name
     }
 
-    /// The score the reference implementation explains (softmax for IG, occlusion, RISE; logit otherwise).
+    /// The score the reference implementation explains (softmax for IG, occlusion, RISE, SIDU;
+    /// logit otherwise).
     pub fn default_score(self) -> Score {
-        match self {
-            MethodKind::IntegratedGradients
-            | MethodKind::Occlusion
-            | MethodKind::Rise
-            | MethodKind::Sidu => Score::Softmax,
-            _ => Score::Logit,
-        }
+        self.info().score
     }
 
-    /// Default channel aggregation: the paper's for saliency, PAIR/Ghorbani's Σ|a| for
-    /// products with the input; single-map methods are left as they are (signed).
     pub fn default_aggregate(self) -> Aggregate {
-        match self {
-            MethodKind::Saliency | MethodKind::Smoothgrad => Aggregate::MaxAbs,
-            MethodKind::GradientXInput | MethodKind::IntegratedGradients => Aggregate::SumAbs,
-            _ => Aggregate::Sum,
-        }
+        self.info().aggregate
     }
 
     pub fn summary(self) -> &'static str {
-        match self {
-            MethodKind::Saliency => "vanilla gradient of the score w.r.t. the input (Simonyan et al. 2014)",
-            MethodKind::GradientXInput => "input ⊙ gradient (Shrikumar et al. 2016)",
-            MethodKind::IntegratedGradients => "path integral of gradients from a baseline (Sundararajan et al. 2017)",
-            MethodKind::Smoothgrad => "gradients averaged over Gaussian-noised copies (Smilkov et al. 2017)",
-            MethodKind::GradCam => "gradient-weighted class activation map on the `features` output (Selvaraju et al. 2017)",
-            MethodKind::GradCamPlusPlus => "Grad-CAM with pixel-weighted positive gradients (Chattopadhay et al. 2018)",
-            MethodKind::ScoreCam => "feature channels weighted by the score of the input they mask, gradient-free (Wang et al. 2020)",
-            MethodKind::Sidu => "feature-channel masks weighted by score similarity and uniqueness, gradient-free (Muddamsetty et al. 2022)",
-            MethodKind::Sobol => "total-order Sobol indices of grid cells under quasi-Monte Carlo masks, black-box (Fel et al. 2021)",
-            MethodKind::Occlusion => "score drop when sliding a baseline patch over the input (Zeiler & Fergus 2014)",
-            MethodKind::Rise => "score-weighted random masks (Petsiuk et al. 2018)",
-            MethodKind::Random => "control: seeded uniform noise map",
-            MethodKind::Edge => "control: Sobel edge magnitude of the input, model-independent",
-            MethodKind::FixedRandom => "control: one seeded noise map per image that never moves",
-        }
-    }
-}
-
-/// A method with all its parameters.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(tag = "method", rename_all = "kebab-case")]
-pub enum MethodSpec {
-    Saliency,
-    GradientXInput,
-    IntegratedGradients(integrated_gradients::Params),
-    Smoothgrad(smoothgrad::Params),
-    GradCam(grad_cam::Params),
-    GradCamPlusPlus(grad_cam_plus_plus::Params),
-    ScoreCam(score_cam::Params),
-    Sidu(sidu::Params),
-    Sobol(sobol::Params),
-    Occlusion(occlusion::Params),
-    Rise(rise::Params),
-    Random,
-    Edge,
-    FixedRandom,
-}
-
-impl MethodSpec {
-    pub fn kind(&self) -> MethodKind {
-        match self {
-            MethodSpec::Saliency => MethodKind::Saliency,
-            MethodSpec::GradientXInput => MethodKind::GradientXInput,
-            MethodSpec::IntegratedGradients(_) => MethodKind::IntegratedGradients,
-            MethodSpec::Smoothgrad(_) => MethodKind::Smoothgrad,
-            MethodSpec::GradCam(_) => MethodKind::GradCam,
-            MethodSpec::GradCamPlusPlus(_) => MethodKind::GradCamPlusPlus,
-            MethodSpec::ScoreCam(_) => MethodKind::ScoreCam,
-            MethodSpec::Sidu(_) => MethodKind::Sidu,
-            MethodSpec::Sobol(_) => MethodKind::Sobol,
-            MethodSpec::Occlusion(_) => MethodKind::Occlusion,
-            MethodSpec::Rise(_) => MethodKind::Rise,
-            MethodSpec::Random => MethodKind::Random,
-            MethodSpec::Edge => MethodKind::Edge,
-            MethodSpec::FixedRandom => MethodKind::FixedRandom,
-        }
-    }
-
-    /// The method with its reference defaults.
-    pub fn with_defaults(kind: MethodKind) -> MethodSpec {
-        match kind {
-            MethodKind::Saliency => MethodSpec::Saliency,
-            MethodKind::GradientXInput => MethodSpec::GradientXInput,
-            MethodKind::IntegratedGradients => MethodSpec::IntegratedGradients(Default::default()),
-            MethodKind::Smoothgrad => MethodSpec::Smoothgrad(Default::default()),
-            MethodKind::GradCam => MethodSpec::GradCam(Default::default()),
-            MethodKind::GradCamPlusPlus => MethodSpec::GradCamPlusPlus(Default::default()),
-            MethodKind::ScoreCam => MethodSpec::ScoreCam(Default::default()),
-            MethodKind::Sidu => MethodSpec::Sidu(Default::default()),
-            MethodKind::Sobol => MethodSpec::Sobol(Default::default()),
-            MethodKind::Occlusion => MethodSpec::Occlusion(Default::default()),
-            MethodKind::Rise => MethodSpec::Rise(Default::default()),
-            MethodKind::Random => MethodSpec::Random,
-            MethodKind::Edge => MethodSpec::Edge,
-            MethodKind::FixedRandom => MethodSpec::FixedRandom,
-        }
-    }
-
-    /// Raw attributions for images `x` `[B,C,H,W]` (model space) and `targets` `[B]`;
-    /// `ids` are the images' data-set positions, which key every random draw.
-    pub fn attribute(
-        &self,
-        ctx: &Ctx,
-        x: &Tensor,
-        targets: &Tensor,
-        ids: &[u64],
-    ) -> Result<Attribution> {
-        match self {
-            MethodSpec::Saliency => {
-                saliency::attribute_logits(ctx, x, targets).map(Attribution::with_logits)
-            }
-            MethodSpec::GradientXInput => {
-                gradient_x_input::attribute_logits(ctx, x, targets).map(Attribution::with_logits)
-            }
-            MethodSpec::IntegratedGradients(p) => {
-                integrated_gradients::attribute(ctx, p, x, targets)
-            }
-            MethodSpec::Smoothgrad(p) => {
-                smoothgrad::attribute(ctx, p, x, targets, ids).map(Attribution::plain)
-            }
-            MethodSpec::GradCam(p) => {
-                grad_cam::attribute(ctx, p, x, targets).map(Attribution::plain)
-            }
-            MethodSpec::GradCamPlusPlus(p) => {
-                grad_cam_plus_plus::attribute(ctx, p, x, targets).map(Attribution::plain)
-            }
-            MethodSpec::ScoreCam(p) => {
-                score_cam::attribute(ctx, p, x, targets).map(Attribution::plain)
-            }
-            MethodSpec::Sidu(p) => sidu::attribute(ctx, p, x, targets).map(Attribution::plain),
-            MethodSpec::Sobol(p) => sobol::attribute(ctx, p, x, targets).map(Attribution::plain),
-            MethodSpec::Occlusion(p) => {
-                occlusion::attribute(ctx, p, x, targets).map(Attribution::plain)
-            }
-            MethodSpec::Rise(p) => rise::attribute(ctx, p, x, targets).map(Attribution::plain),
-            MethodSpec::Random => Ok(Attribution::plain(random::attribute(ctx, x, ids))),
-            MethodSpec::Edge => Ok(Attribution::plain(edge::attribute(x))),
-            MethodSpec::FixedRandom => Ok(Attribution::plain(fixed_random::attribute(ctx, x, ids))),
-        }
+        self.info().summary
     }
 }
 
@@ -519,5 +503,31 @@ impl std::ops::Deref for Method {
     /// `attribute` and the rest of the parameters' API (the score comes from the `Ctx`).
     fn deref(&self) -> &MethodSpec {
         &self.spec
+    }
+}
+
+#[cfg(test)]
+mod registry_tests {
+    use super::*;
+    use clap::ValueEnum;
+
+    #[test]
+    fn every_method_has_one_name_everywhere_and_valid_defaults() {
+        for k in MethodKind::ALL {
+            let info = k.info();
+            // --method, the serialised kind, `method = "..."` in reports and INFO agree.
+            let clap_name = k.to_possible_value().unwrap().get_name().to_string();
+            assert_eq!(clap_name, info.name);
+            assert_eq!(serde_json::to_value(k).unwrap(), info.name);
+            let spec = MethodSpec::with_defaults(*k);
+            assert_eq!(serde_json::to_value(&spec).unwrap()["method"], info.name);
+            assert_eq!(spec.kind(), *k);
+            // The defaults pass the method's own checks, and an empty table gives them.
+            let again = MethodSpec::from_table(*k, &toml::Table::new()).unwrap();
+            assert_eq!(
+                serde_json::to_value(&again).unwrap(),
+                serde_json::to_value(&spec).unwrap()
+            );
+        }
     }
 }

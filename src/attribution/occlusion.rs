@@ -8,6 +8,7 @@ use serde::Serialize;
 use tch::{Kind, Tensor};
 
 #[derive(Debug, Clone, Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Params {
     pub window: usize,
     pub stride: usize,
@@ -83,6 +84,43 @@ pub fn attribute(ctx: &Ctx, p: &Params, x: &Tensor, targets: &Tensor) -> Result<
     let counts = m.sum_dim_intlist(0, false, Kind::Float);
     let attr = drops.matmul(&m) / counts;
     Ok(attr.view([b, 1, h as i64, w as i64]))
+}
+
+/// Registry entry (see `attribution::registry`).
+pub const INFO: super::MethodInfo = super::MethodInfo {
+    name: "occlusion",
+    summary: "score drop when sliding a baseline patch over the input",
+    reference: "Zeiler & Fergus 2014 (ECCV), arXiv:1311.2901",
+    score: super::Score::Softmax,
+    aggregate: super::Aggregate::Sum,
+    needs: super::Needs::Forward,
+    stochastic: false,
+    control: false,
+    cost: "1 + one forward pass per window position",
+};
+
+impl super::Validate for Params {
+    fn validate(&self) -> std::result::Result<(), String> {
+        if self.window == 0 || self.stride == 0 {
+            return Err("window and stride must be >= 1".into());
+        }
+        if !self.baseline.is_finite() {
+            return Err("give a finite baseline (model space)".into());
+        }
+        Ok(())
+    }
+}
+
+/// The registry's uniform entry point.
+pub fn explain(
+    ctx: &super::Ctx,
+    p: &Params,
+    x: &tch::Tensor,
+    targets: &tch::Tensor,
+    _ids: &[u64],
+) -> crate::error::Result<super::Attribution> {
+    use super::Attribution;
+    attribute(ctx, p, x, targets).map(Attribution::plain)
 }
 
 #[cfg(test)]

@@ -15,3 +15,31 @@ pub fn attribute(ctx: &Ctx, x: &Tensor, ids: &[u64]) -> Tensor {
         .view([ids.len() as i64, 1, h, w])
         .to_device(x.device())
 }
+
+/// Registry entry (see `attribution::registry`).
+pub const INFO: super::MethodInfo = super::MethodInfo {
+    name: "random",
+    summary: "control: seeded uniform noise map",
+    reference: "xaudit control",
+    score: super::Score::Logit,
+    aggregate: super::Aggregate::Sum,
+    needs: super::Needs::Nothing,
+    stochastic: false,
+    control: true,
+    cost: "none",
+};
+
+/// No parameters.
+pub type Params = super::NoParams;
+
+/// The registry's uniform entry point.
+pub fn explain(
+    ctx: &super::Ctx,
+    _p: &Params,
+    x: &tch::Tensor,
+    _targets: &tch::Tensor,
+    ids: &[u64],
+) -> crate::error::Result<super::Attribution> {
+    use super::Attribution;
+    Ok(Attribution::plain(attribute(ctx, x, ids)))
+}

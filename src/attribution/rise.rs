@@ -19,6 +19,7 @@ pub enum Norm {
 }
 
 #[derive(Debug, Clone, Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Params {
     pub masks: usize,
     pub grid: usize,
@@ -129,6 +130,43 @@ pub fn attribute(ctx: &Ctx, p: &Params, x: &Tensor, targets: &Tensor) -> Result<
         }
     };
     Ok(sal.view([b, 1, h as i64, w as i64]))
+}
+
+/// Registry entry (see `attribution::registry`).
+pub const INFO: super::MethodInfo = super::MethodInfo {
+    name: "rise",
+    summary: "score-weighted random masks",
+    reference: "Petsiuk, Das & Saenko 2018 (BMVC), arXiv:1806.07421",
+    score: super::Score::Softmax,
+    aggregate: super::Aggregate::Sum,
+    needs: super::Needs::Forward,
+    stochastic: true,
+    control: false,
+    cost: "masks forward passes (4000 at the defaults)",
+};
+
+impl super::Validate for Params {
+    fn validate(&self) -> std::result::Result<(), String> {
+        if self.masks == 0 || self.grid == 0 {
+            return Err("masks and grid must be >= 1".into());
+        }
+        if !(self.p > 0.0 && self.p < 1.0) {
+            return Err("p is the probability that a grid cell is kept: give a value in (0, 1) (paper: 0.5)".into());
+        }
+        Ok(())
+    }
+}
+
+/// The registry's uniform entry point.
+pub fn explain(
+    ctx: &super::Ctx,
+    p: &Params,
+    x: &tch::Tensor,
+    targets: &tch::Tensor,
+    _ids: &[u64],
+) -> crate::error::Result<super::Attribution> {
+    use super::Attribution;
+    attribute(ctx, p, x, targets).map(Attribution::plain)
 }
 
 #[cfg(test)]

@@ -22,3 +22,31 @@ pub fn attribute_logits(ctx: &Ctx, x: &Tensor, targets: &Tensor) -> Result<(Tens
     })?;
     Ok((Tensor::cat(&parts, 0), Tensor::cat(&logits, 0)))
 }
+
+/// Registry entry (see `attribution::registry`).
+pub const INFO: super::MethodInfo = super::MethodInfo {
+    name: "saliency",
+    summary: "vanilla gradient of the score w.r.t. the input",
+    reference: "Simonyan, Vedaldi & Zisserman 2014, arXiv:1312.6034",
+    score: super::Score::Logit,
+    aggregate: super::Aggregate::MaxAbs,
+    needs: super::Needs::Gradients,
+    stochastic: false,
+    control: false,
+    cost: "1 forward + 1 backward",
+};
+
+/// No parameters.
+pub type Params = super::NoParams;
+
+/// The registry's uniform entry point.
+pub fn explain(
+    ctx: &super::Ctx,
+    _p: &Params,
+    x: &tch::Tensor,
+    targets: &tch::Tensor,
+    _ids: &[u64],
+) -> crate::error::Result<super::Attribution> {
+    use super::Attribution;
+    attribute_logits(ctx, x, targets).map(Attribution::with_logits)
+}

@@ -29,6 +29,7 @@ pub enum Mode {
 }
 
 #[derive(Debug, Clone, Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Params {
     pub mode: Mode,
     /// How the `channel-softmax` map is brought to the input (the `official` map is built there).
@@ -94,4 +95,31 @@ pub fn attribute(ctx: &Ctx, p: &Params, x: &Tensor, targets: &Tensor) -> Result<
         Mode::ChannelSoftmax => upsample(&cam, x, p.upsample),
         Mode::Official => cam,
     })
+}
+
+/// Registry entry (see `attribution::registry`).
+pub const INFO: super::MethodInfo = super::MethodInfo {
+    name: "score-cam",
+    summary: "feature channels weighted by the score of the input they mask, gradient-free",
+    reference: "Wang et al. 2020 (CVPR-W), arXiv:1910.01279",
+    score: super::Score::Logit,
+    aggregate: super::Aggregate::Sum,
+    needs: super::Needs::Features,
+    stochastic: false,
+    control: false,
+    cost: "1 + K forward passes (K feature channels)",
+};
+
+impl super::Validate for Params {}
+
+/// The registry's uniform entry point.
+pub fn explain(
+    ctx: &super::Ctx,
+    p: &Params,
+    x: &tch::Tensor,
+    targets: &tch::Tensor,
+    _ids: &[u64],
+) -> crate::error::Result<super::Attribution> {
+    use super::Attribution;
+    attribute(ctx, p, x, targets).map(Attribution::plain)
 }

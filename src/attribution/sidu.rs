@@ -20,6 +20,7 @@ use serde::Serialize;
 use tch::{Kind, Tensor};
 
 #[derive(Debug, Clone, Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Params {
     /// Activation threshold that turns a feature channel into a binary mask.
     pub threshold: f64,
@@ -78,4 +79,41 @@ pub fn attribute(ctx: &Ctx, p: &Params, x: &Tensor, targets: &Tensor) -> Result<
     let weights = (sd * u).view([b, 1, k]);
     let sal = weights.matmul(&masks.view([b, k, h * w])) / (k as f64 * 0.5);
     Ok(sal.view([b, 1, h, w]))
+}
+
+/// Registry entry (see `attribution::registry`).
+pub const INFO: super::MethodInfo = super::MethodInfo {
+    name: "sidu",
+    summary: "feature-channel masks weighted by score similarity and uniqueness, gradient-free",
+    reference: "Muddamsetty et al. 2022 (Pattern Recognition 127), arXiv:2101.10710",
+    score: super::Score::Softmax,
+    aggregate: super::Aggregate::Sum,
+    needs: super::Needs::Features,
+    stochastic: false,
+    control: false,
+    cost: "2 + K forward passes (K feature channels)",
+};
+
+impl super::Validate for Params {
+    fn validate(&self) -> std::result::Result<(), String> {
+        if !self.threshold.is_finite() {
+            return Err("give a finite activation threshold (official code: 0.1)".into());
+        }
+        if !(self.sigma.is_finite() && self.sigma > 0.0) {
+            return Err("sigma is the width of the similarity kernel: give a value > 0 (official code: 0.25)".into());
+        }
+        Ok(())
+    }
+}
+
+/// The registry's uniform entry point.
+pub fn explain(
+    ctx: &super::Ctx,
+    p: &Params,
+    x: &tch::Tensor,
+    targets: &tch::Tensor,
+    _ids: &[u64],
+) -> crate::error::Result<super::Attribution> {
+    use super::Attribution;
+    attribute(ctx, p, x, targets).map(Attribution::plain)
 }

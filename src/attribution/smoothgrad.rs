@@ -9,6 +9,7 @@ use serde::Serialize;
 use tch::{Kind, Tensor};
 
 #[derive(Debug, Clone, Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Params {
     pub samples: usize,
     pub noise_level: f64,
@@ -69,4 +70,41 @@ pub fn attribute(
         Ok(())
     })?;
     Ok(acc / n as f64)
+}
+
+/// Registry entry (see `attribution::registry`).
+pub const INFO: super::MethodInfo = super::MethodInfo {
+    name: "smoothgrad",
+    summary: "gradients averaged over Gaussian-noised copies",
+    reference: "Smilkov et al. 2017, arXiv:1706.03825",
+    score: super::Score::Logit,
+    aggregate: super::Aggregate::MaxAbs,
+    needs: super::Needs::Gradients,
+    stochastic: true,
+    control: false,
+    cost: "samples forward + backward passes",
+};
+
+impl super::Validate for Params {
+    fn validate(&self) -> std::result::Result<(), String> {
+        if self.samples == 0 {
+            return Err("samples must be >= 1".into());
+        }
+        if !(self.noise_level.is_finite() && self.noise_level > 0.0 && self.noise_level <= 1.0) {
+            return Err("noise-level is sigma as a fraction of the image's value range: give a value in (0, 1] (paper: 0.15)".into());
+        }
+        Ok(())
+    }
+}
+
+/// The registry's uniform entry point.
+pub fn explain(
+    ctx: &super::Ctx,
+    p: &Params,
+    x: &tch::Tensor,
+    targets: &tch::Tensor,
+    ids: &[u64],
+) -> crate::error::Result<super::Attribution> {
+    use super::Attribution;
+    attribute(ctx, p, x, targets, ids).map(Attribution::plain)
 }

@@ -23,6 +23,7 @@ use std::sync::OnceLock;
 use tch::{Kind, Tensor};
 
 #[derive(Debug, Clone, Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Params {
     /// Side of the grid of perturbed cells (d = grid² indices).
     pub grid: usize,
@@ -137,6 +138,37 @@ pub fn attribute(ctx: &Ctx, p: &Params, x: &Tensor, targets: &Tensor) -> Result<
         .map(|i| jansen(&y.get(i), p.designs, d).view([1, 1, g, g]))
         .collect();
     Ok(Tensor::cat(&maps, 0).upsample_bicubic2d([h, w], false, None, None))
+}
+
+/// Registry entry (see `attribution::registry`).
+pub const INFO: super::MethodInfo = super::MethodInfo {
+    name: "sobol",
+    summary: "total-order Sobol indices of grid cells under quasi-Monte Carlo masks, black-box",
+    reference: "Fel et al. 2021 (NeurIPS), arXiv:2111.04138",
+    score: super::Score::Logit,
+    aggregate: super::Aggregate::Sum,
+    needs: super::Needs::Forward,
+    stochastic: false,
+    control: false,
+    cost: "designs · (grid² + 2) forward passes (2112 at the defaults)",
+};
+
+impl super::Validate for Params {
+    fn validate(&self) -> std::result::Result<(), String> {
+        self.check()
+    }
+}
+
+/// The registry's uniform entry point.
+pub fn explain(
+    ctx: &super::Ctx,
+    p: &Params,
+    x: &tch::Tensor,
+    targets: &tch::Tensor,
+    _ids: &[u64],
+) -> crate::error::Result<super::Attribution> {
+    use super::Attribution;
+    attribute(ctx, p, x, targets).map(Attribution::plain)
 }
 
 #[cfg(test)]

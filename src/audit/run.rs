@@ -362,38 +362,15 @@ impl<'a> RunCtx<'a> {
             (a.maps, a.logits)
         };
         let maps = maps.to_kind(Kind::Float);
-        let ok: Vec<bool> = Vec::try_from(
-            maps.isfinite()
-                .flatten(1, -1)
-                .all_dim(1, false)
-                .to_device(Device::Cpu),
-        )?;
-        if ok.iter().any(|v| !v) {
-            // Never averaged in: the audit stops with an error naming the images.
-            let bad: Vec<String> = ok
-                .iter()
-                .zip(ids)
-                .filter(|(v, _)| !**v)
-                .map(|(_, id)| {
-                    let i = (id & ((1u64 << 40) - 1)) as usize;
-                    self.data
-                        .items
-                        .get(i)
-                        .map(|it| it.path.display().to_string())
-                        .unwrap_or_else(|| format!("input #{i}"))
-                })
-                .take(5)
-                .collect();
-            return Err(Error::method(
-                method.kind().name(),
-                format!(
-                    "produced NaN or infinite attributions for {} input(s), e.g. {}",
-                    ok.iter().filter(|v| !**v).count(),
-                    bad.join(", ")
-                ),
-                "check the model for numerical problems on these images, or use another method",
-            ));
-        }
+        // Never averaged in: the audit stops with an error naming the images.
+        crate::attribution::check_finite(method.kind().name(), &maps, |row| {
+            let i = (ids[row] & ((1u64 << 40) - 1)) as usize;
+            self.data
+                .items
+                .get(i)
+                .map(|it| it.path.display().to_string())
+                .unwrap_or_else(|| format!("input #{i}"))
+        })?;
         Ok((maps, logits))
     }
 

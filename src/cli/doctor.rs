@@ -85,7 +85,9 @@ pub fn run(a: DoctorArgs) -> Result<()> {
         }
         let probe = xaudit::model::probe_input(shape, 2, device);
         let targets = m.logits(&probe)?.argmax(-1, false);
-        let sal = xaudit::attribution::MethodSpec::Saliency;
+        let sal = xaudit::attribution::MethodSpec::with_defaults(
+            xaudit::attribution::MethodKind::Saliency,
+        );
         let exact =
             xaudit::attribution::second_order::probe(&sal, &ctx(&m), &probe, &targets, &[0, 1])?;
         outln!(
