@@ -13,14 +13,15 @@ BENCH_VENV="${XAUDIT_BENCH_VENV:-$HOME/.cache/xaudit/venv-bench}"
 # Exact pins. torchvision 0.28.0 is the release built against torch==2.13.0 (its metadata pins
 # it). captum 0.8.0 (what Quantus 0.6 was tested with) declares numpy<2, which would shadow the
 # torch venv's numpy 2; captum 0.9.0 is numpy-2 clean and is what the fixtures use.
-# grad-cam (pytorch-grad-cam) 1.5.7 is the reference of the CAM-family parity goldens
-# (fixtures/cam_golden.py); ttach is its one import the other packages do not bring.
-NO_DEPS="quantus==0.6.0 captum==0.9.0 torchvision==0.28.0 grad-cam==1.5.7 ttach==0.0.3"
+# grad-cam (pytorch-grad-cam) 1.5.7 and torchray 1.0.0.2 are references of the method parity
+# goldens (fixtures/cam_golden.py); ttach is grad-cam's one import the others do not bring,
+# and torchray's attribution module needs none of its declared extras (pycocotools, pymongo).
+NO_DEPS="quantus==0.6.0 captum==0.9.0 torchvision==0.28.0 grad-cam==1.5.7 ttach==0.0.3 torchray==1.0.0.2"
 # Quantus 0.6.0's requirements that the torch venv does not provide (numpy, scipy,
 # scikit-image, scikit-learn, tqdm, matplotlib come from there). opencv-python is declared by
 # Quantus; the headless build of the same version avoids needing X/GL system libraries.
 LIGHT="pandas==2.3.3 opencv-python-headless==4.14.0.94 cachetools==6.2.1"
-SPEC="v2|$TORCH_VENV|$NO_DEPS|$LIGHT"
+SPEC="v3|$TORCH_VENV|$NO_DEPS|$LIGHT"
 stamp="$BENCH_VENV/.xaudit-bench-ready"
 
 # The torch venv (with scikit-learn / scikit-image / captum); silent if already valid.
@@ -29,7 +30,7 @@ if [ ! -f "$TORCH_VENV/.xaudit-ready-v1" ] || [ ! -f "$TORCH_VENV/.xaudit-fixtur
 fi
 
 if [ ! -x "$BENCH_VENV/bin/python" ] || [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$SPEC" ]; then
-  echo "xaudit: setting up $BENCH_VENV (quantus 0.6.0 + captum + torchvision + grad-cam over $TORCH_VENV)" >&2
+  echo "xaudit: setting up $BENCH_VENV (quantus 0.6.0 + captum + torchvision + grad-cam + torchray over $TORCH_VENV)" >&2
   rm -rf "$BENCH_VENV"
   mkdir -p "$(dirname "$BENCH_VENV")"
   python_bin="$(readlink -f "$TORCH_VENV/bin/python")"
@@ -49,6 +50,7 @@ if [ ! -x "$BENCH_VENV/bin/python" ] || [ ! -f "$stamp" ] || [ "$(cat "$stamp")"
   "$BENCH_VENV/bin/python" - "$TORCH_VENV" <<'PY'
 import os, sys
 import torch, torchvision, captum, quantus, cv2, pandas, pytorch_grad_cam  # noqa: F401
+import torchray.attribution.extremal_perturbation  # noqa: F401
 venv = os.path.realpath(sys.argv[1])
 assert os.path.realpath(torch.__file__).startswith(venv), torch.__file__
 assert torch.__version__.split("+")[0] == "2.13.0", torch.__version__

@@ -2,6 +2,7 @@
 //! targets, scores, batching of perturbations, channel aggregation and normalisation.
 pub mod config;
 pub mod edge;
+pub mod extremal_perturbation;
 pub mod fixed_random;
 pub mod grad_cam;
 pub mod grad_cam_plus_plus;
@@ -412,6 +413,7 @@ registry! {
     score_cam => ScoreCam,
     sidu => Sidu,
     sobol => Sobol,
+    extremal_perturbation => ExtremalPerturbation,
     occlusion => Occlusion,
     rise => Rise,
     edge => Edge,
