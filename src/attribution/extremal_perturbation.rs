@@ -17,9 +17,10 @@
 //! * Optimiser: SGD, lr 0.01, momentum 0.9, dampening 0.9 (torch's rule: the first step uses
 //!   the raw gradient), parameters initialised to 1 and clamped to [0,1] after each step.
 //!
-//! One deviation in form, not in value: TorchRay explains one image per call; xaudit
-//! optimises every image of a batch together (their objectives are independent, so the
-//! gradients are the same), one forward and backward pass of the batch per iteration.
+//! Each image is optimised on its own, one image per pass, as TorchRay does, not batched: the
+//! 800 momentum steps amplify last-bit differences between batched and single-image kernels
+//! into different masks (measured on the faces fixture: relative L2 0.23 between batch sizes 1
+//! and 4), and one image per pass gives every image the same mask whatever the batch size.
 use super::{target_score, Ctx};
 use crate::error::{Error, Result};
 use serde::Serialize;
@@ -260,15 +261,9 @@ pub fn attribute(ctx: &Ctx, p: &Params, x: &Tensor, targets: &Tensor) -> Result<
             "fix [methods.extremal-perturbation]",
         )
     })?;
-    let mut parts = Vec::new();
-    let mut start = 0i64;
-    super::for_chunks(x.size()[0] as usize, ctx.internal_batch, |r| {
-        let xs = x.narrow(0, start, r.len() as i64);
-        let ts = targets.narrow(0, start, r.len() as i64);
-        start += r.len() as i64;
-        parts.push(optimise(ctx, p, &xs, &ts)?);
-        Ok(())
-    })?;
+    let parts = (0..x.size()[0])
+        .map(|i| optimise(ctx, p, &x.narrow(0, i, 1), &targets.narrow(0, i, 1)))
+        .collect::<Result<Vec<_>>>()?;
     Ok(Tensor::cat(&parts, 0))
 }
 

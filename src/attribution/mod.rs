@@ -8,6 +8,10 @@ pub mod grad_cam;
 pub mod grad_cam_plus_plus;
 pub mod gradient_x_input;
 pub mod integrated_gradients;
+pub mod l_cam;
+pub mod l_cam_fm;
+pub mod l_cam_img;
+pub mod meaningful_perturbation;
 pub mod occlusion;
 pub mod random;
 pub mod rise;
@@ -413,7 +417,10 @@ registry! {
     score_cam => ScoreCam,
     sidu => Sidu,
     sobol => Sobol,
+    meaningful_perturbation => MeaningfulPerturbation,
     extremal_perturbation => ExtremalPerturbation,
+    l_cam_img => LCamImg,
+    l_cam_fm => LCamFm,
     occlusion => Occlusion,
     rise => Rise,
     edge => Edge,

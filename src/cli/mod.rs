@@ -18,6 +18,7 @@ mod methods;
 mod replay;
 mod report;
 mod throughput;
+mod train;
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
@@ -59,6 +60,9 @@ pub enum Command {
     Replay(replay::ReplayArgs),
     /// Measure the model's own forward and forward+backward throughput per batch size.
     Throughput(throughput::ThroughputArgs),
+    /// Train a learned explainer (L-CAM) for a model.
+    #[command(subcommand)]
+    Train(train::TrainCommand),
 }
 
 /// Runs a command; the value is the process exit code.
@@ -67,6 +71,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Explain(a) => explain::run(a).map(|_| 0),
         Command::Doctor(a) => doctor::run(a).map(|_| 0),
         Command::Methods => methods::run().map(|_| 0),
+        Command::Train(c) => train::run(c).map(|_| 0),
         Command::Check(a) => check::run(*a),
         Command::Calibrate(a) => calibrate::run(*a),
         Command::List => list::run().map(|_| 0),
