@@ -363,3 +363,84 @@ fn check_on_the_faces_model_with_grad_cam() {
         assert_ne!(a["verdict"], "error");
     }
 }
+
+#[test]
+fn the_new_methods_run_through_check_with_their_configured_parameters() {
+    let t = tempfile::tempdir().unwrap();
+    let module = t.path().join("lcam.safetensors");
+    let o = xaudit(&[
+        "train",
+        "l-cam",
+        &p("models/digits_cnn_s0.pt"),
+        "--data",
+        &p("data/digits_demo.csv"),
+        "--config",
+        &p("digits.toml"),
+        "--variant",
+        "fm",
+        "--epochs",
+        "3",
+        "--lr",
+        "0.05",
+        "--out",
+        module.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    // Cheap settings: the point is that each method is audited with exactly these.
+    let cfg = write(
+        t.path(),
+        "x.toml",
+        &digits_config(&format!(
+            "\n[methods.sobol]\ndesigns = 8\ngrid = 4\n\
+             [methods.extremal-perturbation]\niterations = 10\n\
+             [methods.meaningful-perturbation]\niterations = 10\n\
+             [methods.l-cam-fm]\nweights = {:?}\n\
+             [methods.grad-cam-plus-plus]\n[methods.score-cam]\n[methods.sidu]\n",
+            module.display().to_string()
+        )),
+    );
+    let suite = write(
+        t.path(),
+        "s.toml",
+        "name = \"t\"\n[[audit]]\nid = \"random-logit\"\nthreshold = 0.5\n",
+    );
+    let out = t.path().join("out");
+    let o = check(
+        t.path(),
+        &suite,
+        &cfg,
+        &["--out-dir", out.to_str().unwrap()],
+    );
+    assert_ne!(o.status.code(), Some(2), "{}", stderr(&o));
+    let r: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
+    let audits = r["audits"].as_array().unwrap();
+    for m in [
+        "sobol",
+        "extremal-perturbation",
+        "meaningful-perturbation",
+        "l-cam-fm",
+        "grad-cam-plus-plus",
+        "score-cam",
+        "sidu",
+    ] {
+        let a = audits
+            .iter()
+            .find(|a| a["method"] == m)
+            .unwrap_or_else(|| panic!("{m} not audited"));
+        let v = a["verdict"].as_str().unwrap();
+        assert!(
+            ["pass", "fail", "inconclusive"].contains(&v),
+            "{m}: {v}: {}",
+            a["reason"]
+        );
+        assert_eq!(a["n"], 40, "{m}");
+    }
+    // The report records every method as audited.
+    assert_eq!(r["methods"]["sobol"]["designs"], 8, "{}", r["methods"]);
+    assert_eq!(r["methods"]["extremal-perturbation"]["iterations"], 10);
+    assert!(r["methods"]["l-cam-fm"]["weights"]
+        .as_str()
+        .unwrap()
+        .ends_with("lcam.safetensors"));
+}

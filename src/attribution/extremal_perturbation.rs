@@ -22,7 +22,7 @@
 //! into different masks (measured on the faces fixture: relative L2 0.23 between batch sizes 1
 //! and 4), and one image per pass gives every image the same mask whatever the batch size.
 use super::{target_score, Ctx};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use serde::Serialize;
 use tch::{Device, Kind, Tensor};
 
@@ -254,17 +254,9 @@ impl MaskGenerator {
 
 /// Returns the masks `[B,1,H,W]` in [0,1].
 pub fn attribute(ctx: &Ctx, p: &Params, x: &Tensor, targets: &Tensor) -> Result<Tensor> {
-    super::Validate::validate(p).map_err(|e| {
-        Error::method(
-            "extremal-perturbation",
-            e,
-            "fix [methods.extremal-perturbation]",
-        )
-    })?;
-    let parts = (0..x.size()[0])
-        .map(|i| optimise(ctx, p, &x.narrow(0, i, 1), &targets.narrow(0, i, 1)))
-        .collect::<Result<Vec<_>>>()?;
-    Ok(Tensor::cat(&parts, 0))
+    super::optimise_per_image("extremal-perturbation", p, x, targets, |x, t| {
+        optimise(ctx, p, x, t)
+    })
 }
 
 fn optimise(ctx: &Ctx, p: &Params, x: &Tensor, targets: &Tensor) -> Result<Tensor> {

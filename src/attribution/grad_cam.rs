@@ -36,22 +36,35 @@ impl Default for Params {
 
 /// The low-resolution map `[B,1,h,w]` at the feature grid.
 pub fn lowres(ctx: &Ctx, p: &Params, x: &Tensor, targets: &Tensor) -> Result<Tensor> {
-    ctx.model.require_cam("grad-cam")?;
+    let cam = weighted_features(ctx, "grad-cam", x, targets, |_, g| {
+        g.mean_dim([2i64, 3].as_slice(), true, Kind::Float)
+    })?;
+    Ok(if p.relu { cam.relu() } else { cam })
+}
+
+/// `Σ_k w_k A^k` `[B,1,h,w]` with `A = features(x)` and channel weights `w = weights(A, g)`
+/// `[B,K,1,1]` from `g = ∂score/∂A` (the gradient-weighted CAM family). The features are
+/// recomputed as a detached leaf and fed to `head`.
+pub fn weighted_features(
+    ctx: &Ctx,
+    method: &str,
+    x: &Tensor,
+    targets: &Tensor,
+    weights: impl Fn(&Tensor, &Tensor) -> Tensor,
+) -> Result<Tensor> {
+    ctx.model.require_cam(method)?;
     let feats = ctx.model.features(x)?;
-    let mut cam_parts = Vec::new();
+    let mut parts = Vec::new();
     let mut start = 0i64;
-    let b = x.size()[0];
-    super::for_chunks(b as usize, ctx.internal_batch, |r| {
+    super::for_chunks(x.size()[0] as usize, ctx.internal_batch, |r| {
         let f = feats.narrow(0, start, r.len() as i64);
         let t = targets.narrow(0, start, r.len() as i64);
         start += r.len() as i64;
         let g = leaf_grads(&f, &t, ctx.score, |leaf| ctx.model.head(leaf))?;
-        let alpha = g.mean_dim([2i64, 3].as_slice(), true, Kind::Float);
-        let cam = (alpha * &f).sum_dim_intlist(1, true, Kind::Float);
-        cam_parts.push(if p.relu { cam.relu() } else { cam });
+        parts.push((weights(&f, &g) * &f).sum_dim_intlist(1, true, Kind::Float));
         Ok(())
     })?;
-    Ok(Tensor::cat(&cam_parts, 0))
+    Ok(Tensor::cat(&parts, 0))
 }
 
 pub fn attribute(ctx: &Ctx, p: &Params, x: &Tensor, targets: &Tensor) -> Result<Tensor> {

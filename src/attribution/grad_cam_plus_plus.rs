@@ -10,8 +10,8 @@
 //!   `g = 0`.
 //! * `official-code` (adityac94/Grad_CAM_plus_plus, TF1): a zero denominator is replaced by 1,
 //!   and `α` is divided by its sum over each channel, a step that is not in the paper.
-use super::grad_cam::{upsample, Upsample};
-use super::{leaf_grads, Ctx};
+use super::grad_cam::{upsample, weighted_features, Upsample};
+use super::Ctx;
 use crate::error::Result;
 use serde::Serialize;
 use tch::{Kind, Tensor};
@@ -66,20 +66,10 @@ pub fn weights(a: &Tensor, g: &Tensor, variant: Variant) -> Tensor {
 
 /// The low-resolution map `[B,1,h,w]` at the feature grid, after the ReLU.
 pub fn lowres(ctx: &Ctx, p: &Params, x: &Tensor, targets: &Tensor) -> Result<Tensor> {
-    ctx.model.require_cam("grad-cam-plus-plus")?;
-    let feats = ctx.model.features(x)?;
-    let mut parts = Vec::new();
-    let mut start = 0i64;
-    super::for_chunks(x.size()[0] as usize, ctx.internal_batch, |r| {
-        let f = feats.narrow(0, start, r.len() as i64);
-        let t = targets.narrow(0, start, r.len() as i64);
-        start += r.len() as i64;
-        let g = leaf_grads(&f, &t, ctx.score, |leaf| ctx.model.head(leaf))?;
-        let w = weights(&f, &g, p.variant);
-        parts.push((w * &f).sum_dim_intlist(1, true, Kind::Float).relu());
-        Ok(())
+    let cam = weighted_features(ctx, "grad-cam-plus-plus", x, targets, |a, g| {
+        weights(a, g, p.variant)
     })?;
-    Ok(Tensor::cat(&parts, 0))
+    Ok(cam.relu())
 }
 
 pub fn attribute(ctx: &Ctx, p: &Params, x: &Tensor, targets: &Tensor) -> Result<Tensor> {

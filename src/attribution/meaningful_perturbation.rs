@@ -23,7 +23,7 @@
 //! between batch sizes 1 and 4). One image per pass gives every image the same mask whatever
 //! the batch size.
 use super::{target_score, Ctx};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use serde::Serialize;
 use tch::{Kind, Tensor};
 
@@ -121,17 +121,9 @@ fn upsample(m: &Tensor, p: &Params, h: i64, w: i64, mask_blur: f64) -> Tensor {
 
 /// Returns `1 − m̃` `[B,1,H,W]`.
 pub fn attribute(ctx: &Ctx, p: &Params, x: &Tensor, targets: &Tensor) -> Result<Tensor> {
-    super::Validate::validate(p).map_err(|e| {
-        Error::method(
-            "meaningful-perturbation",
-            e,
-            "fix [methods.meaningful-perturbation]",
-        )
-    })?;
-    let parts = (0..x.size()[0])
-        .map(|i| optimise(ctx, p, &x.narrow(0, i, 1), &targets.narrow(0, i, 1)))
-        .collect::<Result<Vec<_>>>()?;
-    Ok(Tensor::cat(&parts, 0))
+    super::optimise_per_image("meaningful-perturbation", p, x, targets, |x, t| {
+        optimise(ctx, p, x, t)
+    })
 }
 
 fn optimise(ctx: &Ctx, p: &Params, x: &Tensor, targets: &Tensor) -> Result<Tensor> {

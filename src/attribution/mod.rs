@@ -205,6 +205,25 @@ pub fn check_finite(method: &str, maps: &Tensor, name: impl Fn(usize) -> String)
     ))
 }
 
+/// An optimised explanation (meaningful, extremal perturbation): checks the parameters, then
+/// runs `optimise` on each image alone (one image per pass: hundreds of optimiser steps
+/// amplify the last-bit differences between batched and single-image kernels into different
+/// maps, so batching would make a map depend on the batch size).
+pub fn optimise_per_image<P: Validate>(
+    method: &str,
+    p: &P,
+    x: &Tensor,
+    targets: &Tensor,
+    mut optimise: impl FnMut(&Tensor, &Tensor) -> Result<Tensor>,
+) -> Result<Tensor> {
+    p.validate()
+        .map_err(|e| Error::method(method, e, format!("fix [methods.{method}]")))?;
+    let parts = (0..x.size()[0])
+        .map(|i| optimise(&x.narrow(0, i, 1), &targets.narrow(0, i, 1)))
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Tensor::cat(&parts, 0))
+}
+
 /// Evaluates `f` on consecutive sample ranges of at most `chunk` items.
 pub fn for_chunks(
     total: usize,
