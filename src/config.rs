@@ -6,13 +6,17 @@ use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
 /// Resampling filter used when an image must be resized.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Filter {
     Nearest,
     /// Bilinear (triangle) filter, antialiased when shrinking, like PIL's BILINEAR.
     Bilinear,
     Bicubic,
+}
+
+impl Filter {
+    pub const ALL: [Filter; 3] = [Filter::Nearest, Filter::Bilinear, Filter::Bicubic];
 }
 
 /// Declared preprocessing: decode → channels → resize shorter side → centre crop → /scale → (x-mean)/std.

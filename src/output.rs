@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 /// Output formats; every one is a pure rendering of the report model.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Format {
     Table,
@@ -13,6 +13,18 @@ pub enum Format {
     Markdown,
     Github,
     Html,
+}
+
+impl Format {
+    pub const ALL: [Format; 7] = [
+        Format::Table,
+        Format::Json,
+        Format::Junit,
+        Format::Sarif,
+        Format::Markdown,
+        Format::Github,
+        Format::Html,
+    ];
 }
 
 impl Format {

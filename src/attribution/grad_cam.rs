@@ -9,7 +9,7 @@ use crate::error::Result;
 use serde::Serialize;
 use tch::{Kind, Tensor};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Upsample {
     /// Bilinear, align_corners = false (PyTorch/Captum `interpolate` default for bilinear).

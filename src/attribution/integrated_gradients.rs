@@ -9,7 +9,7 @@ use serde::Serialize;
 use tch::{Kind, Tensor};
 
 /// Quadrature rule along the straight-line path (see the IG rules in the README: official code, Captum, PAIR, Ghorbani).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Rule {
     /// m+1 points k/m, end weights 1/(2m): the official implementation (default).

@@ -32,7 +32,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
 use tch::{Kind, Tensor};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Variant {
     /// The masked image goes through the whole classifier.
@@ -42,6 +42,8 @@ pub enum Variant {
 }
 
 impl Variant {
+    pub const ALL: [Variant; 2] = [Variant::Img, Variant::Fm];
+
     pub fn name(self) -> &'static str {
         match self {
             Variant::Img => "img",

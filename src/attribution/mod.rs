@@ -28,7 +28,7 @@ use serde::{Deserialize, Serialize};
 use tch::{Kind, Tensor};
 
 /// Which model output is explained.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Score {
     /// Pre-softmax logit of the target class.
@@ -37,8 +37,12 @@ pub enum Score {
     Softmax,
 }
 
+impl Score {
+    pub const ALL: [Score; 2] = [Score::Logit, Score::Softmax];
+}
+
 /// Reduction of a `[C,H,W]` attribution to an `[H,W]` map (Simonyan: max |a|; PAIR and Ghorbani: sum |a|).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Aggregate {
     /// max_c |a_c| (Simonyan et al.)
@@ -49,8 +53,12 @@ pub enum Aggregate {
     Sum,
 }
 
+impl Aggregate {
+    pub const ALL: [Aggregate; 3] = [Aggregate::MaxAbs, Aggregate::SumAbs, Aggregate::Sum];
+}
+
 /// Per-image normalisation of the aggregated map (Quantus normalise_by_max; Binder et al. 2023 second moment).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Normalize {
     None,
@@ -60,6 +68,15 @@ pub enum Normalize {
     MaxAbs,
     /// a / sqrt(mean(a²)) (Binder et al. 2023).
     SecondMoment,
+}
+
+impl Normalize {
+    pub const ALL: [Normalize; 4] = [
+        Normalize::None,
+        Normalize::Minmax,
+        Normalize::MaxAbs,
+        Normalize::SecondMoment,
+    ];
 }
 
 /// Everything a method needs besides its own parameters.
@@ -355,7 +372,7 @@ pub trait Validate {
 macro_rules! registry {
     ($($module:ident => $Variant:ident),* $(,)?) => {
         /// The methods xaudit implements.
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
         #[serde(rename_all = "kebab-case")]
         pub enum MethodKind {
             $($Variant),*
@@ -537,15 +554,13 @@ impl std::ops::Deref for Method {
 #[cfg(test)]
 mod registry_tests {
     use super::*;
-    use clap::ValueEnum;
 
     #[test]
     fn every_method_has_one_name_everywhere_and_valid_defaults() {
         for k in MethodKind::ALL {
             let info = k.info();
-            // --method, the serialised kind, `method = "..."` in reports and INFO agree.
-            let clap_name = k.to_possible_value().unwrap().get_name().to_string();
-            assert_eq!(clap_name, info.name);
+            // --method (parsed by name), the serialised kind, `method = "..."` in reports
+            // and INFO agree.
             assert_eq!(serde_json::to_value(k).unwrap(), info.name);
             let spec = MethodSpec::with_defaults(*k);
             assert_eq!(serde_json::to_value(&spec).unwrap()["method"], info.name);

@@ -19,7 +19,7 @@ use crate::error::Result;
 use serde::Serialize;
 use tch::{Kind, Tensor};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Mode {
     /// pytorch-grad-cam: softmax of the scores across channels, low-resolution weighting.

@@ -19,14 +19,14 @@ pub struct CheckArgs {
     #[command(flatten)]
     pub run: RunArgs,
     /// Output on stdout.
-    #[arg(long, value_enum, default_value = "table", env = "XAUDIT_FORMAT")]
+    #[arg(long, value_parser = super::named(&Format::ALL), default_value = "table", env = "XAUDIT_FORMAT")]
     pub format: Format,
     /// Write the report files here (report.json, report.html, junit.xml, report.sarif,
     /// report.md, or the `formats` of xaudit.toml).
     #[arg(long)]
     pub out_dir: Option<PathBuf>,
     /// Files to write under --out-dir (repeatable; overrides `formats` in xaudit.toml).
-    #[arg(long = "write", value_enum)]
+    #[arg(long = "write", value_parser = super::named(&Format::ALL))]
     pub write: Vec<Format>,
     /// Model trained on shuffled labels (enables data-randomization).
     #[arg(long)]
@@ -85,7 +85,7 @@ pub struct RunArgs {
     #[arg(long)]
     pub data: Option<PathBuf>,
     /// Audit only these methods (repeatable; default: the configuration's, else the suite's).
-    #[arg(long = "method", value_enum)]
+    #[arg(long = "method", value_parser = super::named(MethodKind::ALL))]
     pub methods: Vec<MethodKind>,
     /// Seed of every random draw (default: `seed` in xaudit.toml, else 0).
     #[arg(long)]

@@ -16,19 +16,19 @@ pub struct ExplainArgs {
     #[arg(required = true)]
     pub inputs: Vec<PathBuf>,
     /// Attribution method (`xaudit methods` lists them).
-    #[arg(long, value_enum, default_value = "saliency")]
+    #[arg(long, value_parser = super::named(MethodKind::ALL), default_value = "saliency")]
     pub method: MethodKind,
     /// Class to explain: predicted, label, or a class index.
     #[arg(long, default_value = "predicted")]
     pub target: Target,
     /// Explained score (default: the method's reference choice).
-    #[arg(long, value_enum)]
+    #[arg(long, value_parser = super::named(&Score::ALL))]
     pub score: Option<Score>,
     /// Channel aggregation (default: the method's reference choice).
-    #[arg(long, value_enum)]
+    #[arg(long, value_parser = super::named(&Aggregate::ALL))]
     pub aggregate: Option<Aggregate>,
     /// Normalisation applied to the written maps.
-    #[arg(long, value_enum, default_value = "none")]
+    #[arg(long, value_parser = super::named(&Normalize::ALL), default_value = "none")]
     pub normalize: Normalize,
     /// Output folder.
     #[arg(long, default_value = "reports/explain")]

@@ -114,8 +114,28 @@ pub struct CommonArgs {
     #[arg(long, value_delimiter = ',')]
     pub std: Option<Vec<f32>>,
     /// Resampling filter for resizing.
-    #[arg(long, value_enum)]
+    #[arg(long, value_parser = named(&Filter::ALL))]
     pub filter: Option<Filter>,
+}
+
+/// A clap parser for a library enum by its serde (kebab-case) names, so the library types
+/// carry no clap derives: `--help` lists the names, and a typo gets clap's suggestion.
+pub fn named<T>(all: &[T]) -> impl clap::builder::TypedValueParser<Value = T>
+where
+    T: serde::Serialize + serde::de::DeserializeOwned + Clone + Send + Sync + 'static,
+{
+    let names: Vec<clap::builder::PossibleValue> = all
+        .iter()
+        .filter_map(|v| match serde_json::to_value(v) {
+            Ok(serde_json::Value::String(s)) => Some(clap::builder::PossibleValue::new(s)),
+            _ => None,
+        })
+        .collect();
+    use clap::builder::TypedValueParser;
+    clap::builder::PossibleValuesParser::new(names).try_map(|s: String| {
+        serde_json::from_value::<T>(serde_json::Value::String(s.clone()))
+            .map_err(|e| format!("{s}: {e}"))
+    })
 }
 
 fn parse_size(s: &str) -> std::result::Result<[usize; 2], String> {

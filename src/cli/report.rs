@@ -9,10 +9,10 @@ pub struct ReportArgs {
     /// A report.json written by `xaudit check`.
     pub report: PathBuf,
     /// Output on stdout.
-    #[arg(long, value_enum, default_value = "table")]
+    #[arg(long, value_parser = super::named(&Format::ALL), default_value = "table")]
     pub format: Format,
     /// Also write these files (repeatable) under --out-dir.
-    #[arg(long = "write", value_enum)]
+    #[arg(long = "write", value_parser = super::named(&Format::ALL))]
     pub write: Vec<Format>,
     /// Folder for --write (default: the report's folder).
     #[arg(long)]

@@ -23,7 +23,7 @@ pub struct LCamArgs {
     #[arg(long)]
     pub data: PathBuf,
     /// img: the masked image goes through the classifier; fm: the masked feature maps do.
-    #[arg(long, value_enum)]
+    #[arg(long, value_parser = super::named(&Variant::ALL))]
     pub variant: Variant,
     /// Output file (safetensors).
     #[arg(long)]
