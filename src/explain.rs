@@ -176,25 +176,15 @@ pub fn run(
     for range in data.batch_ranges(req.batch_size) {
         crate::interrupt::check()?;
         let batch = data.load_batch(range, pre, model.device)?;
-        let logits = model.logits(&batch.x)?;
-        if !bool::try_from(logits.isfinite().all()).unwrap_or(false) {
-            return Err(Error::model(
-                &model.path,
-                format!(
-                    "forward returned NaN or infinite logits for a batch containing {}",
-                    batch
-                        .paths
-                        .first()
-                        .map(|p| p.display().to_string())
-                        .unwrap_or_default()
-                ),
-                "check the model and the preprocessing (mean/std) in xaudit.toml",
-            ));
-        }
-        let probs = logits.softmax(-1, Kind::Float);
-        let (pmax, pred) = probs.max_dim(1, false);
-        let pred_v: Vec<i64> = Vec::try_from(pred.to_device(Device::Cpu))?;
-        let pmax_v: Vec<f64> = Vec::try_from(pmax.to_kind(Kind::Double).to_device(Device::Cpu))?;
+        let what = format!(
+            "a batch containing {}",
+            batch
+                .paths
+                .first()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default()
+        );
+        let (pred_v, pmax_v) = model.decide(&model.logits(&batch.x)?, &what)?;
         let mut targets = Vec::with_capacity(batch.len());
         for (i, p) in pred_v.iter().enumerate() {
             targets.push(match req.target {

@@ -226,6 +226,24 @@ impl Model {
         Ok(self.module.method_ts("head", &[a])?)
     }
 
+    /// Top-1 class and its softmax probability for each row of `logits` `[B,K]`, refusing
+    /// NaN or infinite logits (`what` names the inputs in the message). `explain` and every
+    /// audit predict through this, so both refuse the same inputs the same way.
+    pub fn decide(&self, logits: &Tensor, what: &str) -> Result<(Vec<i64>, Vec<f64>)> {
+        if !bool::try_from(logits.isfinite().all()).unwrap_or(false) {
+            return Err(Error::model(
+                &self.path,
+                format!("forward returned NaN or infinite logits for {what}"),
+                "check the model and the preprocessing (mean/std) in xaudit.toml",
+            ));
+        }
+        let (p, c) = logits.softmax(-1, Kind::Float).max_dim(1, false);
+        Ok((
+            Vec::<i64>::try_from(c.to_device(Device::Cpu))?,
+            Vec::<f64>::try_from(p.to_kind(Kind::Double).to_device(Device::Cpu))?,
+        ))
+    }
+
     /// Errors with the reason when CAM methods cannot run.
     pub fn require_cam(&self, method: &str) -> Result<()> {
         match &self.cam {

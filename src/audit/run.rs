@@ -237,18 +237,7 @@ impl<'a> RunCtx<'a> {
 
     /// Predicted class and its probability from logits `[B,K]`, checked finite.
     fn decide(&self, model: &Model, logits: &Tensor) -> Result<(Vec<i64>, Vec<f64>)> {
-        if !bool::try_from(logits.isfinite().all()).unwrap_or(false) {
-            return Err(Error::model(
-                &model.path,
-                "forward returned NaN or infinite logits on an audit input",
-                "check the model and the preprocessing (mean/std) in xaudit.toml",
-            ));
-        }
-        let (p, c) = logits.softmax(-1, Kind::Float).max_dim(1, false);
-        Ok((
-            Vec::<i64>::try_from(c.to_device(Device::Cpu))?,
-            Vec::<f64>::try_from(p.to_kind(Kind::Double).to_device(Device::Cpu))?,
-        ))
+        model.decide(logits, "an audit input")
     }
 
     /// Clean predictions of the audited model for a batch (cached per image).
