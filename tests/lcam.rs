@@ -182,9 +182,9 @@ fn train_then_explain_from_the_command_line() {
             &f("digits.toml"),
             "--method",
             "l-cam-fm",
-            "--param",
+            "--lcam",
         ])
-        .arg(format!("weights={}", out.display()))
+        .arg(&out)
         .args(["--out", &maps.display().to_string()])
         .output()
         .unwrap();

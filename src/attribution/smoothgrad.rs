@@ -1,7 +1,7 @@
 //! SmoothGrad (Smilkov et al. 2017, arXiv:1706.03825): the gradient averaged over n noisy
 //! copies `x + ε`, `ε ~ N(0, σ²)`, `σ = noise_level · (max x − min x)` over the whole image.
 //! Defaults follow the paper and Adebayo et al.: 0.15, n = 50, magnitude = false (PAIR's
-//! code uses n = 25, magnitude = true: `--sg-samples 25 --sg-magnitude`).
+//! code uses n = 25, magnitude = true: `samples = 25`, `magnitude = true`).
 use super::{accumulate_runs, image_of, input_grads, Ctx};
 use crate::error::Result;
 use rand_distr::{Distribution, StandardNormal};

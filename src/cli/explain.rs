@@ -56,6 +56,9 @@ pub struct ExplainArgs {
     /// them with their defaults), over those of the --config file, checked the same way.
     #[arg(long = "param", value_name = "KEY=VALUE")]
     pub params: Vec<String>,
+    /// L-CAM: the trained module (`xaudit train l-cam`); the same as --param weights=FILE.
+    #[arg(long, value_name = "FILE")]
+    pub lcam: Option<PathBuf>,
 
     #[command(flatten)]
     pub common: CommonArgs,
@@ -73,6 +76,19 @@ impl ExplainArgs {
             })?;
             opts.set(kind, k.trim(), param_value(v.trim()))
                 .map_err(|(what, fix)| anyhow::anyhow!("--param {kv}: {what}\n  fix: {fix}"))?;
+        }
+        if let Some(f) = &self.lcam {
+            anyhow::ensure!(
+                matches!(kind, MethodKind::LCamImg | MethodKind::LCamFm),
+                "--lcam is for --method l-cam-img or l-cam-fm (got {})",
+                kind.name()
+            );
+            opts.set(
+                kind,
+                "weights",
+                toml::Value::String(f.display().to_string()),
+            )
+            .map_err(|(what, fix)| anyhow::anyhow!("--lcam: {what}\n  fix: {fix}"))?;
         }
         let mut m = Method::defaults(kind);
         opts.apply(&mut m);

@@ -80,11 +80,9 @@ pub fn run(c: TrainCommand) -> Result<()> {
         eprintln!("epoch {epoch}/{}: loss {loss:.4}", t.epochs);
     })?;
     l_cam::save(&a.out, &w, &b, &model, &t)?;
+    let (file, v) = (a.out.display(), a.variant.name());
     eprintln!(
-        "wrote {} (explain with --method l-cam-{} --param weights={})",
-        a.out.display(),
-        a.variant.name(),
-        a.out.display()
+        "wrote {file}\n  explain: --method l-cam-{v} --lcam {file}\n  check: [methods.l-cam-{v}] weights = \"{file}\" in xaudit.toml"
     );
     Ok(())
 }
