@@ -181,7 +181,23 @@ pub fn load(p: &Path, model: &Model, variant: Variant) -> Result<Module> {
             ),
         ));
     }
-    let sha = file_sha256(&model.path)?;
+    // Hashed once per model file and process: the check runs on every batch.
+    static HASHES: OnceLock<Mutex<HashMap<PathBuf, String>>> = OnceLock::new();
+    let hashes = HASHES.get_or_init(|| Mutex::new(HashMap::new()));
+    let known = hashes
+        .lock()
+        .map(|h| h.get(&model.path).cloned())
+        .unwrap_or_default();
+    let sha = match known {
+        Some(s) => s,
+        None => {
+            let s = file_sha256(&model.path)?;
+            if let Ok(mut h) = hashes.lock() {
+                h.insert(model.path.clone(), s.clone());
+            }
+            s
+        }
+    };
     if sha != m.model_sha256 {
         return Err(bad(
             p,
