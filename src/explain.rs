@@ -1,14 +1,14 @@
 //! `xaudit explain`: attribution maps for every image of a data set, streamed in batches.
 //! Outputs are staged in a hidden folder and moved into place only when every image
 //! succeeded, so a failed run leaves no half-written results.
-use crate::attribution::{aggregate, normalize, Aggregate, Ctx, MethodSpec, Normalize, Score};
+use crate::attribution::{aggregate, normalize, Aggregate, Method, MethodSpec, Normalize, Score};
 use crate::config::Preprocess;
 use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::model::Model;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
-use tch::{Device, Kind, Tensor};
+use tch::{Device, Kind};
 
 /// Which class each map explains.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -166,16 +166,24 @@ pub fn run(
         }
     }
     let staging = Staging::new(&req.out_dir)?;
-    let ctx = Ctx {
+    // The audits' runner: the same batching, attribution, finite checks and seeding.
+    let quiet = |_: usize| {};
+    let run = crate::audit::RunCtx::new(
         model,
-        seed: req.seed,
-        internal_batch: req.internal_batch.max(1),
+        data,
+        pre,
+        req.seed,
+        req.batch_size,
+        req.internal_batch,
+        &quiet,
+    );
+    let method = Method {
+        spec: req.method.clone(),
         score: req.score,
+        aggregate: req.aggregate,
     };
     let mut records = Vec::with_capacity(data.len());
-    for range in data.batch_ranges(req.batch_size) {
-        crate::interrupt::check()?;
-        let batch = data.load_batch(range, pre, model.device)?;
+    run.for_batches(|batch| {
         let what = format!(
             "a batch containing {}",
             batch
@@ -209,13 +217,12 @@ pub fn run(
                 },
             });
         }
-        let t = Tensor::from_slice(&targets).to_device(model.device);
-        let ids: Vec<u64> = batch.indices.clone().map(|i| i as u64).collect();
-        let attr = req.method.attribute(&ctx, &batch.x, &t, &ids)?;
-        // The same refusal as the audits': no NaN map is written.
-        crate::attribution::check_finite(req.method.kind().name(), &attr.maps, |i| {
-            batch.paths[i].display().to_string()
-        })?;
+        let ids: Vec<u64> = batch
+            .indices
+            .clone()
+            .map(|i| crate::audit::run::eval_id(i, 0))
+            .collect();
+        let attr = run.attribution(model, &method, &batch.x, &targets, &ids)?;
         let maps = normalize(&aggregate(&attr.maps, req.aggregate), req.normalize)
             .to_kind(Kind::Float)
             .to_device(Device::Cpu);
@@ -270,7 +277,8 @@ pub fn run(
             on_image(&rec);
             records.push(rec);
         }
-    }
+        Ok(())
+    })?;
     let summary = Summary {
         xaudit_version: env!("CARGO_PKG_VERSION"),
         model: model.path.clone(),

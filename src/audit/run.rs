@@ -330,10 +330,37 @@ impl<'a> RunCtx<'a> {
         ids: &[u64],
         seed: u64,
     ) -> Result<(Tensor, Option<Tensor>)> {
+        let a = self.attribution_seeded(model, method, x, targets, ids, seed)?;
+        Ok((a.maps, a.logits))
+    }
+
+    /// The method's whole output (maps checked finite, the logits of its own pass when it has
+    /// them, per-image diagnostics such as IG's completeness error): what `explain` writes.
+    pub fn attribution(
+        &self,
+        model: &Model,
+        method: &Method,
+        x: &Tensor,
+        targets: &[i64],
+        ids: &[u64],
+    ) -> Result<crate::attribution::Attribution> {
+        self.attribution_seeded(model, method, x, targets, ids, self.seed)
+    }
+
+    fn attribution_seeded(
+        &self,
+        model: &Model,
+        method: &Method,
+        x: &Tensor,
+        targets: &[i64],
+        ids: &[u64],
+        seed: u64,
+    ) -> Result<crate::attribution::Attribution> {
         let t = Tensor::from_slice(targets).to_device(model.device);
-        let (maps, logits) = if self.per_sample && targets.len() > 1 {
+        let mut a = if self.per_sample && targets.len() > 1 {
             let mut parts = Vec::with_capacity(targets.len());
             let mut logits = Vec::with_capacity(targets.len());
+            let mut diagnostics: Vec<(String, Vec<f64>)> = Vec::new();
             for i in 0..targets.len() {
                 let a = method.attribute(
                     &self.ctx_seeded(model, method, seed),
@@ -343,16 +370,26 @@ impl<'a> RunCtx<'a> {
                 )?;
                 parts.push(a.maps);
                 logits.extend(a.logits);
+                for (k, v) in a.diagnostics {
+                    match diagnostics.iter_mut().find(|(d, _)| *d == k) {
+                        Some((_, all)) => all.extend(v),
+                        None => diagnostics.push((k, v)),
+                    }
+                }
             }
             let logits = (logits.len() == parts.len()).then(|| Tensor::cat(&logits, 0));
-            (Tensor::cat(&parts, 0), logits)
+            crate::attribution::Attribution {
+                maps: Tensor::cat(&parts, 0),
+                diagnostics,
+                logits,
+            }
         } else {
-            let a = method.attribute(&self.ctx_seeded(model, method, seed), x, &t, ids)?;
-            (a.maps, a.logits)
+            method.attribute(&self.ctx_seeded(model, method, seed), x, &t, ids)?
         };
-        let maps = maps.to_kind(Kind::Float);
-        // Never averaged in: the audit stops with an error naming the images.
-        crate::attribution::check_finite(method.kind().name(), &maps, |row| {
+        a.maps = a.maps.to_kind(Kind::Float);
+        // Never averaged in (nor written by `explain`): the run stops with an error naming
+        // the images.
+        crate::attribution::check_finite(method.kind().name(), &a.maps, |row| {
             let i = (ids[row] & ((1u64 << 40) - 1)) as usize;
             self.data
                 .items
@@ -360,7 +397,7 @@ impl<'a> RunCtx<'a> {
                 .map(|it| it.path.display().to_string())
                 .unwrap_or_else(|| format!("input #{i}"))
         })?;
-        Ok((maps, logits))
+        Ok(a)
     }
 
     /// Clean explanations of the predicted class (computed once per method and image, then
