@@ -292,7 +292,14 @@ pub fn defaults_of(kind: MethodKind) -> Vec<(String, String)> {
     if let Some(obj) = v.as_object() {
         for (k, val) in obj {
             if k != "method" {
-                out.push((k.replace('_', "-"), val.to_string()));
+                // An optional parameter without a default (L-CAM's weights; extremal
+                // perturbation's scaled step/sigma/max-blur) has no TOML spelling.
+                let shown = if val.is_null() {
+                    "(not set)".to_string()
+                } else {
+                    val.to_string()
+                };
+                out.push((k.replace('_', "-"), shown));
             }
         }
     }
