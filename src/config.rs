@@ -143,6 +143,10 @@ pub struct ModelSection {
     /// A smooth surrogate of the model (ReLU replaced by softplus) for the attacks' gradients.
     #[serde(default)]
     pub surrogate: Option<PathBuf>,
+    /// Independently trained copies of the model (same architecture and data, other seeds)
+    /// for the run-to-run stability audit.
+    #[serde(default)]
+    pub replicas: Vec<PathBuf>,
 }
 
 /// Per-audit overrides: threshold, metric and parameters (keys: audit code or name).

@@ -14,6 +14,7 @@ pub const BUILT_IN: &[(&str, &str)] = &[
     ("robustness", include_str!("../audits/robustness.toml")),
     ("sanity", include_str!("../audits/sanity.toml")),
     ("salience", include_str!("../audits/salience.toml")),
+    ("faithfulness", include_str!("../audits/faithfulness.toml")),
     ("fuzz", include_str!("../audits/fuzz.toml")),
     ("full", include_str!("../audits/full.toml")),
 ];
@@ -397,8 +398,15 @@ pub fn check_threshold(metric: &str, t: f64, what: &str, origin: &str) -> Result
 /// Rejects unknown parameter keys and wrong types by parsing over the defaults.
 pub fn check_params(entry: &AuditEntry, t: &toml::Table) -> Result<()> {
     let known: Vec<String> = (entry.default_params)().keys().cloned().collect();
-    for k in t.keys() {
-        if !known.contains(k) {
+    for (k, v) in t {
+        // An optional parameter has no default to list; it is known when it parses (every
+        // audit's parameters deny unknown fields).
+        let optional = || {
+            let mut one = (entry.default_params)();
+            one.insert(k.clone(), v.clone());
+            (entry.check)(&one).is_ok()
+        };
+        if !known.contains(k) && !optional() {
             let names: Vec<&str> = known.iter().map(String::as_str).collect();
             let hint = crate::suggest::closest(k, &names)
                 .map(|s| format!("did you mean `{s}`? "))

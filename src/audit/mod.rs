@@ -7,17 +7,25 @@ pub mod attack_mass_center;
 pub mod attack_random_sign;
 pub mod attack_targeted;
 pub mod attack_top_k;
+pub mod average_drop;
 pub mod cascading_randomization;
 pub mod compare;
 pub mod data_randomization;
+pub mod deletion;
 pub mod equivariance;
+pub mod faithfulness;
 pub mod fuzz;
+pub mod increase_in_confidence;
 pub mod independent_randomization;
+pub mod infidelity;
+pub mod insertion;
 pub mod local_lipschitz;
 pub mod out_of_set;
 pub mod random_logit;
 pub mod randomize;
 pub mod run;
+pub mod run_to_run_stability;
+pub mod salience_degradation;
 pub mod salience_entropy;
 pub mod sampling;
 pub mod sensitivity_max;
@@ -84,6 +92,11 @@ pub struct Curve {
     pub mean: Vec<Option<f64>>,
     pub median: Vec<Option<f64>>,
     pub n: Vec<usize>,
+    /// A baseline curve drawn with it (e.g. the random order's mean), and its name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference: Option<Vec<Option<f64>>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference_label: Option<String>,
 }
 
 impl Curve {
@@ -102,6 +115,8 @@ impl Curve {
             mean: Vec::new(),
             median: Vec::new(),
             n: Vec::new(),
+            reference: None,
+            reference_label: None,
         };
         for (x, v) in cols {
             let f: Vec<f64> = v.iter().copied().filter(|v| v.is_finite()).collect();
@@ -112,6 +127,13 @@ impl Curve {
             c.n.push(f.len());
         }
         c
+    }
+
+    /// Adds a baseline curve: the mean over images at each x of `cols`.
+    pub fn set_reference(&mut self, label: &str, cols: &[(String, Vec<f64>)]) {
+        let r = Curve::from_columns("", "", "", cols);
+        self.reference = Some(r.mean);
+        self.reference_label = Some(label.into());
     }
 }
 
@@ -306,7 +328,14 @@ pub static REGISTRY: &[AuditEntry] = &[
     equivariance::ENTRY,
     out_of_set::ENTRY,
     salience_entropy::ENTRY,
+    run_to_run_stability::ENTRY,
+    salience_degradation::ENTRY,
     fuzz::ENTRY,
+    deletion::ENTRY,
+    insertion::ENTRY,
+    average_drop::ENTRY,
+    increase_in_confidence::ENTRY,
+    infidelity::ENTRY,
 ];
 
 /// Looks an audit up by code (`XA002`) or name (`attack-top-k`), case-insensitively.

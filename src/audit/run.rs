@@ -33,6 +33,8 @@ pub struct RunCtx<'a> {
     /// Optional smooth surrogate of the model (same network, ReLU replaced by softplus): the
     /// attacks take their gradient through it and evaluate on the model.
     pub surrogate: Option<&'a Model>,
+    /// Independently trained copies of the model (run-to-run stability).
+    pub replicas: Vec<&'a Model>,
     /// Called with the number of images an audit finished (progress bars).
     pub progress: &'a (dyn Fn(usize) + Sync),
     /// One input per model pass: results bitwise-identical whatever the batch sizes
@@ -157,6 +159,7 @@ impl<'a> RunCtx<'a> {
             random_label_model: None,
             out_of_set: None,
             surrogate: None,
+            replicas: Vec::new(),
             progress,
             per_sample: false,
             clean: Mutex::new(HashMap::new()),
@@ -177,6 +180,7 @@ impl<'a> RunCtx<'a> {
         for m in [self.random_label_model, self.surrogate]
             .into_iter()
             .flatten()
+            .chain(self.replicas.iter().copied())
         {
             let b = m.passes.snapshot();
             out = (out.0 + b.0, out.1 + b.1);

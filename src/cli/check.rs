@@ -77,7 +77,7 @@ fn data_manifest_sha256(data: &Dataset) -> Result<String> {
 pub struct RunArgs {
     /// TorchScript model file (see docs/model-contract.md).
     pub model: PathBuf,
-    /// Built-in suite (robustness, sanity, salience, fuzz, full) or a suite TOML file
+    /// Built-in suite (robustness, sanity, salience, faithfulness, fuzz, full) or a suite TOML file
     /// (default: `suite` in xaudit.toml, else robustness).
     #[arg(long)]
     pub suite: Option<String>,
@@ -97,6 +97,10 @@ pub struct RunArgs {
     /// attacks take their gradient through it (default: `[model] surrogate` in xaudit.toml).
     #[arg(long, value_name = "FILE")]
     pub surrogate: Option<PathBuf>,
+    /// An independently trained copy of the model (same architecture and data, another
+    /// seed) for run-to-run stability; repeatable (default: `[model] replicas`).
+    #[arg(long = "replica", value_name = "FILE")]
+    pub replicas: Vec<PathBuf>,
 }
 
 impl RunArgs {
@@ -121,6 +125,24 @@ impl RunArgs {
             Some(p) => Ok(Some(Model::load(p, device, shape)?)),
             None => Ok(None),
         }
+    }
+
+    /// The replicas given on the command line, else in the configuration, loaded like the model.
+    pub(super) fn replicas(
+        &self,
+        cfg: &xaudit::config::Config,
+        device: tch::Device,
+        shape: [i64; 3],
+    ) -> Result<Vec<Model>> {
+        let paths = if self.replicas.is_empty() {
+            &cfg.model.replicas
+        } else {
+            &self.replicas
+        };
+        Ok(paths
+            .iter()
+            .map(|p| Model::load(p, device, shape))
+            .collect::<std::result::Result<Vec<_>, _>>()?)
     }
 
     /// The images and the model, on `device`.
@@ -261,6 +283,8 @@ pub fn run(a: CheckArgs) -> Result<i32> {
     ctx.random_label_model = rl_model.as_ref();
     let surrogate = a.run.surrogate(&cfg, device, shape)?;
     ctx.surrogate = surrogate.as_ref();
+    let replicas = a.run.replicas(&cfg, device, shape)?;
+    ctx.replicas = replicas.iter().collect();
     ctx.per_sample = a.per_sample || cfg.per_sample.unwrap_or(false);
     ctx.out_of_set = oos.as_ref();
     let outcome = check::run(&ctx, &plan, |g, m| {

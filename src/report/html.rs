@@ -215,11 +215,18 @@ fn row(a: &AuditResult, k: usize, charts: bool) -> Row {
                         &c.x_label,
                         &c.y_label,
                         curve_thr.filter(|_| c.name == a.metric),
+                        c.reference.as_deref().zip(c.reference_label.as_deref()),
                     ),
-                    caption: format!(
-                        "{} against {} (mean and median over images).",
-                        c.y_label, c.x_label
-                    ),
+                    caption: match &c.reference_label {
+                        Some(r) => format!(
+                            "{} against {} (mean and median over images), with the {r}'s mean.",
+                            c.y_label, c.x_label
+                        ),
+                        None => format!(
+                            "{} against {} (mean and median over images).",
+                            c.y_label, c.x_label
+                        ),
+                    },
                 })
                 .collect()
         } else {

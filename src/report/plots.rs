@@ -96,8 +96,12 @@ pub fn curve(
     x_label: &str,
     y_label: &str,
     threshold: Option<f64>,
+    reference: Option<(&[Option<f64>], &str)>,
 ) -> String {
     let mean: Vec<f64> = mean.iter().map(|v| v.unwrap_or(f64::NAN)).collect();
+    let refs: Vec<f64> = reference
+        .map(|(r, _)| r.iter().map(|v| v.unwrap_or(f64::NAN)).collect())
+        .unwrap_or_default();
     let median: Vec<f64> = median.iter().map(|v| v.unwrap_or(f64::NAN)).collect();
     let (mean, median) = (mean.as_slice(), median.as_slice());
     fonts();
@@ -105,7 +109,7 @@ pub fn curve(
     {
         let root = SVGBackend::with_string(&mut svg, (W, H)).into_drawing_area();
         let _ = root.fill(&WHITE);
-        let all: Vec<f64> = mean.iter().chain(median).copied().collect();
+        let all: Vec<f64> = mean.iter().chain(median).chain(&refs).copied().collect();
         let (lo, hi) = finite_range(
             &all,
             threshold
@@ -168,6 +172,15 @@ pub fn curve(
                 s.label("median")
                     .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 15, y)], grey))
             });
+        if let Some((_, label)) = reference {
+            let orange = RGBColor(220, 120, 20);
+            let _ = chart
+                .draw_series(LineSeries::new(pts(&refs), orange.stroke_width(2)))
+                .map(|s| {
+                    s.label(format!("{label} (mean)"))
+                        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 15, y)], orange))
+                });
+        }
         if let Some(t) = threshold.filter(|t| t.is_finite()) {
             let _ = chart
                 .draw_series(LineSeries::new(vec![(-0.5, t), (n as f64 - 0.5, t)], RED))
@@ -220,8 +233,19 @@ mod tests {
             "layer",
             "Spearman",
             Some(0.5),
+            None,
         );
         assert!(c.contains("<svg") && c.contains("layer") && c.contains("Spearman"));
+        let c = super::curve(
+            &["0.00".into(), "0.50".into(), "1.00".into()],
+            &[Some(0.9), Some(0.2), Some(0.1)],
+            &[Some(0.9), Some(0.1), Some(0.1)],
+            "fraction of pixels removed",
+            "probability",
+            None,
+            Some((&[Some(0.9), Some(0.6), Some(0.1)], "random order")),
+        );
+        assert!(c.contains("random order (mean)"));
     }
 
     #[test]
@@ -230,7 +254,7 @@ mod tests {
             .map(|i| format!("backbone.stage{}.block{}.conv", i / 10, i % 10))
             .collect();
         let y: Vec<Option<f64>> = (0..101).map(|i| Some(1.0 - i as f64 / 100.0)).collect();
-        let c = super::curve(&x, &y, &y, "layer", "Spearman", None);
+        let c = super::curve(&x, &y, &y, "layer", "Spearman", None, None);
         let shown = x.iter().filter(|l| c.contains(&super::short(l))).count();
         assert!(
             (2..=super::MAX_TICKS + 1).contains(&shown),
