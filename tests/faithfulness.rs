@@ -412,3 +412,34 @@ fn infidelity_is_zero_for_the_gradient_of_a_linear_model() {
     assert_eq!(v("saliency"), Verdict::Pass);
     assert_ne!(v("fixed-random"), Verdict::Pass);
 }
+
+/// sMPRT and eMPRT (Hedström et al. 2024): saliency of the trained CNN changes once the
+/// model is randomised, even after denoising, and its explanations get more complex; the
+/// edge detector does not depend on the weights: identical maps (Spearman 1) and a rise of
+/// exactly 0.
+#[test]
+fn revised_randomisation_tests_pass_saliency_and_fail_the_edge_detector() {
+    let text = "name = \"t\"\n[[audit]]\nid = \"smooth-mprt\"\nthreshold = 0.5\nparams = { samples = 10 }\n\
+        [[audit]]\nid = \"efficient-mprt\"\nthreshold = 0.01\n";
+    let o = run(text, &[MethodKind::Saliency, MethodKind::Edge], 40);
+    for a in &o.audits {
+        eprintln!(
+            "{} {}: {:?} median {:?}",
+            a.code,
+            a.method,
+            a.verdict,
+            a.claim.as_ref().and_then(|c| c.estimate)
+        );
+    }
+    let v = |code: &str, m: &str| {
+        o.audits
+            .iter()
+            .find(|a| a.code == code && a.method == m)
+            .unwrap()
+            .verdict
+    };
+    assert_eq!(v("XA105", "saliency"), Verdict::Pass);
+    assert_eq!(v("XA106", "saliency"), Verdict::Pass);
+    assert_eq!(v("XA105", "edge"), Verdict::Fail);
+    assert_eq!(v("XA106", "edge"), Verdict::Fail);
+}

@@ -12,6 +12,7 @@ pub mod cascading_randomization;
 pub mod compare;
 pub mod data_randomization;
 pub mod deletion;
+pub mod efficient_mprt;
 pub mod equivariance;
 pub mod faithfulness;
 pub mod fuzz;
@@ -29,6 +30,7 @@ pub mod salience_degradation;
 pub mod salience_entropy;
 pub mod sampling;
 pub mod sensitivity_max;
+pub mod smooth_mprt;
 
 use crate::error::{Error, Result};
 pub use run::RunCtx;
@@ -325,6 +327,8 @@ pub static REGISTRY: &[AuditEntry] = &[
     independent_randomization::ENTRY,
     random_logit::ENTRY,
     data_randomization::ENTRY,
+    smooth_mprt::ENTRY,
+    efficient_mprt::ENTRY,
     equivariance::ENTRY,
     out_of_set::ENTRY,
     salience_entropy::ENTRY,
