@@ -53,7 +53,7 @@ impl Default for Params {
 
 impl super::AuditParams for Params {
     fn validate(&self) -> std::result::Result<(), String> {
-        if !(1..=10_000).contains(&self.samples) || !(self.noise.is_finite() && self.noise >= 0.0) {
+        if !((1..=10_000).contains(&self.samples) && self.noise.is_finite() && self.noise >= 0.0) {
             return Err("samples must be in 1..=10000 and noise >= 0 (paper: 50, 0.1)".into());
         }
         compare::check(self.percentile, self.ssim_data_range)
