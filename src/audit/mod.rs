@@ -23,6 +23,7 @@ pub mod insertion;
 pub mod local_lipschitz;
 pub mod out_of_set;
 pub mod random_logit;
+pub mod road;
 pub mod randomize;
 pub mod run;
 pub mod run_to_run_stability;
@@ -340,6 +341,7 @@ pub static REGISTRY: &[AuditEntry] = &[
     average_drop::ENTRY,
     increase_in_confidence::ENTRY,
     infidelity::ENTRY,
+    road::ENTRY,
 ];
 
 /// Looks an audit up by code (`XA002`) or name (`attack-top-k`), case-insensitively.
