@@ -38,6 +38,7 @@ ALL_METRICS = [
     "max_sensitivity_saliency",
     "mprt_saliency",
     "mprt_ig",
+    "emprt_saliency",
     "random_logit_saliency",
     "sparseness_saliency",
     "complexity_saliency",
@@ -235,6 +236,23 @@ def build_metric(name, args):
         )
         ef = explain_saliency if name == "mprt_saliency" else explain_ig
         return quantus.MPRT(disable_warnings=True, display_progressbar=False, **kw), ef, kw
+    if name == "emprt_saliency":
+        # eMPRT (Hedström et al. 2024): (H(e_rand) - H(e)) / H(e), e_rand from the model with
+        # every layer re-initialised (bottom-up, torch.manual_seed(seed + 1) per layer, as MPRT).
+        # All values are the constructor's defaults, spelled out: discrete_entropy with 100
+        # equal-width bins (n_bins given so find_n_bins' extra explanation pass is skipped; its
+        # no-rule fallback is 100 too), no abs, no normalisation (the docstring's "default=True"
+        # is wrong), skip_layers=True (only the fully randomised model is explained).
+        kw = dict(
+            layer_order="bottom_up",
+            complexity_func=quantus.complexity_func.discrete_entropy,
+            complexity_func_kwargs={"n_bins": 100},
+            skip_layers=True,
+            abs=False,
+            normalise=False,
+            seed=42,
+        )
+        return quantus.EfficientMPRT(disable_warnings=True, display_progressbar=False, **kw), explain_saliency, kw
     if name == "random_logit_saliency":
         kw = dict(num_classes=10, similarity_func=quantus.similarity_func.ssim, seed=42)
         return quantus.RandomLogit(disable_warnings=True, display_progressbar=False, **kw), explain_saliency, kw
@@ -318,6 +336,12 @@ def run_metric(name, model, counter, x, y, args):
         if seen != off:
             sys.exit(f"RandomLogit off classes {seen} differ from the recomputed draw {off}")
         out["off_class"] = off
+    if name.startswith("emprt"):
+        # H(e) per image ("orig") and H(e_rand) under the last layer's name (all layers random)
+        out["entropies"] = {
+            (k[len("inner."):] if k.startswith("inner.") else k): clean(v)
+            for k, v in metric.explanation_scores_by_layer.items()
+        }
     if name.startswith("mprt"):
         out["layer_order_names"] = list(extras.get("layers", {}).keys())
         out.update(extras)

@@ -410,6 +410,33 @@ fn evaluate_finding(
         }
     }
     r.examples = pick_examples(&r, &f.examples, 2);
+    let value_of: BTreeMap<usize, f64> = r
+        .per_sample
+        .iter()
+        .filter_map(|s| s.value.map(|v| (s.index, v)))
+        .collect();
+    for (title, shown) in &f.galleries {
+        for (i, panels) in shown {
+            r.examples.push(crate::report::Example {
+                role: title.clone(),
+                index: *i,
+                path: run
+                    .data
+                    .items
+                    .get(*i)
+                    .map(|it| it.path.display().to_string())
+                    .unwrap_or_default(),
+                value: value_of.get(i).copied().unwrap_or(f64::NAN),
+                panels: panels
+                    .iter()
+                    .map(|p| crate::report::PanelImage {
+                        label: p.label.clone(),
+                        png: crate::render::panel::data_uri(p),
+                    })
+                    .collect(),
+            });
+        }
+    }
     r.curves = f.curves.clone();
     r.summary = f.summary.clone();
     // Keyed by what the result is, never by its position in the run: adding an audit to a

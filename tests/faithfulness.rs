@@ -495,3 +495,64 @@ fn road_passes_trained_cnn_maps_and_not_model_blind_ones() {
     assert_eq!(v("grad-cam"), Verdict::Pass);
     assert_ne!(v("fixed-random"), Verdict::Pass);
 }
+
+/// SpRAy on the planted-shortcut model (fixtures/build_shortcut.py: a white corner square on
+/// 60% of the training 3s): its maps of predicted 3s split into two strategies that separate
+/// the patched test images from the clean ones; the clean digits CNN explains the same
+/// images with one strategy per class.
+#[test]
+fn strategy_clusters_separate_the_shortcut_images() {
+    let data = Dataset::from_inputs(&[fixture("data/digits_shortcut")]).unwrap();
+    let pre = digits_pre();
+    let tick = |_: usize| {};
+    let text = "name = \"t\"\n[[audit]]\nid = \"strategy-clusters\"\nthreshold = 0.05\n";
+    let analyse = |model: &str| {
+        let m = load(model, [1, 28, 28]);
+        let ctx = RunCtx::new(&m, &data, &pre, 0, 64, 256, &tick);
+        let plan = Plan::new(
+            &suite(text),
+            &Config::default(),
+            &[MethodKind::GradCam],
+            0,
+            "2026-01-01",
+        )
+        .unwrap();
+        check::run(&ctx, &plan, |_, _| {}).unwrap().audits.remove(0)
+    };
+    let shortcut = analyse("models/digits_shortcut.pt");
+    let clean = analyse("models/digits_cnn_s0.pt");
+    for a in [&shortcut, &clean] {
+        eprintln!("flagged {:?}", a.summary["flagged_classes"]);
+        eprintln!("class 3: {}", a.summary["classes"]["3"]);
+    }
+    assert!(shortcut.summary["flagged_classes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|c| c == "3"));
+    assert!(!clean.summary["flagged_classes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|c| c == "3"));
+    // The shortcut model's class-3 minority strategy is the patched images (or the clean
+    // ones): purity of the split against the planted square.
+    let patched = |p: &str| p.contains("_patched");
+    let threes: Vec<_> = shortcut
+        .per_sample
+        .iter()
+        .filter(|s| s.path.contains("/3/") && s.value.is_some())
+        .collect();
+    let agree = threes
+        .iter()
+        .filter(|s| (s.value == Some(1.0)) == patched(&s.path))
+        .count();
+    let purity = agree.max(threes.len() - agree) as f64 / threes.len() as f64;
+    eprintln!("class 3: {} images, split purity {purity:.3}", threes.len());
+    assert!(purity >= 0.9, "purity {purity}");
+    // The HTML report's per-strategy grids.
+    assert!(shortcut
+        .examples
+        .iter()
+        .any(|e| e.role.starts_with("class 3 · strategy")));
+}

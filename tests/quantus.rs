@@ -126,3 +126,20 @@ threshold = 0.5
         1e-5,
     );
 }
+
+#[test]
+fn emprt_matches_quantus() {
+    // Quantus' EfficientMPRT (seed 42: torch.manual_seed(43) before each layer, every layer
+    // re-initialised, raw saliency, 100-bin histogram entropy): the same randomised weights
+    // (init = "torch") and the same entropy, so the same relative rise per image.
+    let res = xaudit_values(
+        r#"name = "t"
+[[audit]]
+id = "efficient-mprt"
+threshold = 0.01
+params = { init = "torch" }
+"#,
+        &[MethodKind::Saliency],
+    );
+    compare("emprt_saliency", &res[0].2, 1.0, 1e-9);
+}

@@ -23,8 +23,8 @@ pub mod insertion;
 pub mod local_lipschitz;
 pub mod out_of_set;
 pub mod random_logit;
-pub mod road;
 pub mod randomize;
+pub mod road;
 pub mod run;
 pub mod run_to_run_stability;
 pub mod salience_degradation;
@@ -32,6 +32,7 @@ pub mod salience_entropy;
 pub mod sampling;
 pub mod sensitivity_max;
 pub mod smooth_mprt;
+pub mod strategy_clusters;
 
 use crate::error::{Error, Result};
 pub use run::RunCtx;
@@ -163,6 +164,9 @@ pub struct Panel {
 /// Pictures kept per finding while measuring (a quarter per end and tie order).
 pub const EXAMPLE_CANDIDATES: usize = 16;
 
+/// A titled grid of pictures: (title, [(image index, pictures)]).
+pub type Gallery = (String, Vec<(usize, Vec<Panel>)>);
+
 /// What one audit measured for one method (and one variant, e.g. one transform): the
 /// "measure" step of the pipeline. Tests and verdicts are made from it in `crate::gate`.
 #[derive(Debug, Clone, Default)]
@@ -186,6 +190,9 @@ pub struct Finding {
     pub names: BTreeMap<usize, String>,
     /// Proportion audits: (violating images, images tested).
     pub counts: Option<(u64, u64)>,
+    /// Titled picture grids beyond the best/worst examples (e.g. a few images per strategy
+    /// cluster): (title, [(image index, pictures)]).
+    pub galleries: Vec<Gallery>,
     /// Evidence a PASS needs besides its claim (e.g. "the targeted attack is stronger than
     /// random-sign"): when its p-value is above alpha, a PASS becomes INCONCLUSIVE.
     pub requirements: Vec<Requirement>,
@@ -335,6 +342,7 @@ pub static REGISTRY: &[AuditEntry] = &[
     salience_entropy::ENTRY,
     run_to_run_stability::ENTRY,
     salience_degradation::ENTRY,
+    strategy_clusters::ENTRY,
     fuzz::ENTRY,
     deletion::ENTRY,
     insertion::ENTRY,

@@ -57,9 +57,11 @@ impl super::AuditParams for Params {
             && self.percentages.windows(2).all(|w| w[0] < w[1])
             && self.percentages.iter().all(|p| *p > 0.0 && *p < 1.0);
         if !ok {
-            return Err("percentages must be increasing shares in (0, 1) (ROAD: 0.1 ... 0.9)".into());
+            return Err(
+                "percentages must be increasing shares in (0, 1) (ROAD: 0.1 ... 0.9)".into(),
+            );
         }
-        if !(self.noise.is_finite() && self.noise >= 0.0) || !(1..=64).contains(&self.random_orders)
+        if !(self.noise.is_finite() && self.noise >= 0.0 && (1..=64).contains(&self.random_orders))
         {
             return Err("noise must be >= 0 and random-orders in 1..=64".into());
         }
@@ -101,7 +103,10 @@ pub fn impute(x: &Tensor, removed: &Tensor) -> Tensor {
     let dims = [2i64, 3].as_slice();
     let dot = |a: &Tensor, b: &Tensor| (a * b).sum_dim_intlist(dims, true, Kind::Double);
     // Start from the known pixels' mean per image and channel (fewer iterations).
-    let mean = dot(&xd, &keep) / keep.sum_dim_intlist(dims, true, Kind::Double).clamp_min(1.0);
+    let mean = dot(&xd, &keep)
+        / keep
+            .sum_dim_intlist(dims, true, Kind::Double)
+            .clamp_min(1.0);
     let mut u = &m * &mean;
     let mut r = &rhs - apply(&u);
     let mut p = r.copy();
@@ -154,7 +159,8 @@ fn measure(run: &RunCtx, m: &Method, t: &toml::Table) -> Result<Vec<Finding>> {
         }
         let p0: Vec<f64> = clean.iter().map(|c| c.prob).collect();
         // curves[order][image] = [p(0), p(share 1), ...]
-        let mut curves: Vec<Vec<Vec<f64>>> = vec![p0.iter().map(|v| vec![*v]).collect(); orders.len()];
+        let mut curves: Vec<Vec<Vec<f64>>> =
+            vec![p0.iter().map(|v| vec![*v]).collect(); orders.len()];
         for (si, share) in p.percentages.iter().enumerate() {
             let k = (share * hw as f64).round() as i64;
             let noise: Vec<f32> = idx
@@ -190,10 +196,14 @@ fn measure(run: &RunCtx, m: &Method, t: &toml::Table) -> Result<Vec<Finding>> {
         for (j, &i) in idx.iter().enumerate() {
             let own = &curves[0][j];
             let random: Vec<f64> = (0..own.len())
-                .map(|s| (1..curves.len()).map(|o| curves[o][j][s]).sum::<f64>() / p.random_orders as f64)
+                .map(|s| {
+                    (1..curves.len()).map(|o| curves[o][j][s]).sum::<f64>() / p.random_orders as f64
+                })
                 .collect();
             // Unequal shares: the trapezoid rule over the actual shares.
-            let xs: Vec<f64> = std::iter::once(0.0).chain(p.percentages.iter().copied()).collect();
+            let xs: Vec<f64> = std::iter::once(0.0)
+                .chain(p.percentages.iter().copied())
+                .collect();
             let area = |y: &[f64]| {
                 xs.windows(2)
                     .zip(y.windows(2))
