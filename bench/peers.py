@@ -34,7 +34,9 @@ import torch  # noqa: E402
 import torch.nn as nn  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
-ALL_METRICS = [
+# The --metrics default: the metrics compared one-to-one with xaudit (bench/run.py's
+# COMPARISONS). bench/run.py and fixtures/quantus_golden.py always pass --metrics explicitly.
+DEFAULT_METRICS = [
     "max_sensitivity_saliency",
     "mprt_saliency",
     "mprt_ig",
@@ -43,6 +45,15 @@ ALL_METRICS = [
     "sparseness_saliency",
     "complexity_saliency",
 ]
+# Faithfulness metrics, run for cost (wall time, model passes) next to xaudit's deletion, road
+# and infidelity audits (bench/run.py faithfulness_costs); their definitions differ from
+# xaudit's, so the scores are not compared. Quantus' defaults throughout.
+FAITHFULNESS_METRICS = [
+    "region_perturbation_saliency",
+    "road_saliency",
+    "infidelity_saliency",
+]
+ALL_METRICS = DEFAULT_METRICS + FAITHFULNESS_METRICS  # every metric this script knows
 NP_SEED = 0  # np.random / torch seed set before every metric call (Max-Sensitivity's noise)
 
 
@@ -260,6 +271,22 @@ def build_metric(name, args):
         return quantus.Sparseness(disable_warnings=True, display_progressbar=False), explain_saliency, {}
     if name == "complexity_saliency":
         return quantus.Complexity(disable_warnings=True, display_progressbar=False), explain_saliency, {}
+    # The faithfulness metrics use Quantus' constructor defaults (nothing passed); the values
+    # that matter are read back from the instance into params by describe_params.
+    if name == "region_perturbation_saliency":
+        # Defaults: patch_size=8, order="morf", regions_evaluation=100, perturb_baseline="black"
+        # (per-image minimum), abs=False, normalise=True (normalise_by_max), softmax=True.
+        # H and W are padded to a multiple of 8 (28 -> 32, 16 patches), so K = min(100, 16).
+        return quantus.RegionPerturbation(disable_warnings=True, display_progressbar=False), explain_saliency, {}
+    if name == "road_saliency":
+        # Defaults: percentages 1, 3, ..., 99 (50 values), noise=0.01, noisy_linear_imputation,
+        # MoRF only, abs=False, normalise=True; top-1 correctness (argmax), not a probability.
+        return quantus.ROAD(disable_warnings=True, display_progressbar=False), explain_saliency, {}
+    if name == "infidelity_saliency":
+        # Defaults: loss_func="mse", perturb_patch_sizes=[4], n_perturb_samples=10,
+        # perturb_baseline="black", abs=False, normalise=False, softmax=False (logits).
+        # The patch sizes must divide H and W (28 % 4 == 0).
+        return quantus.Infidelity(disable_warnings=True, display_progressbar=False), explain_saliency, {}
     sys.exit(f"unknown metric {name!r} (known: {','.join(ALL_METRICS)})")
 
 
@@ -268,10 +295,18 @@ def describe_params(metric, kw, explain_func):
     for k, v in kw.items():
         params[k] = fname(v) if callable(v) else str(v)
     # the defaults that matter, as the instance holds them
-    for attr in ("abs", "normalise", "normalise_func", "seed", "num_classes", "nr_samples"):
+    for attr in ("abs", "normalise", "normalise_func", "seed", "num_classes", "nr_samples",
+                 "patch_size", "order", "regions_evaluation", "percentages", "loss_func",
+                 "perturb_patch_sizes", "n_perturb_samples"):
         if hasattr(metric, attr) and attr not in params:
             v = getattr(metric, attr)
             params[attr] = fname(v) if callable(v) else str(v)
+    if "perturb_func" not in params and hasattr(metric, "perturb_func"):
+        # make_perturb_func wraps the function in a functools.partial holding the baseline/noise
+        pf = metric.perturb_func
+        params["perturb_func"] = fname(getattr(pf, "func", pf))
+        for k, v in sorted((getattr(pf, "keywords", None) or {}).items()):
+            params[f"perturb_func.{k}"] = str(v)
     params["explain_func"] = fname(explain_func)
     return params
 
@@ -307,6 +342,16 @@ def run_metric(name, model, counter, x, y, args):
             return original()
 
         metric.recompute_last_correlation_per_sample = keep_layers
+    if name == "road_saliency":
+        # ROAD's custom_postprocess keeps only the FIRST batch chunk (evaluation_scores[0], a
+        # [B, 50] 0/1 array) and replaces it by {percentage: accuracy}: keep every chunk first.
+        original_post = metric.custom_postprocess
+
+        def keep_chunks(**kw):
+            extras["chunks"] = [np.asarray(c) for c in metric.evaluation_scores]
+            return original_post(**kw)
+
+        metric.custom_postprocess = keep_chunks
     np.random.seed(NP_SEED)
     torch.manual_seed(NP_SEED)
     counter.reset()
@@ -322,6 +367,35 @@ def run_metric(name, model, counter, x, y, args):
         batch_size=args.batch_size,
     )
     wall = time.perf_counter() - t0
+    curves = None
+    if name == "region_perturbation_saliency":
+        # Quantus returns one curve per image: the drops f_y(x) - f_y(x^(k)) (softmax
+        # probability of the target) after k = 1..K patches are removed, K = min(100, number of
+        # patches). `scores` holds one float per image: the AUC of that curve as
+        # quantus.helpers.utils.calculate_auc computes it, np.trapz(curve, dx=1) (no k = 0
+        # point, not divided by K; RegionPerturbation.get_auc_score is the mean of these). That
+        # helper cannot be called here: np.trapz is gone from the installed numpy (2.x), so the
+        # same rule is applied with np.trapezoid. The curves themselves go under "curves".
+        trapezoid = getattr(np, "trapezoid", None) or np.trapz
+        curves = [clean(c) for c in scores]
+        scores = [float(trapezoid(np.asarray(c, dtype=np.float64), dx=1)) for c in scores]
+    elif name == "road_saliency":
+        # Quantus returns {percentage: top-1 accuracy} averaged over the first batch chunk only
+        # (kept under "road_first_batch"). The per-image 0/1 correctness at each percentage of
+        # every chunk goes under "curves" ([N][50]); `scores` holds one float per image: the mean
+        # of its row, i.e. the share of percentages at which the predicted class survives the
+        # removal (the mean of "road_first_batch" equals the mean of the first chunk's scores).
+        extras["road_first_batch"] = {str(k): float(v) for k, v in scores.items()}
+        rows = np.concatenate(extras.pop("chunks"), axis=0).astype(np.float64)
+        if rows.shape != (len(x), len(metric.percentages)):
+            sys.exit(f"ROAD per-image results have shape {rows.shape}, expected "
+                     f"({len(x)}, {len(metric.percentages)})")
+        first = rows[: min(len(x), args.batch_size)].mean(axis=0)
+        if not np.allclose(first, [extras["road_first_batch"][str(p)] for p in metric.percentages]):
+            sys.exit("ROAD: the kept first chunk does not reproduce Quantus' percentage dict")
+        extras["percentages"] = [float(p) for p in metric.percentages]
+        curves = [clean(r) for r in rows]
+        scores = rows.mean(axis=1)
     out = {
         "wall_s": wall,
         "scores": clean(scores),
@@ -345,14 +419,31 @@ def run_metric(name, model, counter, x, y, args):
     if name.startswith("mprt"):
         out["layer_order_names"] = list(extras.get("layers", {}).keys())
         out.update(extras)
+    if curves is not None:
+        out["curves"] = curves
+    if name == "road_saliency":
+        out.update(extras)
     return out
+
+
+def skip_reason(name, x):
+    """Why a metric cannot run on these inputs, or None."""
+    if name == "road_saliency" and x.shape[1] != 1:
+        # Quantus 0.6.0 ROAD ranks the C*H*W flattened attribution but noisy_linear_imputation
+        # masks H*W pixels: any index >= H*W raises IndexError, i.e. it only runs on 1-channel
+        # inputs. Both bench models here take [N,1,H,W] (the ResNet-18's conv1 has 1 input
+        # channel), so this only guards other inputs.
+        return (f"Quantus 0.6.0 ROAD fails on inputs with more than one channel "
+                f"(got {x.shape[1]}): skipped")
+    return None
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", required=True, choices=["digits", "resnet18"])
     ap.add_argument("--images", required=True, help="text file, one PNG path per line, in order")
-    ap.add_argument("--metrics", default=",".join(ALL_METRICS))
+    ap.add_argument("--metrics", default=",".join(DEFAULT_METRICS),
+                    help=f"comma list (default: the compared metrics); known: {','.join(ALL_METRICS)}")
     ap.add_argument("--samples", type=int, default=50, help="Max-Sensitivity samples")
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--threads", type=int, default=2)
@@ -403,6 +494,11 @@ def main():
         "metrics": {},
     }
     for name in metrics:
+        why = skip_reason(name, x)
+        if why:
+            print(f"{name}: {why}", file=sys.stderr, flush=True)
+            result.setdefault("skipped", {})[name] = why
+            continue
         r = run_metric(name, model, counter, x, y, args)
         result["metrics"][name] = r
         sc = [s for s in r["scores"] if s is not None]

@@ -510,6 +510,44 @@ def compare(py: str, model: str, data_csv: Path, samples: int, batch: int, threa
     return rows
 
 
+FAITHFULNESS_AUDITS = ["deletion", "insertion", "average-drop", "increase-in-confidence", "infidelity", "road"]
+# Quantus counterparts: the closest metric by purpose (definitions differ, see `xaudit docs`).
+FAITHFULNESS_PEERS = [("region_perturbation_saliency", "deletion"), ("road_saliency", "road"),
+                      ("infidelity_saliency", "infidelity")]
+
+
+def faithfulness_costs(py: str, device: str, test_dir: Path, ceilings: dict, batch: int,
+                       threads: int) -> dict:
+    """The faithfulness suite's audits (saliency) on the bench models: wall time, model passes
+    per image and efficiency; Quantus' closest metrics on the same images for cost."""
+    out = {"xaudit": [], "quantus": []}
+    runs = [("digits", 64), ("resnet18", 32)]
+    for model, n in runs:
+        data = class_balanced_csv(test_dir, n, f"digits_test_{n}")
+        suite = suite_file(f"faith-{model}", [(a, {}) for a in FAITHFULNESS_AUDITS], ["saliency"])
+        log(f"faithfulness audits on {model} ({n} images)")
+        rep, wall = xcheck(model, suite, data, ["saliency"], f"faith-{model}", device)
+        for r in audit_rows(rep, ceilings[model]):
+            r["model"] = MODELS[model]["what"].split(" (")[0]
+            r["passes_per_image"] = (r["forward"] + r["backward"]) / max(r["images"], 1)
+            out["xaudit"].append(r)
+        images = csv_paths(data)
+        for peer, audit in FAITHFULNESS_PEERS:
+            log(f"quantus {peer} on {model}")
+            pr = peers(py, model, images, [peer], 0, batch, threads, f"faith-{model}-{peer}")
+            pm = pr["metrics"][peer]
+            ours = next((r for r in out["xaudit"] if r["audit"] == audit
+                         and r["model"] == MODELS[model]["what"].split(" (")[0]), None)
+            out["quantus"].append({
+                "model": MODELS[model]["what"].split(" (")[0], "metric": peer, "images": len(images),
+                "wall_s": pm["wall_s"],
+                "passes_per_image": (pm["forward_images"] + pm["backward_images"]) / max(len(images), 1),
+                "xaudit_audit": audit, "xaudit_s": ours["seconds"] if ours else None,
+                "xaudit_passes_per_image": ours["passes_per_image"] if ours else None,
+            })
+    return out
+
+
 # ---------------------------------------------------------------------------------------
 # report
 
@@ -701,7 +739,33 @@ def write_results(res: dict, path: Path) -> None:
             cost, spi = f"{r['forward_passes_equivalent']:.0f}", f"{r['s_per_image']:.4f}"
         L.append(f"| {r['model']} | {r['method']} | {r['images']} | {r['wall_s']:.1f} | {spi} | {cost} |")
     L.append("")
-    L.append("## 7. GPU")
+    fc = res.get("faithfulness_costs") or {}
+    if fc:
+        L.append("## 7. Faithfulness audits")
+        L.append("")
+        L.append("The faithfulness audits with saliency and their default parameters "
+                 "(`xaudit check`, one suite of the six audits): wall time per audit, model passes "
+                 "per image (forward + backward images through the model, so the batched curves "
+                 "count every step) and efficiency against the model's own throughput ceiling. "
+                 "Then Quantus 0.6.0's closest metrics on the same images with Captum saliency, "
+                 "for cost only: their definitions differ (patches, a per-image-minimum baseline, "
+                 "10 samples; see `xaudit docs deletion`, `road`, `infidelity`), so the numbers "
+                 "are not comparable, only the work per image and the wall time.")
+        L.append("")
+        L.append("| model | audit | images | wall s | passes per image | efficiency |")
+        L.append("|---|---|---:|---:|---:|---:|")
+        for r in fc.get("xaudit", []):
+            L.append(f"| {r['model']} | {r['audit']} | {r['images']} | {r['seconds']:.2f} | "
+                     f"{r['passes_per_image']:.0f} | {fmt(r['efficiency'])} |")
+        L.append("")
+        L.append("| model | Quantus metric | images | wall s | passes per image | xaudit audit | xaudit wall s | xaudit passes per image |")
+        L.append("|---|---|---:|---:|---:|---|---:|---:|")
+        for r in fc.get("quantus", []):
+            L.append(f"| {r['model']} | {r['metric']} | {r['images']} | {r['wall_s']:.2f} | "
+                     f"{r['passes_per_image']:.0f} | {r['xaudit_audit']} | {fmt(r['xaudit_s'])} | "
+                     f"{fmt(r['xaudit_passes_per_image'], 0)} |")
+        L.append("")
+    L.append("## 8. GPU")
     L.append("")
     L.append(res["gpu_note"])
     L.append("")
@@ -732,7 +796,7 @@ def main() -> None:
     ap.add_argument("--samples", type=int, default=50)
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--scaling", default=os.environ.get("BENCH_SCALING", "100,400,1600"))
-    ap.add_argument("--skip", default="", help="comma list of sections to skip: ceiling,efficiency,peers,scaling,attacks,methods; "
+    ap.add_argument("--skip", default="", help="comma list of sections to skip: ceiling,efficiency,peers,scaling,attacks,faithfulness,methods; "
                     "a skipped section keeps the numbers of the previous bench/results.json")
     ap.add_argument("--attack-iterations", type=int, default=int(os.environ.get("BENCH_ATTACK_ITERATIONS", 100)))
     ap.add_argument("--out", default=str(ROOT / "bench" / "RESULTS.md"))
@@ -826,6 +890,11 @@ def main() -> None:
     if "attacks" not in skip:
         res["attacks"] = attacks(args.device, test_dir, args.attack_iterations)
 
+    res["faithfulness_costs"] = {}
+    if "faithfulness" not in skip:
+        res["faithfulness_costs"] = faithfulness_costs(py, args.device, test_dir, res["ceilings"],
+                                                       args.batch, args.threads)
+
     res["method_costs"] = []
     if "methods" not in skip:
         res["method_costs"] = method_costs(args.device, test_dir)
@@ -835,7 +904,7 @@ def main() -> None:
         prev = json.loads(prev_file.read_text())
         keys = {"efficiency": ["efficiency", "efficiency_notes"], "peers": ["peers", "peer_versions"],
                 "scaling": ["scaling", "scaling_notes"], "attacks": ["attacks", "attack_notes"],
-                "methods": ["method_costs"]}
+                "faithfulness": ["faithfulness_costs"], "methods": ["method_costs"]}
         for section, names in keys.items():
             if section in skip:
                 for k in names:
@@ -844,7 +913,7 @@ def main() -> None:
     res["total_minutes"] = (time.perf_counter() - t0) / 60
     if skip and prev_file.exists():
         prev = json.loads(prev_file.read_text())
-        res["partial_run"] = (f"This run re-measured {', '.join(s for s in ('ceiling', 'efficiency', 'peers', 'scaling', 'attacks', 'methods') if s not in skip)} "
+        res["partial_run"] = (f"This run re-measured {', '.join(s for s in ('ceiling', 'efficiency', 'peers', 'scaling', 'attacks', 'faithfulness', 'methods') if s not in skip)} "
                               f"only ({res['total_minutes']:.0f} minutes); the other sections are from the previous full run.")
         res["total_minutes"] = prev.get("total_minutes", res["total_minutes"])
         res["commands"] = prev.get("commands", []) + COMMANDS

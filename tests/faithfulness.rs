@@ -556,3 +556,45 @@ fn strategy_clusters_separate_the_shortcut_images() {
         .iter()
         .any(|e| e.role.starts_with("class 3 · strategy")));
 }
+
+/// Through the command line, as a user sees it: the HTML report draws the deletion curve with
+/// its interquartile band against the random order, and shows the strategy grids of the
+/// planted-shortcut model's class 3.
+#[test]
+fn the_html_report_shows_the_curves_and_the_strategy_grids() {
+    let dir = tempfile::tempdir().unwrap();
+    let suite_path = dir.path().join("s.toml");
+    std::fs::write(
+        &suite_path,
+        "name = \"s\"\n[[audit]]\nid = \"deletion\"\nthreshold = 0.0\n\
+         [[audit]]\nid = \"strategy-clusters\"\nthreshold = 0.05\nadvisory = true\n",
+    )
+    .unwrap();
+    let out = dir.path().join("out");
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_xaudit"))
+        .args([
+            "check",
+            &fixture("models/digits_shortcut.pt").to_string_lossy(),
+        ])
+        .args(["--data", &fixture("data/digits_shortcut").to_string_lossy()])
+        .args(["--config", &fixture("digits.toml").to_string_lossy()])
+        .args(["--suite", &suite_path.to_string_lossy()])
+        .args(["--method", "grad-cam", "--write", "html", "--no-progress"])
+        .args(["--out-dir", &out.to_string_lossy()])
+        .output()
+        .unwrap();
+    assert!(
+        o.status.code() == Some(0) || o.status.code() == Some(1),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let html = std::fs::read_to_string(out.join("report.html")).unwrap();
+    for needle in [
+        "random order (mean)",
+        "25-75% of images",
+        "class 3 · strategy 1 of 2",
+        "class 3 · strategy 2 of 2",
+    ] {
+        assert!(html.contains(needle), "report.html lacks {needle:?}");
+    }
+}

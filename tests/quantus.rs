@@ -20,10 +20,15 @@ fn golden() -> serde_json::Value {
 }
 
 /// Per-image values of `metric` (gated) for each (audit, method), keyed by image path.
+/// `init = "torch"` draws from libtorch's global generator: tests of one binary run on
+/// parallel threads, so the runs that randomise that way take turns.
+static TORCH_RNG: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn xaudit_values(
     suite_text: &str,
     methods: &[MethodKind],
 ) -> Vec<(String, String, HashMap<String, f64>)> {
+    let _turn = TORCH_RNG.lock().unwrap_or_else(|e| e.into_inner());
     let mut f = tempfile::Builder::new().suffix(".toml").tempfile().unwrap();
     f.write_all(suite_text.as_bytes()).unwrap();
     let s = Suite::load(f.path().to_str().unwrap()).unwrap();

@@ -95,6 +95,11 @@ pub struct Curve {
     /// `None` where no image had a finite value.
     pub mean: Vec<Option<f64>>,
     pub median: Vec<Option<f64>>,
+    /// Interquartile band (25th and 75th percentiles) at each x.
+    #[serde(default)]
+    pub q25: Vec<Option<f64>>,
+    #[serde(default)]
+    pub q75: Vec<Option<f64>>,
     pub n: Vec<usize>,
     /// A baseline curve drawn with it (e.g. the random order's mean), and its name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -118,6 +123,8 @@ impl Curve {
             x: Vec::new(),
             mean: Vec::new(),
             median: Vec::new(),
+            q25: Vec::new(),
+            q75: Vec::new(),
             n: Vec::new(),
             reference: None,
             reference_label: None,
@@ -128,6 +135,8 @@ impl Curve {
             let some = |v: f64| v.is_finite().then_some(v);
             c.mean.push(some(crate::stats::mean(&f)));
             c.median.push(some(crate::stats::median(&f)));
+            c.q25.push(some(crate::stats::quantile(&f, 0.25)));
+            c.q75.push(some(crate::stats::quantile(&f, 0.75)));
             c.n.push(f.len());
         }
         c

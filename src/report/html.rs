@@ -216,14 +216,15 @@ fn row(a: &AuditResult, k: usize, charts: bool) -> Row {
                         &c.y_label,
                         curve_thr.filter(|_| c.name == a.metric),
                         c.reference.as_deref().zip(c.reference_label.as_deref()),
+                        (!c.q25.is_empty()).then_some((c.q25.as_slice(), c.q75.as_slice())),
                     ),
                     caption: match &c.reference_label {
                         Some(r) => format!(
-                            "{} against {} (mean and median over images), with the {r}'s mean.",
+                            "{} against {} (mean, median and the band of the middle half of images), with the {r}'s mean.",
                             c.y_label, c.x_label
                         ),
                         None => format!(
-                            "{} against {} (mean and median over images).",
+                            "{} against {} (mean, median and the band of the middle half of images).",
                             c.y_label, c.x_label
                         ),
                     },

@@ -97,6 +97,7 @@ pub fn curve(
     y_label: &str,
     threshold: Option<f64>,
     reference: Option<(&[Option<f64>], &str)>,
+    band: Option<(&[Option<f64>], &[Option<f64>])>,
 ) -> String {
     let mean: Vec<f64> = mean.iter().map(|v| v.unwrap_or(f64::NAN)).collect();
     let refs: Vec<f64> = reference
@@ -154,6 +155,28 @@ pub fn curve(
                 .collect()
         };
         let blue = RGBColor(40, 90, 170);
+        if let Some((lo, hi)) = band {
+            // The interquartile band: the lower edge left to right, the upper edge back.
+            let pts: Vec<(f64, f64)> =
+                lo.iter()
+                    .enumerate()
+                    .filter_map(|(i, v)| v.filter(|v| v.is_finite()).map(|v| (i as f64, v)))
+                    .chain(
+                        hi.iter().enumerate().rev().filter_map(|(i, v)| {
+                            v.filter(|v| v.is_finite()).map(|v| (i as f64, v))
+                        }),
+                    )
+                    .collect();
+            if pts.len() >= 3 {
+                let _ = chart
+                    .draw_series(std::iter::once(Polygon::new(pts, blue.mix(0.15).filled())))
+                    .map(|s| {
+                        s.label("25-75% of images").legend(move |(x, y)| {
+                            Rectangle::new([(x, y - 4), (x + 15, y + 4)], blue.mix(0.15).filled())
+                        })
+                    });
+            }
+        }
         let _ = chart
             .draw_series(LineSeries::new(pts(mean), blue.stroke_width(2)))
             .map(|s| {
@@ -234,6 +257,7 @@ mod tests {
             "Spearman",
             Some(0.5),
             None,
+            None,
         );
         assert!(c.contains("<svg") && c.contains("layer") && c.contains("Spearman"));
         let c = super::curve(
@@ -244,8 +268,12 @@ mod tests {
             "probability",
             None,
             Some((&[Some(0.9), Some(0.6), Some(0.1)], "random order")),
+            Some((
+                &[Some(0.8), Some(0.1), Some(0.0)],
+                &[Some(1.0), Some(0.3), Some(0.2)],
+            )),
         );
-        assert!(c.contains("random order (mean)"));
+        assert!(c.contains("random order (mean)") && c.contains("25-75% of images"));
     }
 
     #[test]
@@ -254,7 +282,7 @@ mod tests {
             .map(|i| format!("backbone.stage{}.block{}.conv", i / 10, i % 10))
             .collect();
         let y: Vec<Option<f64>> = (0..101).map(|i| Some(1.0 - i as f64 / 100.0)).collect();
-        let c = super::curve(&x, &y, &y, "layer", "Spearman", None, None);
+        let c = super::curve(&x, &y, &y, "layer", "Spearman", None, None, None);
         let shown = x.iter().filter(|l| c.contains(&super::short(l))).count();
         assert!(
             (2..=super::MAX_TICKS + 1).contains(&shown),
