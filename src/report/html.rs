@@ -215,8 +215,10 @@ fn row(a: &AuditResult, k: usize, charts: bool) -> Row {
                         &c.x_label,
                         &c.y_label,
                         curve_thr.filter(|_| c.name == a.metric),
-                        c.reference.as_deref().zip(c.reference_label.as_deref()),
-                        (!c.q25.is_empty()).then_some((c.q25.as_slice(), c.q75.as_slice())),
+                        super::plots::Extra {
+                            reference: c.reference.as_deref().zip(c.reference_label.as_deref()),
+                            band: (!c.q25.is_empty()).then_some((c.q25.as_slice(), c.q75.as_slice())),
+                        },
                     ),
                     caption: match &c.reference_label {
                         Some(r) => format!(

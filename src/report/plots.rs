@@ -89,6 +89,18 @@ pub fn histogram(values: &[f64], threshold: f64, metric: &str) -> String {
 }
 
 /// Line chart of a curve's mean (and median, dashed) against its categorical x values.
+/// What a curve chart draws besides the mean and median lines.
+#[derive(Default, Clone, Copy)]
+pub struct Extra<'a> {
+    /// A baseline's values at each x and its name (e.g. the random order's mean).
+    pub reference: Option<(&'a [Option<f64>], &'a str)>,
+    /// The interquartile band: 25th and 75th percentiles at each x.
+    pub band: Option<Band<'a>>,
+}
+
+/// Lower and upper edges of a band at each x.
+pub type Band<'a> = (&'a [Option<f64>], &'a [Option<f64>]);
+
 pub fn curve(
     x: &[String],
     mean: &[Option<f64>],
@@ -96,9 +108,9 @@ pub fn curve(
     x_label: &str,
     y_label: &str,
     threshold: Option<f64>,
-    reference: Option<(&[Option<f64>], &str)>,
-    band: Option<(&[Option<f64>], &[Option<f64>])>,
+    extra: Extra,
 ) -> String {
+    let Extra { reference, band } = extra;
     let mean: Vec<f64> = mean.iter().map(|v| v.unwrap_or(f64::NAN)).collect();
     let refs: Vec<f64> = reference
         .map(|(r, _)| r.iter().map(|v| v.unwrap_or(f64::NAN)).collect())
@@ -256,8 +268,7 @@ mod tests {
             "layer",
             "Spearman",
             Some(0.5),
-            None,
-            None,
+            super::Extra::default(),
         );
         assert!(c.contains("<svg") && c.contains("layer") && c.contains("Spearman"));
         let c = super::curve(
@@ -267,11 +278,13 @@ mod tests {
             "fraction of pixels removed",
             "probability",
             None,
-            Some((&[Some(0.9), Some(0.6), Some(0.1)], "random order")),
-            Some((
-                &[Some(0.8), Some(0.1), Some(0.0)],
-                &[Some(1.0), Some(0.3), Some(0.2)],
-            )),
+            super::Extra {
+                reference: Some((&[Some(0.9), Some(0.6), Some(0.1)], "random order")),
+                band: Some((
+                    &[Some(0.8), Some(0.1), Some(0.0)],
+                    &[Some(1.0), Some(0.3), Some(0.2)],
+                )),
+            },
         );
         assert!(c.contains("random order (mean)") && c.contains("25-75% of images"));
     }
@@ -282,7 +295,15 @@ mod tests {
             .map(|i| format!("backbone.stage{}.block{}.conv", i / 10, i % 10))
             .collect();
         let y: Vec<Option<f64>> = (0..101).map(|i| Some(1.0 - i as f64 / 100.0)).collect();
-        let c = super::curve(&x, &y, &y, "layer", "Spearman", None, None, None);
+        let c = super::curve(
+            &x,
+            &y,
+            &y,
+            "layer",
+            "Spearman",
+            None,
+            super::Extra::default(),
+        );
         let shown = x.iter().filter(|l| c.contains(&super::short(l))).count();
         assert!(
             (2..=super::MAX_TICKS + 1).contains(&shown),
