@@ -598,3 +598,29 @@ fn the_html_report_shows_the_curves_and_the_strategy_grids() {
         assert!(html.contains(needle), "report.html lacks {needle:?}");
     }
 }
+
+/// Yeh et al.'s square perturbation: removing a square changes the linear model's logit by
+/// exactly the gradient times (x - black) over the square, so the gradient has zero
+/// infidelity there too.
+#[test]
+fn square_infidelity_is_zero_for_the_gradient_of_a_linear_model() {
+    let m = load("models/oracle/linear.pt", [3, 8, 8]);
+    let mut data = Dataset::from_inputs(&[fixture("data/digits/test")]).unwrap();
+    data.items.truncate(8);
+    let pre = common::preprocess(3, 8, 0.5, 0.5);
+    let tick = |_: usize| {};
+    let ctx = RunCtx::new(&m, &data, &pre, 0, 8, 64, &tick);
+    let sal = Method {
+        score: Score::Logit,
+        ..Method::defaults(MethodKind::Saliency)
+    };
+    let f = measure(
+        &ctx,
+        "infidelity",
+        &sal,
+        "perturbation = \"square\"\nsamples = 300\nsquare-max = 4",
+    );
+    let inf = column(&f, "infidelity");
+    assert!(inf.iter().all(|v| *v < 1e-8), "{inf:?}");
+    assert!(column(&f, "gain").iter().all(|g| *g > 0.0));
+}
