@@ -1,10 +1,9 @@
 //! XA401 deletion: does removing pixels in the map's order destroy the prediction faster
 //! than removing them in a random order?
-use super::faithfulness::{self, Baseline, CurveScore, CurveSettings, Order};
+use super::faithfulness::{self, CurveParams, Deleting};
 use super::{AuditDoc, AuditEntry, Direction, Finding, RunCtx};
 use crate::attribution::Method;
 use crate::error::Result;
-use serde::{Deserialize, Serialize};
 
 pub static DOC: AuditDoc = AuditDoc {
     code: "XA401",
@@ -23,56 +22,12 @@ pub static DOC: AuditDoc = AuditDoc {
     metrics: &["gain", "auc", "auc-random"],
 };
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
-pub struct Params {
-    /// Curve steps (points - 1) over the whole image.
-    pub steps: usize,
-    pub order: Order,
-    pub baseline: Baseline,
-    /// Random orders averaged into the reference curve.
-    pub random_orders: usize,
-    /// σ of the `blur` baseline in pixels (absent: 5 at 224 pixels, scaled, at least 1).
-    pub blur_sigma: Option<f64>,
-    /// `probability` (softmax, RISE) or `logit`.
-    pub score: CurveScore,
-}
-
-impl Default for Params {
-    fn default() -> Self {
-        Params {
-            steps: 20,
-            order: Order::Morf,
-            baseline: Baseline::Zero,
-            random_orders: 1,
-            blur_sigma: None,
-            score: CurveScore::Probability,
-        }
-    }
-}
-
-impl Params {
-    fn settings(&self) -> CurveSettings {
-        CurveSettings {
-            steps: self.steps,
-            order: self.order,
-            baseline: self.baseline,
-            random_orders: self.random_orders,
-            blur_sigma: self.blur_sigma,
-            score: self.score,
-        }
-    }
-}
-
-impl super::AuditParams for Params {
-    fn validate(&self) -> std::result::Result<(), String> {
-        self.settings().validate()
-    }
-}
+/// Deletion and insertion share their parameters (`faithfulness::CurveParams`).
+pub type Params = CurveParams<Deleting>;
 
 fn measure(run: &RunCtx, m: &Method, t: &toml::Table) -> Result<Vec<Finding>> {
     let p: Params = super::params(DOC.code, t)?;
-    faithfulness::measure_curves(run, m, &p.settings(), false, DOC.name)
+    faithfulness::measure_curves(run, m, &p, DOC.name)
 }
 
 pub const ENTRY: AuditEntry = AuditEntry {

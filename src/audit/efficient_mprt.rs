@@ -1,6 +1,6 @@
 //! XA106 efficient-mprt: does the explanation become more complex when the model is
 //! randomised (Hedström et al. 2024, eMPRT)?
-use super::randomize::{self, Restore};
+use super::randomize;
 use super::{AuditDoc, AuditEntry, Direction, Finding, RunCtx};
 use crate::attribution::Method;
 use crate::error::Result;
@@ -59,11 +59,7 @@ fn measure(run: &RunCtx, m: &Method, t: &toml::Table) -> Result<Vec<Finding>> {
         }
         Ok(())
     })?;
-    let groups = randomize::groups(run.model)?;
-    let guard = Restore::new(run.model)?;
-    for (gi, g) in groups.iter().enumerate().rev() {
-        randomize::reinit_with(p.init, g, run.seed, gi)?;
-    }
+    let guard = randomize::randomize_all(run.model, p.init, run.seed)?;
     let mut f = Finding::new("");
     let mut row = 0;
     let result = run.for_batches(|b| {

@@ -169,6 +169,28 @@ pub fn curves(
     Ok(out)
 }
 
+/// `scores` of any number of inputs, in passes of `run.pass_size()`.
+pub fn chunked_scores(
+    run: &RunCtx,
+    xs: &Tensor,
+    targets: &Tensor,
+    s: CurveScore,
+) -> Result<Vec<f64>> {
+    let n = xs.size()[0] as usize;
+    let mut out = Vec::with_capacity(n);
+    crate::attribution::for_chunks(n, run.pass_size(), |r| {
+        let (st, len) = (r.start as i64, r.len() as i64);
+        out.extend(scores(
+            run,
+            &xs.narrow(0, st, len),
+            &targets.narrow(0, st, len),
+            s,
+        )?);
+        Ok(())
+    })?;
+    Ok(out)
+}
+
 /// Softmax probability of `targets` `[N]` for the inputs `xs` `[N,C,H,W]` (one pass).
 pub fn probabilities(run: &RunCtx, xs: &Tensor, targets: &Tensor) -> Result<Vec<f64>> {
     scores(run, xs, targets, CurveScore::Probability)
@@ -206,18 +228,62 @@ pub fn curve_columns(curves: &[Vec<f64>], steps: usize) -> Vec<(String, Vec<f64>
         .collect()
 }
 
-/// The settings deletion and insertion share.
-pub struct CurveSettings {
+/// Which curve: pixels leave the image (deletion) or enter it (insertion).
+pub trait CurveKind: Clone + std::fmt::Debug {
+    const INSERT: bool;
+}
+
+#[derive(Debug, Clone)]
+pub struct Deleting;
+impl CurveKind for Deleting {
+    const INSERT: bool = false;
+}
+
+#[derive(Debug, Clone)]
+pub struct Inserting;
+impl CurveKind for Inserting {
+    const INSERT: bool = true;
+}
+
+/// The parameters of deletion and insertion, which differ only in the default baseline
+/// (zero for deletion, blur for insertion, as RISE).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case", bound = "")]
+pub struct CurveParams<K: CurveKind> {
+    /// Curve steps (points - 1) over the whole image.
     pub steps: usize,
     pub order: Order,
     pub baseline: Baseline,
+    /// Random orders averaged into the reference curve.
     pub random_orders: usize,
+    /// σ of the `blur` baseline in pixels (absent: 5 at 224 pixels, scaled, at least 1).
     pub blur_sigma: Option<f64>,
+    /// `probability` (softmax, RISE) or `logit`.
     pub score: CurveScore,
+    #[serde(skip)]
+    kind: std::marker::PhantomData<K>,
 }
 
-impl CurveSettings {
-    pub fn validate(&self) -> std::result::Result<(), String> {
+impl<K: CurveKind> Default for CurveParams<K> {
+    fn default() -> Self {
+        CurveParams {
+            steps: 20,
+            order: Order::Morf,
+            baseline: if K::INSERT {
+                Baseline::Blur
+            } else {
+                Baseline::Zero
+            },
+            random_orders: 1,
+            blur_sigma: None,
+            score: CurveScore::Probability,
+            kind: std::marker::PhantomData,
+        }
+    }
+}
+
+impl<K: CurveKind> super::AuditParams for CurveParams<K> {
+    fn validate(&self) -> std::result::Result<(), String> {
         if !(2..=1000).contains(&self.steps) || !(1..=64).contains(&self.random_orders) {
             return Err("steps must be in 2..=1000 and random-orders in 1..=64".into());
         }
@@ -232,13 +298,13 @@ impl CurveSettings {
 /// (`insert = true`: from the baseline to the image) curves of the map's order and of
 /// `random_orders` random orders, per image; the gated `gain` is positive when the map's
 /// order moves the probability the faithful way faster than chance.
-pub fn measure_curves(
+pub fn measure_curves<K: CurveKind>(
     run: &RunCtx,
     m: &Method,
-    p: &CurveSettings,
-    insert: bool,
+    p: &CurveParams<K>,
     code: &str,
 ) -> Result<Vec<super::Finding>> {
+    let insert = K::INSERT;
     let mut f = super::Finding::new("");
     let (mut ours, mut theirs) = (Vec::new(), Vec::new());
     run.for_batches(|b| {
@@ -361,16 +427,7 @@ pub fn masked_confidences(
     let t: Vec<i64> = clean.iter().map(|c| c.pred).collect();
     let t = Tensor::from_slice(&t).to_device(run.device());
     let t = Tensor::cat(&[&t, &t], 0);
-    let mut probs = Vec::with_capacity(2 * n as usize);
-    crate::attribution::for_chunks(2 * n as usize, run.pass_size(), |r| {
-        let (st, len) = (r.start as i64, r.len() as i64);
-        probs.extend(probabilities(
-            run,
-            &xs.narrow(0, st, len),
-            &t.narrow(0, st, len),
-        )?);
-        Ok(())
-    })?;
+    let probs = chunked_scores(run, &xs, &t, CurveScore::Probability)?;
     Ok((0..n as usize)
         .map(|j| {
             (range[j] > 0.0).then(|| Masked {

@@ -45,6 +45,16 @@ pub fn groups(model: &Model) -> Result<Vec<Group>> {
     Ok(out)
 }
 
+/// Re-initialises every parameter group of `model` (the cascading test's last stage: each
+/// group keyed by its index) and returns the guard that restores the trained weights.
+pub fn randomize_all(model: &Model, init: Init, seed: u64) -> Result<Restore<'_>> {
+    let guard = Restore::new(model)?;
+    for (gi, g) in groups(model)?.iter().enumerate().rev() {
+        reinit_with(init, g, seed, gi)?;
+    }
+    Ok(guard)
+}
+
 /// Restores every parameter from a snapshot when dropped.
 pub struct Restore<'a> {
     model: &'a Model,

@@ -2,7 +2,8 @@
 //! and filled by noisy linear imputation, so the curve measures lost evidence rather than the
 //! model's reaction to an out-of-distribution hole.
 use super::faithfulness::{
-    curve_columns, permutation, pixel_maps, random_ranks, ranks_of, scores, CurveScore, Order,
+    chunked_scores, curve_columns, permutation, pixel_maps, random_ranks, ranks_of, CurveScore,
+    Order,
 };
 use super::{AuditDoc, AuditEntry, Curve, Direction, Finding, RunCtx};
 use crate::attribution::Method;
@@ -177,17 +178,7 @@ fn measure(run: &RunCtx, m: &Method, t: &toml::Table) -> Result<Vec<Finding>> {
                 let removed = ranks.lt(k).view([n, 1, h, w]);
                 let filled = impute(&b.x, &removed);
                 let xs = &filled + &noise * removed.to_kind(Kind::Float);
-                let mut probs = Vec::with_capacity(n as usize);
-                crate::attribution::for_chunks(n as usize, run.pass_size(), |r| {
-                    let (st, len) = (r.start as i64, r.len() as i64);
-                    probs.extend(scores(
-                        run,
-                        &xs.narrow(0, st, len),
-                        &tt.narrow(0, st, len),
-                        p.score,
-                    )?);
-                    Ok(())
-                })?;
+                let probs = chunked_scores(run, &xs, &tt, p.score)?;
                 for (j, v) in probs.into_iter().enumerate() {
                     curves[o][j].push(v);
                 }

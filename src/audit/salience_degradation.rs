@@ -1,6 +1,6 @@
 //! XA205 salience-degradation: does degrading what the map shows hurt the model more than
 //! degrading an equal region elsewhere?
-use super::faithfulness::{pixel_maps, probabilities, shifted, top_area};
+use super::faithfulness::{chunked_scores, pixel_maps, shifted, top_area, CurveScore};
 use super::{AuditDoc, AuditEntry, Curve, Direction, Finding, RunCtx};
 use crate::attribution::Method;
 use crate::error::Result;
@@ -128,16 +128,7 @@ fn measure(run: &RunCtx, m: &Method, t: &toml::Table) -> Result<Vec<Finding>> {
                 0,
             );
             let tt = Tensor::cat(&[&t, &t], 0);
-            let mut probs = Vec::with_capacity(2 * n as usize);
-            crate::attribution::for_chunks(2 * n as usize, run.pass_size(), |r| {
-                let (st, len) = (r.start as i64, r.len() as i64);
-                probs.extend(probabilities(
-                    run,
-                    &xs.narrow(0, st, len),
-                    &tt.narrow(0, st, len),
-                )?);
-                Ok(())
-            })?;
+            let probs = chunked_scores(run, &xs, &tt, CurveScore::Probability)?;
             per.push((probs[..n as usize].to_vec(), probs[n as usize..].to_vec()));
             if l + 1 == levels.len() {
                 strongest = Some(xs.narrow(0, 0, n));

@@ -1,7 +1,7 @@
 //! XA105 smooth-mprt: the model randomisation test on denoised explanations (Hedström et
 //! al. 2024, sMPRT).
 use super::compare::{self, CompareParams};
-use super::randomize::{self, Restore};
+use super::randomize;
 use super::{AuditDoc, AuditEntry, Direction, Finding, RunCtx};
 use crate::attribution::Method;
 use crate::error::Result;
@@ -124,11 +124,7 @@ fn measure(run: &RunCtx, m: &Method, t: &toml::Table) -> Result<Vec<Finding>> {
         (run.progress)(b.len());
         Ok(())
     })?;
-    let groups = randomize::groups(run.model)?;
-    let guard = Restore::new(run.model)?;
-    for (gi, g) in groups.iter().enumerate().rev() {
-        randomize::reinit_with(p.init, g, run.seed, gi)?;
-    }
+    let guard = randomize::randomize_all(run.model, p.init, run.seed)?;
     let mut f = Finding::new("");
     let mut row = 0;
     let [c, h, w] = shape;
