@@ -613,3 +613,49 @@ fn square_infidelity_is_zero_for_the_gradient_of_a_linear_model() {
     assert!(inf.iter().all(|v| *v < 1e-8), "{inf:?}");
     assert!(column(&f, "gain").iter().all(|g| *g > 0.0));
 }
+
+/// The terminal table and the markdown report say why images were left out, with a count per
+/// reason, not only how many.
+#[test]
+fn exclusion_reasons_are_counted_in_the_table_and_the_markdown() {
+    let dir = tempfile::tempdir().unwrap();
+    let suite_path = dir.path().join("s.toml");
+    std::fs::write(
+        &suite_path,
+        "name = \"s\"\n[[audit]]\nid = \"strategy-clusters\"\nthreshold = 0.05\n",
+    )
+    .unwrap();
+    let out = dir.path().join("out");
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_xaudit"))
+        .args([
+            "check",
+            &fixture("models/digits_cnn_s0.pt").to_string_lossy(),
+        ])
+        .args(["--data", &fixture("data/digits_demo.csv").to_string_lossy()])
+        .args(["--config", &fixture("digits.toml").to_string_lossy()])
+        .args(["--suite", &suite_path.to_string_lossy()])
+        .args([
+            "--method",
+            "saliency",
+            "--write",
+            "markdown",
+            "--no-progress",
+        ])
+        .args(["--out-dir", &out.to_string_lossy()])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    // 20 demo images, 2 per class: every class is below min-images.
+    let why = "20 its predicted class has fewer than min-images (10) images";
+    assert!(
+        stdout.contains(&format!(
+            "excluded from XA206 strategy-clusters (saliency): {why}"
+        )),
+        "{stdout}"
+    );
+    let md = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(
+        md.contains("**Excluded images**") && md.contains(why),
+        "{md}"
+    );
+}

@@ -204,8 +204,7 @@ fn measure(run: &RunCtx, m: &Method, t: &toml::Table) -> Result<Vec<Finding>> {
                     *i,
                     &[],
                     Some(format!(
-                        "class {class} has {} images, fewer than min-images ({})",
-                        items.len(),
+                        "its predicted class has fewer than min-images ({}) images",
                         p.min_images
                     )),
                 );

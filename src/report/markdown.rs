@@ -89,6 +89,23 @@ pub fn render(r: &Report) -> String {
             ));
         }
     }
+    let excluded: Vec<_> = r.audits.iter().filter(|a| a.excluded > 0).collect();
+    if !excluded.is_empty() {
+        o.push_str("\n**Excluded images**\n\n");
+        for a in excluded {
+            let reasons: Vec<String> = a
+                .excluded_reasons
+                .iter()
+                .map(|(why, k)| format!("{k} {}", esc(why)))
+                .collect();
+            o.push_str(&format!(
+                "- {} / {}: {}\n",
+                esc(&a.code),
+                esc(&a.method),
+                reasons.join("; ")
+            ));
+        }
+    }
     let notes: std::collections::BTreeSet<&String> =
         r.audits.iter().filter_map(|a| a.note.as_ref()).collect();
     for n in notes {

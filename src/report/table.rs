@@ -97,7 +97,7 @@ pub fn render(r: &Report) -> String {
         .map(|n| format!("note: {}\n", clean(n)))
         .collect();
     format!(
-        "{t}\n{notes}{suite}: {} passed, {} failed, {} inconclusive, {} errors, {} not run, {} ignored, {} advisory — gate {} (exit {})\n",
+        "{t}\n{notes}{excluded}{suite}: {} passed, {} failed, {} inconclusive, {} errors, {} not run, {} ignored, {} advisory — gate {} (exit {})\n",
         c.pass,
         c.fail,
         c.inconclusive,
@@ -107,6 +107,30 @@ pub fn render(r: &Report) -> String {
         c.advisory,
         if r.exit_code == 0 { "PASSED" } else if r.exit_code == 1 { "FAILED" } else { "ERROR" },
         r.exit_code,
+        excluded = exclusions(&audits),
         suite = clean(&r.provenance.suite),
     )
+}
+
+/// Why images were left out, per result: the count of each reason (the `n` column only says
+/// how many).
+fn exclusions(audits: &[&super::AuditResult]) -> String {
+    audits
+        .iter()
+        .filter(|a| a.excluded > 0)
+        .map(|a| {
+            let reasons: Vec<String> = a
+                .excluded_reasons
+                .iter()
+                .map(|(why, k)| format!("{k} {}", clean(why)))
+                .collect();
+            format!(
+                "excluded from {} {} ({}): {}\n",
+                clean(&a.code),
+                clean(&a.name),
+                clean(&a.method),
+                reasons.join("; ")
+            )
+        })
+        .collect()
 }
