@@ -32,6 +32,8 @@ pub struct Plan {
     pub ignores: Vec<crate::config::IgnoreEntry>,
     /// Today's date (YYYY-MM-DD) for ignore expiry.
     pub today: String,
+    /// The previous run this one must not be worse than (`--baseline`, `[baseline]`).
+    pub baseline: Option<crate::baseline::Baseline>,
 }
 
 impl Plan {
@@ -157,7 +159,33 @@ impl Plan {
             fail_on_error: cfg.fail_on_error.unwrap_or(true),
             ignores: cfg.ignore.clone(),
             today: today.to_string(),
+            baseline: None,
         })
+    }
+
+    /// Compares the run with the report at `path` (the command line's `--baseline`, else
+    /// `[baseline] path`), with the configuration's allowed regressions.
+    pub fn set_baseline(&mut self, path: &std::path::Path, cfg: &Config) -> Result<()> {
+        let origin = cfg
+            .origin
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| "configuration".into());
+        let mut max_regression = BTreeMap::new();
+        for (key, o) in &cfg.audits {
+            if let Some(m) = o.max_regression {
+                let entry = crate::audit::lookup(key, &origin)?;
+                max_regression.insert(entry.doc.code.to_string(), m);
+            }
+        }
+        self.baseline = Some(crate::baseline::Baseline {
+            path: path.display().to_string(),
+            report: crate::baseline::read(path)?,
+            max_regression,
+            default_max_regression: cfg.baseline.max_regression.unwrap_or(0.0),
+            test: cfg.baseline.test.unwrap_or_default(),
+        });
+        Ok(())
     }
 
     /// The method as audited (its configured parameters).
@@ -312,6 +340,7 @@ fn empty_result(g: &Gate, method: &str, verdict: Verdict, reason: String) -> Aud
         params: serde_json::to_value(&g.params).unwrap_or_default(),
         duration_s: 0.0,
         examples: Vec::new(),
+        regression: None,
     }
 }
 
@@ -566,8 +595,13 @@ pub struct Outcome {
     pub exit_code: i32,
     /// `pass`, `fail` or `error`.
     pub verdict: String,
-    /// Claims in the run's error budget (two per decided result).
+    /// Claims in the run's error budget (two per decided result and per baseline comparison).
     pub family_size: usize,
+    /// Every input image with its file hash.
+    pub images: Vec<crate::report::ImageRecord>,
+    /// Baseline comparison: results without a counterpart (and why), results compared.
+    pub unmatched: Vec<String>,
+    pub compared: usize,
 }
 
 fn ignore_for<'a>(
@@ -591,19 +625,98 @@ fn ignore_for<'a>(
 
 /// Step 3: one error budget over every claim, then ignores, advisories, prerequisites and
 /// the exit code.
-pub fn decide(evaluated: Vec<Evaluated>, plan: &Plan) -> Outcome {
+pub fn decide(
+    evaluated: Vec<Evaluated>,
+    plan: &Plan,
+    images: Vec<crate::report::ImageRecord>,
+) -> Outcome {
     let s = &plan.settings;
-    let evals: Vec<Option<&Evaluation>> = evaluated.iter().map(|e| e.evaluation.as_ref()).collect();
-    let decisions = gate::decide(&evals, s);
+    // Baseline comparisons add their two claims to the same family.
+    let mut unmatched = Vec::new();
+    let mut regressions: Vec<Option<crate::baseline::Prepared>> = Vec::new();
+    for e in &evaluated {
+        let r = &e.result;
+        let prepared = match (&plan.baseline, &e.evaluation) {
+            (Some(b), Some(_)) => {
+                let key = crate::baseline::key(r);
+                match b
+                    .report
+                    .audits
+                    .iter()
+                    .find(|x| crate::baseline::key(x) == key)
+                {
+                    None => {
+                        unmatched.push(format!(
+                            "{} {} ({}{}): not in the baseline",
+                            r.code,
+                            r.name,
+                            r.method,
+                            if r.variant.is_empty() {
+                                String::new()
+                            } else {
+                                format!(", {}", r.variant)
+                            }
+                        ));
+                        None
+                    }
+                    Some(base) => {
+                        let p = crate::baseline::prepare(
+                            r,
+                            &images,
+                            base,
+                            &b.report.images,
+                            b.allowed(&r.code),
+                            b.test,
+                            s.min_n,
+                        );
+                        if p.is_none() {
+                            unmatched.push(format!(
+                                "{} {} ({}): {}",
+                                r.code,
+                                r.name,
+                                r.method,
+                                if base.metric != r.metric {
+                                    format!(
+                                        "metric {} in the baseline, {} now",
+                                        base.metric, r.metric
+                                    )
+                                } else {
+                                    "no usable value in the baseline".into()
+                                }
+                            ));
+                        }
+                        p
+                    }
+                }
+            }
+            _ => None,
+        };
+        regressions.push(prepared);
+    }
+    let compared = regressions.iter().flatten().count();
+    let mut evals: Vec<Option<&Evaluation>> =
+        evaluated.iter().map(|e| e.evaluation.as_ref()).collect();
+    evals.extend(
+        regressions
+            .iter()
+            .map(|p| p.as_ref().map(|p| &p.evaluation)),
+    );
+    let mut decisions = gate::decide(&evals, s);
     let family_size = evals
         .iter()
         .flatten()
         .filter(|e| e.n >= s.min_n && e.reference_n.is_none_or(|r| r >= s.min_n))
         .count()
         * 2;
+    let regression_decisions = decisions.split_off(evaluated.len());
     let mut results: Vec<AuditResult> = Vec::with_capacity(evaluated.len());
-    for (e, d) in evaluated.into_iter().zip(decisions) {
+    for ((e, d), (p, rd)) in evaluated
+        .into_iter()
+        .zip(decisions)
+        .zip(regressions.into_iter().zip(regression_decisions))
+    {
         let mut r = e.result;
+        r.regression = p.map(|p| p.decided(rd));
         if let Some(d) = d {
             r.verdict = d.verdict;
             r.reason = d.reason;
@@ -659,8 +772,17 @@ pub fn decide(evaluated: Vec<Evaluated>, plan: &Plan) -> Outcome {
             Verdict::Error => counts.error += 1,
             Verdict::NotRun => counts.not_run += 1,
         }
+        if let Some(g) = r.regression.as_mut() {
+            g.gated = r.gated && g.verdict == Verdict::Fail;
+            if g.verdict == Verdict::Fail {
+                counts.regressed += 1;
+            }
+        }
         if !r.gated {
             continue;
+        }
+        if r.regression.as_ref().is_some_and(|g| g.gated) {
+            exit = exit.max(1);
         }
         let code = match r.verdict {
             Verdict::Fail => 1,
@@ -682,13 +804,68 @@ pub fn decide(evaluated: Vec<Evaluated>, plan: &Plan) -> Outcome {
         exit_code: exit,
         verdict: verdict.into(),
         family_size,
+        images,
+        unmatched,
+        compared,
     }
+}
+
+/// Before the run: the model's accuracy on the given labels (the clean predictions are
+/// cached for the audits). Near-chance accuracy almost always means labels that do not match
+/// the model's class indices, which silently excludes every image from the audits that skip
+/// misclassified ones; the warning names the cause and, when the class folders are named by
+/// integers, the accuracy under the other folder rule.
+pub fn preflight(
+    run: &RunCtx,
+    alternative: Option<&(crate::data::LabelRule, Vec<Option<i64>>)>,
+) -> Result<Vec<String>> {
+    let (mut labelled, mut hits, mut alt_hits) = (0usize, 0usize, 0usize);
+    let mut distinct = std::collections::BTreeSet::new();
+    run.for_batches(|b| {
+        let clean = run.clean(b)?;
+        for (j, i) in b.indices.clone().enumerate() {
+            if let Some(l) = b.labels[j] {
+                labelled += 1;
+                distinct.insert(l);
+                hits += usize::from(clean[j].pred == l);
+            }
+            if let Some((_, alt)) = alternative {
+                alt_hits += usize::from(alt.get(i).copied().flatten() == Some(clean[j].pred));
+            }
+        }
+        Ok(())
+    })?;
+    let classes = distinct.len();
+    if labelled < 10 || classes < 2 {
+        return Ok(Vec::new());
+    }
+    let acc = hits as f64 / labelled as f64;
+    let chance = 1.0 / classes as f64;
+    if acc >= (2.0 * chance).min(0.5) {
+        return Ok(Vec::new());
+    }
+    let mut w = format!(
+        "the model's accuracy on the given labels is {} ({hits} of {labelled} labelled images; chance with {classes} classes is {}): the labels probably do not match the model's class indices, and audits that skip misclassified images will exclude most images",
+        crate::fmt::percent(acc),
+        crate::fmt::percent(chance)
+    );
+    if let Some((rule, _)) = alternative {
+        w.push_str(&format!(
+            "; with [model] labels = \"{}\" the accuracy would be {}",
+            rule.name(),
+            crate::fmt::percent(alt_hits as f64 / labelled as f64)
+        ));
+    } else {
+        w.push_str("; check the CSV labels or the class folders against the model's logit order ([model] class_names, labels = \"folder-index\" | \"folder-name\")");
+    }
+    Ok(vec![w])
 }
 
 /// Steps 1-3 in order; `on_start` is told each job before it runs.
 pub fn run(run: &RunCtx, plan: &Plan, on_start: impl FnMut(&Gate, MethodKind)) -> Result<Outcome> {
     let measured = measure(run, plan, on_start)?;
-    Ok(decide(evaluate(run, plan, measured), plan))
+    let images = run.data.manifest()?;
+    Ok(decide(evaluate(run, plan, measured), plan, images))
 }
 
 /// Step 4: the report model of a decided run (built in the library, so tests need no
@@ -711,7 +888,27 @@ pub fn report(plan: &Plan, outcome: Outcome, inputs: ReportInputs) -> Report {
             )
         })
         .collect();
-    Report {
+    let mut decision_rule = gate::decision_rule(&plan.settings);
+    if let Some(b) = &plan.baseline {
+        decision_rule.push_str(&format!(
+            " Baseline {}: each result also present there adds two claims about the per-image \
+             worsening against it (images matched by file sha256; {}), REGRESSED (worse by more \
+             than the allowed regression, default {}) and NOT WORSE, to the same Holm family; a \
+             gated result that REGRESSED fails the gate. Runs on different images are compared \
+             as two independent groups (Hoeffding bound on the rank-biserial effect of the \
+             shifted values).",
+            b.path,
+            match b.test {
+                gate::TestChoice::Quantile => "exact sign test of the median difference",
+                gate::TestChoice::Wilcoxon =>
+                    "Wilcoxon signed-rank test of the pseudo-median difference",
+            },
+            b.default_max_regression
+        ));
+    }
+    let mut warnings = inputs.warnings;
+    warnings.extend(exclusion_warnings(&outcome.audits));
+    let mut report = Report {
         schema_version: SCHEMA_VERSION.into(),
         verdict: outcome.verdict.clone(),
         exit_code: inputs.exit_code,
@@ -721,13 +918,110 @@ pub fn report(plan: &Plan, outcome: Outcome, inputs: ReportInputs) -> Report {
         fail_on_inconclusive: plan.fail_on_inconclusive,
         fail_on_error: plan.fail_on_error,
         multiplicity: "holm over both claims of every result (one family)".into(),
-        decision_rule: gate::decision_rule(&plan.settings),
+        decision_rule,
         family_size: outcome.family_size,
         methods,
         docs,
         model: inputs.model,
         provenance: inputs.provenance,
         counts: outcome.counts,
+        warnings,
+        baseline: None,
         audits: outcome.audits,
+        images: outcome.images,
+    };
+    if let Some(b) = &plan.baseline {
+        report.baseline = Some(crate::report::BaselineInfo {
+            path: b.path.clone(),
+            schema_version: b.report.schema_version.clone(),
+            xaudit_version: b.report.provenance.xaudit_version.clone(),
+            model_sha256: b.report.model.sha256.clone(),
+            data_sha256: b.report.provenance.data_sha256.clone(),
+            started: b.report.provenance.started.clone(),
+            max_regression: b.default_max_regression,
+            differences: crate::baseline::differences(&b.report, &report),
+            unmatched: outcome.unmatched,
+            compared: outcome.compared,
+            regressed: report.counts.regressed,
+        });
+    }
+    report
+}
+
+/// A warning for every exclusion reason that removed most images of some result: the
+/// verdicts of those results rest on few images, and the usual cause is named.
+pub fn exclusion_warnings(results: &[AuditResult]) -> Vec<String> {
+    let mut by_reason: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    for r in results {
+        let total = r.per_sample.len();
+        for (reason, k) in &r.excluded_reasons {
+            if total > 0 && 2 * k > total {
+                by_reason
+                    .entry(reason)
+                    .or_default()
+                    .push(format!("{} {} ({k} of {total})", r.code, r.method));
+            }
+        }
+    }
+    by_reason
+        .into_iter()
+        .map(|(reason, rs)| {
+            let cause = if reason.contains("misclassified") {
+                "the labels probably do not match the model's class indices (check [model] labels and class_names, and the accuracy on the given labels)"
+            } else if reason.contains("label") || reason.contains("class") {
+                "the perturbation budget probably changes the prediction of most images (lower epsilon)"
+            } else if reason.contains("non-finite") {
+                "the model or method produces NaN or infinite values on these inputs (check the preprocessing)"
+            } else {
+                "see the audit's documentation (xaudit docs CODE)"
+            };
+            format!(
+                "most images were excluded as `{reason}` in {} result(s): {}; likely cause: {cause}",
+                rs.len(),
+                rs.join(", ")
+            )
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn most_images_excluded_for_one_reason_is_a_warning_naming_the_cause() {
+        let mut r: AuditResult = serde_json::from_value(serde_json::json!({
+            "code": "XA001", "name": "attack-top-k", "title": "t", "suite": "s",
+            "method": "saliency", "variant": "", "metric": "m", "n": 0, "excluded": 0,
+            "excluded_reasons": {}, "threshold": 0.5, "direction": "higher", "rationale": "",
+            "claim": null, "descriptive": null, "verdict": "inconclusive", "reason": "",
+            "p_pass_adjusted": null, "p_fail_adjusted": null, "level": null,
+            "bound_low": null, "bound_high": null, "images_to_decide": null, "gated": true,
+            "advisory": false, "prerequisite": false, "ignored": null, "note": null,
+            "per_sample": [], "reference": null, "secondary": {}, "curves": [],
+            "summary": {}, "params": {}, "duration_s": 0.0
+        }))
+        .unwrap();
+        r.per_sample = (0..10)
+            .map(|i| SampleValue {
+                index: i,
+                path: format!("{i}.png"),
+                value: None,
+                excluded: Some("misclassified before the attack".into()),
+            })
+            .collect();
+        r.excluded_reasons
+            .insert("misclassified before the attack".into(), 9);
+        let w = exclusion_warnings(std::slice::from_ref(&r));
+        assert_eq!(w.len(), 1);
+        assert!(
+            w[0].contains("9 of 10") && w[0].contains("labels"),
+            "{}",
+            w[0]
+        );
+        // Half or fewer: no warning.
+        r.excluded_reasons
+            .insert("misclassified before the attack".into(), 5);
+        assert!(exclusion_warnings(&[r]).is_empty());
     }
 }

@@ -147,6 +147,12 @@ pub struct ModelSection {
     /// for the run-to-run stability audit.
     #[serde(default)]
     pub replicas: Vec<PathBuf>,
+    /// How ImageFolder class folders become class indices: `folder-index` (sorted position,
+    /// torchvision's rule) or `folder-name` (the folder name is the class index). Default:
+    /// by `class_names` when every folder is named there, else folder-index (with a note
+    /// when folder names are integers that disagree with their positions).
+    #[serde(default)]
+    pub labels: Option<crate::data::LabelRule>,
 }
 
 /// Per-audit overrides: threshold, metric and parameters (keys: audit code or name).
@@ -168,8 +174,28 @@ pub struct AuditOverride {
     /// Report without gating (true), or make a suite's advisory audit gate (false).
     #[serde(default)]
     pub advisory: Option<bool>,
+    /// Allowed regression against the baseline, in the metric's units (default: the
+    /// `[baseline]` section's, else 0).
+    #[serde(default)]
+    pub max_regression: Option<f64>,
     #[serde(default)]
     pub params: toml::Table,
+}
+
+/// `[baseline]`: compare with a previous run's report.json and fail on a regression.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct BaselineSection {
+    /// The previous release's report.json (relative to the working directory).
+    #[serde(default)]
+    pub path: Option<PathBuf>,
+    /// Allowed regression of every audit, in its metric's units (default 0).
+    #[serde(default)]
+    pub max_regression: Option<f64>,
+    /// Test of the per-image differences: `quantile` (exact sign test of the median, the
+    /// default) or `wilcoxon` (signed-rank, pseudo-median).
+    #[serde(default)]
+    pub test: Option<crate::claim::TestChoice>,
 }
 
 /// An accepted exception: the audit still runs and is reported, but does not gate.
@@ -237,6 +263,8 @@ pub struct Config {
     pub audits: std::collections::BTreeMap<String, AuditOverride>,
     #[serde(default)]
     pub ignore: Vec<IgnoreEntry>,
+    #[serde(default)]
+    pub baseline: BaselineSection,
     /// Where the configuration came from (for messages and provenance).
     #[serde(skip)]
     pub origin: Option<PathBuf>,
@@ -291,6 +319,25 @@ impl Config {
         }
         if let Some(p) = &cfg.preprocess {
             p.validate(origin)?;
+        }
+        let regressions = cfg
+            .audits
+            .iter()
+            .map(|(k, o)| (format!("[audits.{k}] max-regression"), o.max_regression))
+            .chain([(
+                "[baseline] max-regression".to_string(),
+                cfg.baseline.max_regression,
+            )]);
+        for (what, m) in regressions {
+            if let Some(m) = m {
+                if !(m.is_finite() && m >= 0.0) {
+                    return Err(Error::config(
+                        origin,
+                        format!("{what} = {m}"),
+                        "give the allowed worsening in the metric's units, >= 0 (0: any significant worsening fails)",
+                    ));
+                }
+            }
         }
         if let Some(names) = &cfg.model.class_names {
             if names.is_empty() {

@@ -17,6 +17,15 @@ pub fn num(v: Option<f64>) -> String {
     }
 }
 
+/// A difference: like [`num`] with an explicit sign (`+0.0123`, `-0.0040`, `0.0000`).
+pub fn signed(v: Option<f64>) -> String {
+    let s = num(v);
+    match v {
+        Some(x) if x.is_finite() && s != "0.0000" && x > 0.0 => format!("+{s}"),
+        _ => s,
+    }
+}
+
 /// A p-value or a level: scientific with 2 decimals (`1.23e-4`), `-` when absent.
 pub fn p(v: Option<f64>) -> String {
     match v {
@@ -47,6 +56,9 @@ mod tests {
         assert_eq!(super::num(Some(0.12345)), "0.1235");
         assert_eq!(super::num(Some(-0.00001)), "0.0000");
         assert_eq!(super::num(None), "-");
+        assert_eq!(super::signed(Some(0.01)), "+0.0100");
+        assert_eq!(super::signed(Some(-0.01)), "-0.0100");
+        assert_eq!(super::signed(Some(1e-7)), "0.0000");
         assert_eq!(super::p(Some(0.000123)), "1.23e-4");
     }
 }

@@ -8,9 +8,11 @@
 pub mod alloc;
 pub mod attribution;
 pub mod audit;
+pub mod baseline;
 pub mod calibrate;
 pub mod check;
 pub mod claim;
+pub mod compare;
 pub mod config;
 pub mod data;
 pub mod device;

@@ -80,6 +80,7 @@ fn report_of(plan: &Plan, o: Outcome) -> Report {
                 finished: String::new(),
             },
             exit_code: 1,
+            warnings: Vec::new(),
         },
     )
 }

@@ -46,6 +46,10 @@ pub struct CheckArgs {
     /// One input per model pass: bitwise-identical numbers whatever the batch sizes (slower).
     #[arg(long)]
     pub per_sample: bool,
+    /// A previous run's report.json: the gate also fails when a result got significantly
+    /// worse than there (default: `[baseline] path` in xaudit.toml).
+    #[arg(long, value_name = "REPORT_JSON")]
+    pub baseline: Option<PathBuf>,
     /// Always exit 0 unless xaudit itself failed (exit 2 / 101 still apply).
     #[arg(long)]
     pub exit_zero: bool,
@@ -57,19 +61,16 @@ pub struct CheckArgs {
 }
 
 fn sha256_file(p: &Path) -> Result<String> {
-    let mut f = std::fs::File::open(p).with_context(|| format!("cannot read {}", p.display()))?;
-    let mut h = Sha256::new();
-    std::io::copy(&mut f, &mut h)?;
-    Ok(format!("{:x}", h.finalize()))
+    Ok(xaudit::data::sha256_file(p)?)
 }
 
 /// sha256 over "sha256  path" lines of every image, in data-set order.
-fn data_manifest_sha256(data: &Dataset) -> Result<String> {
+fn data_manifest_sha256(images: &[xaudit::report::ImageRecord]) -> String {
     let mut h = Sha256::new();
-    for it in &data.items {
-        h.update(format!("{}  {}\n", sha256_file(&it.path)?, it.path.display()).as_bytes());
+    for it in images {
+        h.update(format!("{}  {}\n", it.sha256, it.path).as_bytes());
     }
-    Ok(format!("{:x}", h.finalize()))
+    format!("{:x}", h.finalize())
 }
 
 /// What `check` and `calibrate` both run: a model, a suite, images, methods, a seed.
@@ -169,6 +170,8 @@ pub(super) struct Inputs {
     pub data: Dataset,
     pub device: tch::Device,
     pub model: Model,
+    /// How class folders were numbered (see `Dataset::relabel`).
+    pub labels: xaudit::data::LabelInfo,
 }
 
 /// Loads the data set (at most `max_images`) and the model, and checks the labels.
@@ -185,9 +188,22 @@ pub(super) fn load_inputs(
         .or(cfg.data.clone())
         .context("no images given: pass --data DIR|CSV or set `data = \"...\"` in xaudit.toml")?;
     let mut ds = Dataset::from_inputs(std::slice::from_ref(&data_path))?;
+    let origin = cfg
+        .origin
+        .as_ref()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|| "configuration".into());
+    let labels = ds.relabel(cfg.model.labels, cfg.model.class_names.as_deref(), &origin)?;
+    if let Some(note) = &labels.note {
+        eprintln!("note: {}: {note}", data_path.display());
+    }
     if let Some(n) = max_images {
         anyhow::ensure!(n >= 1, "--max-images must be at least 1");
         ds.items.truncate(n);
+    }
+    let mut labels = labels;
+    if let (Some((_, alt)), Some(n)) = (labels.alternative.as_mut(), max_images) {
+        alt.truncate(n);
     }
     let dev = xaudit::device::parse_device(device)?;
     let shape = [pre.channels as i64, pre.size[0] as i64, pre.size[1] as i64];
@@ -207,7 +223,7 @@ pub(super) fn load_inputs(
                 it.label.unwrap_or_default(),
                 model.num_classes
             ),
-            "fix the manifest or folder layout so labels are class indices of this model",
+            "fix the manifest or folder layout so labels are class indices of this model (class folders: [model] labels = \"folder-index\" | \"folder-name\", or class_names)",
         )
         .into());
     }
@@ -216,6 +232,7 @@ pub(super) fn load_inputs(
         data: ds,
         device: dev,
         model,
+        labels,
     })
 }
 
@@ -251,12 +268,17 @@ pub fn run(a: CheckArgs) -> Result<i32> {
             .unwrap_or_else(|| report::DEFAULT_FILES.to_vec())
     };
     let today = started.format("%Y-%m-%d").to_string();
-    let plan = Plan::new(&suite, &cfg, &a.run.methods, seed, &today)?;
+    let mut plan = Plan::new(&suite, &cfg, &a.run.methods, seed, &today)?;
+    // The baseline is read before any model pass: a wrong file fails in a second.
+    if let Some(b) = a.baseline.as_ref().or(cfg.baseline.path.as_ref()) {
+        plan.set_baseline(b, &cfg)?;
+    }
     let Inputs {
         data_path,
         data,
         device,
         model,
+        labels,
     } = a.run.inputs(&cfg, &a.common.device, &pre)?;
     let shape = model.input_shape;
     let rl_model = match &a.random_label_model {
@@ -287,6 +309,10 @@ pub fn run(a: CheckArgs) -> Result<i32> {
     ctx.replicas = replicas.iter().collect();
     ctx.per_sample = a.per_sample || cfg.per_sample.unwrap_or(false);
     ctx.out_of_set = oos.as_ref();
+    let warnings = check::preflight(&ctx, labels.alternative.as_ref())?;
+    for w in &warnings {
+        eprintln!("warning: {w}");
+    }
     let outcome = check::run(&ctx, &plan, |g, m| {
         bar.reset();
         bar.set_length(data.len() as u64);
@@ -317,7 +343,7 @@ pub fn run(a: CheckArgs) -> Result<i32> {
         config_sha256: cfg.origin.as_deref().map(sha256_file).transpose()?,
         data: data_path.display().to_string(),
         data_count: data.len(),
-        data_sha256: data_manifest_sha256(&data)?,
+        data_sha256: data_manifest_sha256(&outcome.images),
         random_label_model: a
             .random_label_model
             .as_ref()
@@ -333,6 +359,7 @@ pub fn run(a: CheckArgs) -> Result<i32> {
             model: model_info,
             provenance,
             exit_code,
+            warnings,
         },
     );
     // Files first: if they cannot be written, the run is an error (exit 2), not a verdict.

@@ -10,6 +10,7 @@ macro_rules! outln {
 
 mod calibrate;
 mod check;
+mod compare;
 mod docs;
 mod doctor;
 mod explain;
@@ -52,6 +53,9 @@ pub enum Command {
     List,
     /// Print an audit's documentation and parameters.
     Docs(docs::DocsArgs),
+    /// Compare runs (models or methods on the same images): per audit the paired effect, its
+    /// bound and the significantly better run, then a ranking.
+    Compare(compare::CompareArgs),
     /// Re-render a stored report.json in another format.
     Report(report::ReportArgs),
     /// Print the JSON Schema of report.json.
@@ -77,6 +81,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::List => list::run().map(|_| 0),
         Command::Docs(a) => docs::run(a).map(|_| 0),
         Command::Report(a) => report::run(a),
+        Command::Compare(a) => compare::run(a),
         Command::Replay(a) => replay::run(a),
         Command::Throughput(a) => throughput::run(a).map(|_| 0),
         Command::Schema => {

@@ -17,6 +17,46 @@ fn is_image(p: &Path) -> bool {
 }
 
 /// One entry of a data set: a file and, when known, its class index.
+/// sha256 of a file, hex (streamed).
+pub fn sha256_file(p: &Path) -> Result<String> {
+    use sha2::{Digest, Sha256};
+    let mut f = std::fs::File::open(p)
+        .map_err(|e| Error::data(p, format!("cannot read: {e}"), "check the path"))?;
+    let mut h = Sha256::new();
+    std::io::copy(&mut f, &mut h)
+        .map_err(|e| Error::data(p, format!("cannot read: {e}"), "check the path"))?;
+    Ok(format!("{:x}", h.finalize()))
+}
+
+/// How the class sub-folders of an ImageFolder tree become class indices.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LabelRule {
+    /// torchvision's ImageFolder: the position of the folder in sorted order (0, 1, ...).
+    FolderIndex,
+    /// The folder's name is the class index (`207/` holds class 207).
+    FolderName,
+}
+
+impl LabelRule {
+    pub fn name(self) -> &'static str {
+        match self {
+            LabelRule::FolderIndex => "folder-index",
+            LabelRule::FolderName => "folder-name",
+        }
+    }
+}
+
+/// What [`Dataset::relabel`] decided, for the user.
+#[derive(Debug, Clone, Default)]
+pub struct LabelInfo {
+    /// Which rule numbered the classes, when it matters (said before the run).
+    pub note: Option<String>,
+    /// The other rule's labels, when folder names are integers and the rules disagree (so a
+    /// pre-flight check can say which one fits the model).
+    pub alternative: Option<(LabelRule, Vec<Option<i64>>)>,
+}
+
 #[derive(Debug, Clone)]
 pub struct Item {
     pub path: PathBuf,
@@ -225,6 +265,137 @@ impl Dataset {
 
     pub fn len(&self) -> usize {
         self.items.len()
+    }
+
+    /// Every image with its file hash, in data-set order.
+    pub fn manifest(&self) -> Result<Vec<crate::report::ImageRecord>> {
+        self.items
+            .par_iter()
+            .enumerate()
+            .map(|(index, it)| {
+                Ok(crate::report::ImageRecord {
+                    index,
+                    path: it.path.display().to_string(),
+                    sha256: sha256_file(&it.path)?,
+                })
+            })
+            .collect()
+    }
+
+    /// Numbers the class folders of an ImageFolder tree: by `class_names` when every folder
+    /// is one of them, else by `rule` (default folder-index, torchvision's). Folder names that
+    /// are all integers make the two rules disagree silently in other tools; here the
+    /// rule in force is said, and the other rule's labels are kept for the pre-flight check.
+    pub fn relabel(
+        &mut self,
+        rule: Option<LabelRule>,
+        class_names: Option<&[String]>,
+        origin: &str,
+    ) -> Result<LabelInfo> {
+        let Some(folders) = self.folder_classes.clone() else {
+            return Ok(LabelInfo::default());
+        };
+        let folder_of = |l: Option<i64>| l.and_then(|l| folders.get(l as usize));
+        let ints: Option<Vec<i64>> = folders
+            .iter()
+            .map(|f| f.parse::<i64>().ok().filter(|v| *v >= 0))
+            .collect();
+        let mut info = LabelInfo::default();
+        if let (None, Some(names)) = (rule, class_names) {
+            let pos: Vec<Option<usize>> = folders
+                .iter()
+                .map(|f| names.iter().position(|n| n == f))
+                .collect();
+            let matched = pos.iter().filter(|p| p.is_some()).count();
+            if matched == folders.len() {
+                let same = pos.iter().enumerate().all(|(i, p)| *p == Some(i));
+                for it in &mut self.items {
+                    let f = folder_of(it.label).cloned();
+                    it.label = f
+                        .and_then(|f| names.iter().position(|n| *n == f))
+                        .map(|p| p as i64);
+                }
+                if !same {
+                    info.note = Some(format!(
+                        "class folders mapped to [model] class_names by name ({} folders; e.g. `{}` -> class {})",
+                        folders.len(),
+                        folders[0],
+                        pos[0].unwrap_or_default()
+                    ));
+                }
+                return Ok(info);
+            }
+            if matched > 0 {
+                let missing: Vec<&str> = folders
+                    .iter()
+                    .zip(&pos)
+                    .filter(|(_, p)| p.is_none())
+                    .map(|(f, _)| f.as_str())
+                    .take(5)
+                    .collect();
+                return Err(Error::config(
+                    origin,
+                    format!(
+                        "{matched} of {} class folders are named in [model] class_names, but not {}",
+                        folders.len(),
+                        missing.join(", ")
+                    ),
+                    "name every class folder as in class_names, or set [model] labels = \"folder-index\" to number folders by position",
+                ));
+            }
+        }
+        let by_name = |items: &[Item], ints: &[i64]| -> Vec<Option<i64>> {
+            items
+                .iter()
+                .map(|it| it.label.map(|l| ints[l as usize]))
+                .collect()
+        };
+        match (rule, &ints) {
+            (Some(LabelRule::FolderName), None) => {
+                let bad = folders
+                    .iter()
+                    .find(|f| f.parse::<i64>().is_err())
+                    .cloned()
+                    .unwrap_or_default();
+                Err(Error::config(
+                    origin,
+                    format!("[model] labels = \"folder-name\", but class folder `{bad}` is not a class index"),
+                    "name class folders by the model's class index (e.g. 207/), or use labels = \"folder-index\"",
+                ))
+            }
+            (Some(LabelRule::FolderName), Some(ints)) => {
+                let labels = by_name(&self.items, ints);
+                let old: Vec<Option<i64>> = self.items.iter().map(|it| it.label).collect();
+                for (it, l) in self.items.iter_mut().zip(labels) {
+                    it.label = l;
+                }
+                if old != self.items.iter().map(|it| it.label).collect::<Vec<_>>() {
+                    info.alternative = Some((LabelRule::FolderIndex, old));
+                }
+                Ok(info)
+            }
+            (rule, Some(ints)) => {
+                let labels = by_name(&self.items, ints);
+                let current: Vec<Option<i64>> = self.items.iter().map(|it| it.label).collect();
+                if labels != current {
+                    if rule.is_none() {
+                        let k = ints
+                            .iter()
+                            .enumerate()
+                            .find(|(i, v)| **v != *i as i64)
+                            .map(|(i, _)| i)
+                            .unwrap_or(0);
+                        info.note = Some(format!(
+                            "class folders are named by integers; they are numbered by sorted position as torchvision's ImageFolder does (folder `{}` -> class {k}). If the folder names are the model's class indices, set [model] labels = \"folder-name\"; set labels = \"folder-index\" to silence this note",
+                            folders[k]
+                        ));
+                    }
+                    info.alternative = Some((LabelRule::FolderName, labels));
+                }
+                Ok(info)
+            }
+            _ => Ok(info),
+        }
     }
 
     pub fn is_empty(&self) -> bool {

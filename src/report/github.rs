@@ -17,6 +17,20 @@ fn prop(s: &str) -> String {
 
 pub fn render(r: &Report) -> String {
     let mut o = String::new();
+    for w in &r.warnings {
+        o.push_str(&format!("::warning title=xaudit input::{}\n", data(w)));
+    }
+    for a in &r.audits {
+        if let Some(g) = a.regression.as_ref().filter(|g| g.verdict == Verdict::Fail) {
+            o.push_str(&format!(
+                "::{} file={},title={}::{}\n",
+                if g.gated { "error" } else { "warning" },
+                prop(&r.model.path),
+                prop(&format!("{} {} ({}) vs baseline", a.code, a.name, a.method)),
+                data(&format!("{}; {}", g.line(), g.reason))
+            ));
+        }
+    }
     for a in &r.audits {
         let level = match (a.verdict, a.gated) {
             (Verdict::Fail | Verdict::Error, true) => "error",
@@ -47,8 +61,10 @@ pub fn render(r: &Report) -> String {
     o.push_str(&format!(
         "::notice title=xaudit::{}\n",
         data(&format!(
-            "{}: {} passed, {} failed, {} inconclusive, {} errors, {} not run, {} ignored, {} advisory (exit {})",
-            r.provenance.suite, c.pass, c.fail, c.inconclusive, c.error, c.not_run, c.ignored, c.advisory, r.exit_code
+            "{}: {} passed, {} failed, {} inconclusive, {} errors, {} not run, {} ignored, {} advisory{} (exit {})",
+            r.provenance.suite, c.pass, c.fail, c.inconclusive, c.error, c.not_run, c.ignored, c.advisory,
+            if r.baseline.is_some() { format!(", {} regressed against the baseline", c.regressed) } else { String::new() },
+            r.exit_code
         ))
     ));
     o

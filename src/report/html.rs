@@ -70,6 +70,70 @@ struct Row {
     curves: Vec<CurveView>,
     counterexamples: Vec<String>,
     examples: Vec<super::Example>,
+    regression: Option<RegressionView>,
+}
+
+#[derive(Serialize)]
+struct RegressionView {
+    label: String,
+    vclass: String,
+    line: String,
+    reason: String,
+    baseline: String,
+    current: String,
+    difference: String,
+    bound: String,
+    design: String,
+    claims: String,
+    chart: Option<String>,
+}
+
+fn regression_view(a: &AuditResult, charts: bool) -> Option<RegressionView> {
+    let g = a.regression.as_ref()?;
+    let diffs: Vec<f64> = g.pairs.iter().map(|p| p.current - p.baseline).collect();
+    Some(RegressionView {
+        label: if g.verdict == Verdict::Fail && !g.gated {
+            format!("{} (not gated)", g.label())
+        } else {
+            g.label().to_string()
+        },
+        vclass: match g.verdict {
+            Verdict::Fail => "FAIL",
+            Verdict::Pass => "PASS",
+            _ => "INCONCLUSIVE",
+        }
+        .into(),
+        line: g.line(),
+        reason: g.reason.clone(),
+        baseline: f(g.baseline_median),
+        current: f(g.current_median),
+        difference: format!(
+            "{} {}",
+            g.difference_label,
+            super::fmt::signed(g.difference)
+        ),
+        bound: format!(
+            "{} on the {} at {}",
+            g.bound_text(),
+            g.bound_of,
+            g.level
+                .map(|l| super::fmt::percent(1.0 - l))
+                .unwrap_or_else(|| "–".into())
+        ),
+        design: format!("{}; {}", g.test, g.design_reason),
+        claims: format!(
+            "REGRESSED: {}. NOT WORSE: {}.",
+            g.claim_regressed, g.claim_not_worse
+        ),
+        chart: (charts && !diffs.is_empty()).then(|| {
+            super::plots::paired_differences(
+                &diffs,
+                g.worse == "higher",
+                g.max_regression,
+                &a.metric,
+            )
+        }),
+    })
 }
 
 #[derive(Serialize)]
@@ -276,6 +340,7 @@ fn row(a: &AuditResult, k: usize, charts: bool) -> Row {
                 e
             })
             .collect(),
+        regression: regression_view(a, charts),
     }
 }
 
@@ -388,6 +453,8 @@ pub fn render(r: &Report) -> String {
             .into_iter()
             .collect::<Vec<String>>(),
         fail_on_inconclusive => r.fail_on_inconclusive,
+        warnings => r.warnings,
+        baseline => r.baseline,
         counts => r.counts,
         seed => r.seed,
         rows => rows,

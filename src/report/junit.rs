@@ -49,6 +49,12 @@ pub fn render(r: &Report) -> String {
         ] {
             ts.add_property(Property::new(k, v));
         }
+        for w in &r.warnings {
+            ts.add_property(Property::new("warning", w.clone()));
+        }
+        if let Some(b) = &r.baseline {
+            ts.add_property(Property::new("baseline", b.path.clone()));
+        }
         for a in r.audits.iter().filter(|a| a.suite == s) {
             let status = if let Some(ig) = &a.ignored {
                 let mut st = TestCaseStatus::skipped();
@@ -109,6 +115,37 @@ pub fn render(r: &Report) -> String {
             }
             tc.set_system_out(message(a));
             ts.add_test_case(tc);
+            // The baseline comparison is its own test case: a regression fails it.
+            if let Some(g) = &a.regression {
+                let status = if g.verdict == Verdict::Fail && g.gated {
+                    let mut st = TestCaseStatus::non_success(NonSuccessKind::Failure);
+                    st.set_message(g.line()).set_type("regression");
+                    st
+                } else if g.verdict == Verdict::Fail {
+                    let mut st = TestCaseStatus::skipped();
+                    st.set_message(format!("not gated: {}", g.line()));
+                    st
+                } else {
+                    TestCaseStatus::success()
+                };
+                let mut tc = TestCase::new(format!("{} vs baseline", case_name(a)), status);
+                tc.set_classname(format!("xaudit.{}.{}.baseline", a.suite, a.name));
+                for (k, v) in [
+                    ("baseline", f(g.baseline_median)),
+                    ("current", f(g.current_median)),
+                    ("difference", super::fmt::signed(g.difference)),
+                    ("bound_low", f(g.bound_low)),
+                    ("bound_high", f(g.bound_high)),
+                    ("bound_of", g.bound_of.clone()),
+                    ("design", g.design.clone()),
+                    ("max_regression", super::fmt::threshold(g.max_regression)),
+                    ("regression", g.label().to_string()),
+                ] {
+                    tc.add_property(Property::new(k, v));
+                }
+                tc.set_system_out(format!("{}; {}", g.line(), g.reason));
+                ts.add_test_case(tc);
+            }
         }
         rep.add_test_suite(ts);
     }

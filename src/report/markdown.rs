@@ -30,7 +30,7 @@ pub fn render(r: &Report) -> String {
         _ => "⚠️ ERROR",
     };
     let mut o = format!(
-        "## xaudit {}: gate {icon} (exit {})\n\nModel `{}` (sha256 `{}`), suite **{}**, {} images, seed {}. {} passed, {} failed, {} inconclusive, {} errors, {} not run, {} ignored, {} advisory. One error budget: the probability of any wrong PASS or FAIL in this run is at most α = {} (Holm over {} claims).\n\n",
+        "## xaudit {}: gate {icon} (exit {})\n\nModel `{}` (sha256 `{}`), suite **{}**, {} images, seed {}. {} passed, {} failed, {} inconclusive, {} errors, {} not run, {} ignored, {} advisory{}. One error budget: the probability of any wrong PASS or FAIL in this run is at most α = {} (Holm over {} claims).\n\n",
         esc(&r.provenance.suite),
         r.exit_code,
         esc(&r.model.path),
@@ -39,9 +39,13 @@ pub fn render(r: &Report) -> String {
         r.provenance.data_count,
         r.seed,
         c.pass, c.fail, c.inconclusive, c.error, c.not_run, c.ignored, c.advisory,
+        if r.baseline.is_some() { format!(", {} regressed against the baseline", c.regressed) } else { String::new() },
         r.alpha,
         r.family_size,
     );
+    for w in &r.warnings {
+        o.push_str(&format!("> ⚠️ **Warning.** {}\n\n", esc(w)));
+    }
     o.push_str("| verdict | audit | method | metric | estimate | decision bound | threshold | n | adj. p |\n|---|---|---|---|---|---|---|---|---|\n");
     let mut rows: Vec<_> = r.audits.iter().filter(|a| a.claim.is_some()).collect();
     rows.sort_by_key(|a| {
@@ -73,6 +77,46 @@ pub fn render(r: &Report) -> String {
             a.n,
             super::fmt::p(a.decisive_p()),
         ));
+    }
+    if let Some(b) = &r.baseline {
+        o.push_str(&format!(
+            "\n**Against baseline** `{}` ({} results compared, **{} regressed**; allowed regression {} unless an audit sets its own)\n\n| regression | audit | method | baseline | current | difference | decision bound | design |\n|---|---|---|---|---|---|---|---|\n",
+            esc(&b.path),
+            b.compared,
+            b.regressed,
+            super::fmt::threshold(b.max_regression)
+        ));
+        for a in &rows {
+            let Some(g) = &a.regression else { continue };
+            o.push_str(&format!(
+                "| {}{} | {} {} | {} | {} | {} | {} {} | {} {} | {} |\n",
+                g.label(),
+                if g.verdict == crate::gate::Verdict::Fail && !g.gated {
+                    " (not gated)"
+                } else {
+                    ""
+                },
+                esc(&a.code),
+                esc(&a.name),
+                esc(&a.method),
+                super::fmt::num(g.baseline_median),
+                super::fmt::num(g.current_median),
+                esc(&g.difference_label),
+                super::fmt::signed(g.difference),
+                g.bound_text(),
+                g.level
+                    .map(|l| super::fmt::percent(1.0 - l))
+                    .unwrap_or_default(),
+                esc(&g.design_reason),
+            ));
+        }
+        for d in &b.differences {
+            o.push_str(&format!("\n- differs from the baseline: {}", esc(d)));
+        }
+        for u in &b.unmatched {
+            o.push_str(&format!("\n- not compared: {}", esc(u)));
+        }
+        o.push('\n');
     }
     let attacks: Vec<_> = rows
         .iter()

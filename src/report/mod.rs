@@ -17,7 +17,9 @@ use crate::gate::Verdict;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-pub const SCHEMA_VERSION: &str = "2.0";
+/// Bumped in the minor part for additive changes (older readers ignore new fields; a
+/// baseline from the same major version stays comparable), in the major part otherwise.
+pub const SCHEMA_VERSION: &str = "2.1";
 
 impl Format {
     /// The format's rendering of `r` (each format is a pure function of the report).
@@ -230,6 +232,139 @@ pub struct AuditResult {
     /// Best and worst images with pictures (for the HTML report).
     #[serde(default)]
     pub examples: Vec<Example>,
+    /// Against the baseline report, when one was given and it holds this result.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub regression: Option<Regression>,
+}
+
+/// One image's value in the baseline and in this run (paired comparison).
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct PairedValue {
+    pub path: String,
+    pub baseline: f64,
+    pub current: f64,
+}
+
+/// A result compared with the same result (audit, method, variant) of a baseline report.
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct Regression {
+    /// `paired` (images shared by both runs, matched by file sha256) or `two-sample`.
+    pub design: String,
+    /// `quantile-binomial` (exact sign test of the median difference), `wilcoxon-signed-rank`
+    /// or `hoeffding-relative-effect` (two-sample).
+    pub test: String,
+    /// Why this design (e.g. how many images were shared).
+    pub design_reason: String,
+    pub baseline_n: usize,
+    pub current_n: usize,
+    /// Images compared paired (0 for two-sample).
+    pub paired_n: usize,
+    pub baseline_median: Option<f64>,
+    pub current_median: Option<f64>,
+    /// Current minus baseline in the metric's units: the median (or pseudo-median) of the
+    /// per-image differences when paired, the difference of the medians when two-sample.
+    pub difference: Option<f64>,
+    pub difference_label: String,
+    /// Which change is a regression: `higher` or `lower` values of the metric.
+    pub worse: String,
+    /// Allowed regression in the metric's units.
+    pub max_regression: f64,
+    /// The claims tested (REGRESSED, NOT WORSE).
+    pub claim_regressed: String,
+    pub claim_not_worse: String,
+    /// FAIL = regressed, PASS = shown not worse, INCONCLUSIVE = no significant change.
+    pub verdict: Verdict,
+    pub reason: String,
+    pub p_regressed_adjusted: Option<f64>,
+    pub p_not_worse_adjusted: Option<f64>,
+    pub level: Option<f64>,
+    /// The decision's confidence bound(s) on `bound_of` at `level`.
+    pub bound_low: Option<f64>,
+    pub bound_high: Option<f64>,
+    /// `difference` (paired, metric units) or the rank-biserial r (two-sample).
+    pub bound_of: String,
+    /// Counts towards the exit code (the result gates and the regression is decided).
+    pub gated: bool,
+    /// Paired designs: every shared image's two values (for the HTML plot).
+    pub pairs: Vec<PairedValue>,
+}
+
+impl Regression {
+    /// `REGRESSED`, `NOT WORSE` or `NO SIGNIFICANT CHANGE`.
+    pub fn label(&self) -> &'static str {
+        match self.verdict {
+            Verdict::Fail => "REGRESSED",
+            Verdict::Pass => "NOT WORSE",
+            Verdict::Inconclusive => "NO SIGNIFICANT CHANGE",
+            Verdict::Error => "ERROR",
+            Verdict::NotRun => "NOT COMPARED",
+        }
+    }
+
+    /// The decision's bound as text (`≤ 0.0100`, `[−0.02, 0.03]`).
+    pub fn bound_text(&self) -> String {
+        match (self.bound_low, self.bound_high) {
+            (Some(l), Some(h)) => format!("[{}, {}]", fmt::num(Some(l)), fmt::num(Some(h))),
+            (Some(l), None) => format!("≥ {}", fmt::num(Some(l))),
+            (None, Some(h)) => format!("≤ {}", fmt::num(Some(h))),
+            (None, None) => "-".into(),
+        }
+    }
+
+    /// One line every format prints: baseline, current, difference with its bound, verdict.
+    pub fn line(&self) -> String {
+        format!(
+            "{}: baseline {} -> current {}, {} {} ({} bound on the {} {}), {}; adjusted p = {}",
+            self.label(),
+            fmt::num(self.baseline_median),
+            fmt::num(self.current_median),
+            self.difference_label,
+            fmt::signed(self.difference),
+            self.level
+                .map(|l| fmt::percent(1.0 - l))
+                .unwrap_or_else(|| "-".into()),
+            self.bound_of,
+            self.bound_text(),
+            self.design_reason,
+            fmt::p(match self.verdict {
+                Verdict::Fail => self.p_regressed_adjusted,
+                Verdict::Pass => self.p_not_worse_adjusted,
+                _ => match (self.p_regressed_adjusted, self.p_not_worse_adjusted) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                },
+            })
+        )
+    }
+}
+
+/// The baseline a run was compared with.
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct BaselineInfo {
+    pub path: String,
+    pub schema_version: String,
+    pub xaudit_version: String,
+    pub model_sha256: String,
+    pub data_sha256: String,
+    pub started: String,
+    /// Allowed regression unless an audit sets its own (`max-regression`).
+    pub max_regression: f64,
+    /// What differs between the two runs (model, data, suite, seed, methods, parameters).
+    pub differences: Vec<String>,
+    /// Results of this run without a counterpart in the baseline, and why.
+    pub unmatched: Vec<String>,
+    /// Results compared, and how many regressed (gated or not).
+    pub compared: usize,
+    pub regressed: usize,
+}
+
+/// One input image: its position in the data set, path and file hash (pairs images across
+/// runs for baseline comparisons).
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct ImageRecord {
+    pub index: usize,
+    pub path: String,
+    pub sha256: String,
 }
 
 /// The model under audit.
@@ -276,6 +411,9 @@ pub struct Counts {
     /// Results reported without gating (placeholder thresholds).
     #[serde(default)]
     pub advisory: usize,
+    /// Results significantly worse than in the baseline (gated or not).
+    #[serde(default)]
+    pub regressed: usize,
 }
 
 /// An audit's documentation as shipped inside the report (renderers never look it up).
@@ -338,7 +476,17 @@ pub struct Report {
     pub model: ModelInfo,
     pub provenance: Provenance,
     pub counts: Counts,
+    /// Problems with the inputs that likely make verdicts meaningless (labels that do not
+    /// match the model, most images excluded for one reason); every format shows them first.
+    #[serde(default)]
+    pub warnings: Vec<String>,
+    /// The baseline this run was compared with (`--baseline`, `[baseline]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<BaselineInfo>,
     pub audits: Vec<AuditResult>,
+    /// Every input image with its file hash.
+    #[serde(default)]
+    pub images: Vec<ImageRecord>,
 }
 
 impl AuditResult {
@@ -447,6 +595,8 @@ pub struct ReportInputs {
     pub provenance: Provenance,
     /// The exit code after `--exit-zero`.
     pub exit_code: i32,
+    /// Input problems found before the run (see [`Report::warnings`]).
+    pub warnings: Vec<String>,
 }
 
 impl Report {

@@ -88,6 +88,70 @@ pub fn histogram(values: &[f64], threshold: f64, metric: &str) -> String {
     svg
 }
 
+/// Per-image paired differences (current - baseline), sorted, as dots: zero (grey) and the
+/// regression boundary (red: worse by the allowed regression) marked. `worse_higher`: a
+/// positive difference is a worsening.
+pub fn paired_differences(
+    diffs: &[f64],
+    worse_higher: bool,
+    allowance: f64,
+    metric: &str,
+) -> String {
+    fonts();
+    let mut d: Vec<f64> = diffs.iter().copied().filter(|v| v.is_finite()).collect();
+    d.sort_by(f64::total_cmp);
+    let edge = if worse_higher { allowance } else { -allowance };
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (W, H)).into_drawing_area();
+        let _ = root.fill(&WHITE);
+        let (lo, hi) = finite_range(&d, edge);
+        let (lo, hi) = (lo.min(0.0), hi.max(0.0));
+        let n = d.len().max(1) as f64;
+        let chart = ChartBuilder::on(&root)
+            .margin(10)
+            .x_label_area_size(40)
+            .y_label_area_size(60)
+            .build_cartesian_2d(0.0..n + 1.0, lo..hi);
+        let Ok(mut chart) = chart else {
+            return svg_fallback();
+        };
+        let _ = chart
+            .configure_mesh()
+            .x_desc("images, sorted by difference")
+            .y_desc(format!("{metric}: current - baseline"))
+            .disable_mesh()
+            .draw();
+        let _ = chart.draw_series(LineSeries::new(
+            vec![(0.0, 0.0), (n + 1.0, 0.0)],
+            RGBColor(150, 150, 150).stroke_width(1),
+        ));
+        let _ = chart
+            .draw_series(LineSeries::new(
+                vec![(0.0, edge), (n + 1.0, edge)],
+                RED.stroke_width(2),
+            ))
+            .map(|s| {
+                s.label(format!(
+                    "worse by {allowance} ({} is worse)",
+                    if worse_higher { "higher" } else { "lower" }
+                ))
+                .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 15, y)], RED))
+            });
+        let _ =
+            chart.draw_series(d.iter().enumerate().map(|(i, v)| {
+                Circle::new((i as f64 + 1.0, *v), 3, RGBColor(70, 110, 180).filled())
+            }));
+        let _ = chart
+            .configure_series_labels()
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK)
+            .draw();
+        let _ = root.present();
+    }
+    svg
+}
+
 /// Line chart of a curve's mean (and median, dashed) against its categorical x values.
 /// What a curve chart draws besides the mean and median lines.
 #[derive(Default, Clone, Copy)]

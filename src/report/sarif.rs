@@ -105,8 +105,45 @@ pub fn render(r: &Report) -> String {
             if let Some(ig) = &a.ignored {
                 res["suppressions"] = json!([{ "kind": "external", "justification": ig.reason }]);
             }
+            if let Some(g) = &a.regression {
+                res["properties"]["regression"] = json!(g.label());
+            }
             res
         })
+        .collect();
+    // A regression against the baseline is a finding of its own.
+    let regressions = r.audits.iter().filter_map(|a| {
+        let g = a.regression.as_ref().filter(|g| g.verdict == Verdict::Fail)?;
+        Some(json!({
+            "ruleId": a.code,
+            "ruleIndex": codes.iter().position(|c| *c == a.code).unwrap_or(0),
+            "kind": "fail",
+            "level": if g.gated { "error" } else { "warning" },
+            "message": { "text": format!("{} {} / {} vs baseline: {}. {}", a.code, a.name, a.method, g.line(), g.reason) },
+            "locations": [{ "physicalLocation": { "artifactLocation": { "uri": uri(&r.model.path) } } }],
+            "properties": {
+                "method": a.method,
+                "variant": a.variant,
+                "metric": a.metric,
+                "baseline": num(g.baseline_median),
+                "current": num(g.current_median),
+                "difference": num(g.difference),
+                "bound_low": num(g.bound_low),
+                "bound_high": num(g.bound_high),
+                "bound_of": g.bound_of,
+                "design": g.design,
+                "max_regression": g.max_regression,
+                "p_adjusted": num(g.p_regressed_adjusted),
+                "verdict": g.label(),
+                "gated": g.gated,
+            }
+        }))
+    });
+    let results: Vec<Value> = results.into_iter().chain(regressions).collect();
+    let notifications: Vec<Value> = r
+        .warnings
+        .iter()
+        .map(|w| json!({ "level": "warning", "message": { "text": w } }))
         .collect();
     let p = &r.provenance;
     let doc = json!({
@@ -122,6 +159,7 @@ pub fn render(r: &Report) -> String {
                 "executionSuccessful": r.exit_code != 2,
                 "exitCode": r.exit_code,
                 "commandLine": p.command_line.join(" "),
+                "toolExecutionNotifications": notifications,
                 "properties": {
                     "libtorch_version": p.libtorch_version,
                     "device": p.device,

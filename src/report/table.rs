@@ -45,6 +45,95 @@ pub fn order(v: crate::gate::Verdict) -> u8 {
     }
 }
 
+#[derive(Tabled)]
+struct DeltaRow {
+    #[tabled(rename = "code")]
+    code: String,
+    #[tabled(rename = "audit")]
+    audit: String,
+    #[tabled(rename = "method")]
+    method: String,
+    #[tabled(rename = "baseline")]
+    baseline: String,
+    #[tabled(rename = "current")]
+    current: String,
+    #[tabled(rename = "difference")]
+    difference: String,
+    #[tabled(rename = "decision bound")]
+    bound: String,
+    #[tabled(rename = "design")]
+    design: String,
+    #[tabled(rename = "regression")]
+    verdict: String,
+}
+
+/// The baseline comparison: one row per compared result, then what differs between the runs.
+fn baseline(r: &Report, audits: &[&super::AuditResult]) -> String {
+    let Some(b) = &r.baseline else {
+        return String::new();
+    };
+    let rows: Vec<DeltaRow> = audits
+        .iter()
+        .filter_map(|a| a.regression.as_ref().map(|g| (a, g)))
+        .map(|(a, g)| DeltaRow {
+            code: clean(&a.code),
+            audit: clean(&if a.variant.is_empty() {
+                a.name.clone()
+            } else {
+                format!("{} [{}]", a.name, a.variant)
+            }),
+            method: clean(&a.method),
+            baseline: super::fmt::num(g.baseline_median),
+            current: super::fmt::num(g.current_median),
+            difference: super::fmt::signed(g.difference),
+            bound: if g.level.is_some() {
+                format!(
+                    "{} {}",
+                    g.bound_text(),
+                    g.level
+                        .map(|l| super::fmt::percent(1.0 - l))
+                        .unwrap_or_default()
+                )
+            } else {
+                "-".into()
+            },
+            design: format!(
+                "{} (n = {})",
+                g.design,
+                if g.paired_n > 0 {
+                    g.paired_n
+                } else {
+                    g.current_n
+                }
+            ),
+            verdict: if g.verdict == crate::gate::Verdict::Fail && !g.gated {
+                format!("{} (not gated)", g.label())
+            } else {
+                g.label().to_string()
+            },
+        })
+        .collect();
+    let mut out = format!(
+        "against baseline {} ({} results compared, {} regressed; allowed regression {} unless an audit sets its own; worse = the metric's bad direction):\n",
+        clean(&b.path),
+        b.compared,
+        b.regressed,
+        super::fmt::threshold(b.max_regression)
+    );
+    if !rows.is_empty() {
+        let mut t = Table::new(rows);
+        t.with(Style::rounded());
+        out.push_str(&format!("{t}\n"));
+    }
+    for d in &b.differences {
+        out.push_str(&format!("differs from the baseline: {}\n", clean(d)));
+    }
+    for u in &b.unmatched {
+        out.push_str(&format!("not compared: {}\n", clean(u)));
+    }
+    out
+}
+
 pub fn render(r: &Report) -> String {
     let mut audits: Vec<&super::AuditResult> = r.audits.iter().collect();
     audits.sort_by_key(|a| {
@@ -96,8 +185,18 @@ pub fn render(r: &Report) -> String {
         .values()
         .map(|n| format!("note: {}\n", clean(n)))
         .collect();
+    let warnings: String = r
+        .warnings
+        .iter()
+        .map(|w| format!("warning: {}\n", clean(w)))
+        .collect();
+    let regressed = if r.baseline.is_some() {
+        format!(", {} regressed", c.regressed)
+    } else {
+        String::new()
+    };
     format!(
-        "{t}\n{notes}{excluded}{suite}: {} passed, {} failed, {} inconclusive, {} errors, {} not run, {} ignored, {} advisory — gate {} (exit {})\n",
+        "{warnings}{t}\n{notes}{excluded}{base}{suite}: {} passed, {} failed, {} inconclusive, {} errors, {} not run, {} ignored, {} advisory{regressed} — gate {} (exit {})\n",
         c.pass,
         c.fail,
         c.inconclusive,
@@ -108,6 +207,7 @@ pub fn render(r: &Report) -> String {
         if r.exit_code == 0 { "PASSED" } else if r.exit_code == 1 { "FAILED" } else { "ERROR" },
         r.exit_code,
         excluded = exclusions(&audits),
+        base = baseline(r, &audits),
         suite = clean(&r.provenance.suite),
     )
 }
