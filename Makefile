@@ -13,7 +13,7 @@ export PROPTEST_RNG_SEED ?= 20261122
 CARGO ?= cargo
 XAUDIT := target/release/xaudit
 
-.PHONY: all env build demo test fmt fixtures bench clean-env schema
+.PHONY: all env build demo test fmt fixtures bench clean-env schema wheel examples
 
 all: build
 
@@ -48,6 +48,27 @@ test: build
 	$(CARGO) test --release --locked
 	$(CARGO) fmt --check
 	$(CARGO) clippy --release --locked --all-targets -- -D warnings
+
+# The pip wheel (pyproject.toml) in target/wheels/: the xaudit binary alone, which finds
+# libtorch in the torch==2.13.0 package of the environment it is installed into (build.rs).
+# maturin (pinned, installed into the venv on first use) packs the release build above
+# without rebuilding it; no auditwheel repair, so libtorch is never copied into the wheel.
+MATURIN_VERSION := 1.16.0
+wheel: build
+	@$(XAUDIT_VENV)/bin/maturin --version 2>/dev/null | grep -qx 'maturin $(MATURIN_VERSION)' || \
+	  $(XAUDIT_VENV)/bin/pip install --no-input --quiet --disable-pip-version-check 'maturin==$(MATURIN_VERSION)'
+	rm -f target/wheels/xaudit-*.whl
+	$(XAUDIT_VENV)/bin/maturin build --release --locked --compatibility linux --auditwheel skip \
+	  --out target/wheels
+
+# Regenerates the committed example in reports/examples/: report.html and report.md of a small
+# fixture run (sanity suite, digits CNN, saliency and Grad-CAM, 40 images) and a screenshot of
+# the HTML as headless Chromium renders it, all written by the browser test (tests/browser.rs;
+# scripts/ensure-chromium.sh installs Chromium when missing). About a minute once built.
+examples: build
+	rm -f reports/examples/report.html reports/examples/report.md reports/examples/report.png
+	XAUDIT_EXAMPLES_DIR=reports/examples $(CARGO) test --release --locked --test browser -- \
+	  --exact html_report_renders_in_chromium_without_errors_or_requests --nocapture
 
 # The benchmark (bench/RESULTS.md): model ceilings, audit efficiency, xaudit vs Quantus +
 # Captum in the bench's own venv, scaling. Machine-dependent numbers; nothing asserted.

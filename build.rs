@@ -10,6 +10,18 @@ fn main() {
         if let Some(lib) = &lib {
             // DT_RPATH (not RUNPATH) also applies to libtorch's own dependencies.
             println!("cargo:rustc-link-arg=-Wl,--disable-new-dtags");
+            // Installed from the wheel (pyproject.toml), the binary sits in PREFIX/bin and
+            // torch==2.13.0 in PREFIX/lib/python3.X/{site,dist}-packages (venv, conda,
+            // --user, Debian): that torch's libtorch comes first. The build venv's absolute
+            // path stays last, for target/release/xaudit in the checkout. torch 2.13.0 has
+            // wheels for CPython 3.10-3.14 and free-threaded 3.14t.
+            for py in ["3.10", "3.11", "3.12", "3.13", "3.14", "3.14t"] {
+                for dir in ["site-packages", "dist-packages"] {
+                    println!(
+                        "cargo:rustc-link-arg=-Wl,-rpath,$ORIGIN/../lib/python{py}/{dir}/torch/lib"
+                    );
+                }
+            }
             println!("cargo:rustc-link-arg=-Wl,-rpath,{}", lib.to_string_lossy());
         }
         println!("cargo:rustc-link-arg=-Wl,--no-as-needed");

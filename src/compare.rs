@@ -281,14 +281,7 @@ pub fn compare(
             wins[w] += 1;
             losses[if w == a { b } else { a }] += 1;
         }
-        let p_adjusted = match g.verdict {
-            Verdict::Fail => g.p_regressed_adjusted,
-            Verdict::Pass => g.p_not_worse_adjusted,
-            _ => match (g.p_regressed_adjusted, g.p_not_worse_adjusted) {
-                (Some(x), Some(y)) => Some(x.min(y)),
-                (x, y) => x.or(y),
-            },
-        };
+        let p_adjusted = g.decisive_p();
         audits[row].pairs.push(PairResult {
             a,
             b,
@@ -418,12 +411,7 @@ fn pair_text(c: &Comparison, p: &PairResult) -> String {
 }
 
 fn bound(p: &PairResult) -> String {
-    match (p.bound_low, p.bound_high) {
-        (Some(l), Some(h)) => format!("[{}, {}]", fmt::num(Some(l)), fmt::num(Some(h))),
-        (Some(l), None) => format!("≥ {}", fmt::num(Some(l))),
-        (None, Some(h)) => format!("≤ {}", fmt::num(Some(h))),
-        (None, None) => "-".into(),
-    }
+    fmt::bounds(p.bound_low, p.bound_high)
 }
 
 /// Markdown: the ranking, then one table per audit with each run's median and the pairs.

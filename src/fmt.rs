@@ -26,6 +26,16 @@ pub fn signed(v: Option<f64>) -> String {
     }
 }
 
+/// A confidence bound (or two): `[0.41, 0.62]`, `≥ 0.41`, `≤ 0.62`, `-` when none.
+pub fn bounds(low: Option<f64>, high: Option<f64>) -> String {
+    match (low, high) {
+        (Some(l), Some(h)) => format!("[{}, {}]", num(Some(l)), num(Some(h))),
+        (Some(l), None) => format!("≥ {}", num(Some(l))),
+        (None, Some(h)) => format!("≤ {}", num(Some(h))),
+        (None, None) => "-".into(),
+    }
+}
+
 /// A p-value or a level: scientific with 2 decimals (`1.23e-4`), `-` when absent.
 pub fn p(v: Option<f64>) -> String {
     match v {

@@ -24,8 +24,12 @@ pub fn run(a: DoctorArgs) -> Result<()> {
     outln!("xaudit {}", env!("CARGO_PKG_VERSION"));
     outln!(
         "libtorch {} ({})",
-        env!("XAUDIT_LIBTORCH_VERSION"),
-        env!("XAUDIT_LIBTORCH_LIB")
+        loaded_libtorch()
+            .and_then(|d| torch_version(&d))
+            .unwrap_or_else(|| env!("XAUDIT_LIBTORCH_VERSION").to_string()),
+        loaded_libtorch()
+            .map(|d| d.display().to_string())
+            .unwrap_or_else(|| env!("XAUDIT_LIBTORCH_LIB").to_string())
     );
     let cuda = tch::Cuda::is_available();
     let n = tch::Cuda::device_count();
@@ -139,6 +143,24 @@ pub fn run(a: DoctorArgs) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The folder of the libtorch this process loaded (a pip-installed xaudit uses the torch of
+/// its own environment, not the one it was built against).
+fn loaded_libtorch() -> Option<std::path::PathBuf> {
+    let maps = std::fs::read_to_string("/proc/self/maps").ok()?;
+    maps.lines()
+        .filter_map(|l| l.split_whitespace().nth(5))
+        .find(|p| p.ends_with("/libtorch_cpu.so"))
+        .and_then(|p| std::path::Path::new(p).parent().map(|d| d.to_path_buf()))
+}
+
+/// torch's version beside its lib folder (torch/version.py).
+fn torch_version(lib: &std::path::Path) -> Option<String> {
+    let text = std::fs::read_to_string(lib.parent()?.join("version.py")).ok()?;
+    text.lines()
+        .find(|l| l.starts_with("__version__"))
+        .and_then(|l| l.split('\'').nth(1).map(str::to_string))
 }
 
 /// Whether libtorch_cuda.so is mapped into this process (the `--no-as-needed` link worked).

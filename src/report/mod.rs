@@ -289,7 +289,29 @@ pub struct Regression {
     pub pairs: Vec<PairedValue>,
 }
 
+/// The adjusted p-value behind a verdict: the FAIL claim's for FAIL, the PASS claim's for
+/// PASS, the smaller of the two when undecided.
+pub fn decisive_p(v: Verdict, p_pass: Option<f64>, p_fail: Option<f64>) -> Option<f64> {
+    match v {
+        Verdict::Fail => p_fail,
+        Verdict::Pass => p_pass,
+        _ => match (p_pass, p_fail) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        },
+    }
+}
+
 impl Regression {
+    /// The adjusted p-value behind the regression verdict.
+    pub fn decisive_p(&self) -> Option<f64> {
+        decisive_p(
+            self.verdict,
+            self.p_not_worse_adjusted,
+            self.p_regressed_adjusted,
+        )
+    }
+
     /// `REGRESSED`, `NOT WORSE` or `NO SIGNIFICANT CHANGE`.
     pub fn label(&self) -> &'static str {
         match self.verdict {
@@ -303,12 +325,7 @@ impl Regression {
 
     /// The decision's bound as text (`≤ 0.0100`, `[−0.02, 0.03]`).
     pub fn bound_text(&self) -> String {
-        match (self.bound_low, self.bound_high) {
-            (Some(l), Some(h)) => format!("[{}, {}]", fmt::num(Some(l)), fmt::num(Some(h))),
-            (Some(l), None) => format!("≥ {}", fmt::num(Some(l))),
-            (None, Some(h)) => format!("≤ {}", fmt::num(Some(h))),
-            (None, None) => "-".into(),
-        }
+        fmt::bounds(self.bound_low, self.bound_high)
     }
 
     /// One line every format prints: baseline, current, difference with its bound, verdict.
@@ -326,14 +343,7 @@ impl Regression {
             self.bound_of,
             self.bound_text(),
             self.design_reason,
-            fmt::p(match self.verdict {
-                Verdict::Fail => self.p_regressed_adjusted,
-                Verdict::Pass => self.p_not_worse_adjusted,
-                _ => match (self.p_regressed_adjusted, self.p_not_worse_adjusted) {
-                    (Some(a), Some(b)) => Some(a.min(b)),
-                    (a, b) => a.or(b),
-                },
-            })
+            fmt::p(self.decisive_p())
         )
     }
 }
@@ -493,14 +503,7 @@ impl AuditResult {
     /// The adjusted p-value behind the verdict: the FAIL claim's for FAIL, the PASS claim's
     /// for PASS, the smaller of the two when undecided.
     pub fn decisive_p(&self) -> Option<f64> {
-        match self.verdict {
-            Verdict::Fail => self.p_fail_adjusted,
-            Verdict::Pass => self.p_pass_adjusted,
-            _ => match (self.p_pass_adjusted, self.p_fail_adjusted) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            },
-        }
+        decisive_p(self.verdict, self.p_pass_adjusted, self.p_fail_adjusted)
     }
 
     /// The median of the usable per-image values (descriptive).
@@ -511,12 +514,7 @@ impl AuditResult {
     /// The decision's bound as text, e.g. `≤ 0.3100` (PASS of a lower-is-better claim),
     /// `[0.41, 0.62]` when undecided, `-` when none.
     pub fn bound_text(&self) -> String {
-        match (self.bound_low, self.bound_high) {
-            (Some(l), Some(h)) => format!("[{}, {}]", fmt::num(Some(l)), fmt::num(Some(h))),
-            (Some(l), None) => format!("≥ {}", fmt::num(Some(l))),
-            (None, Some(h)) => format!("≤ {}", fmt::num(Some(h))),
-            (None, None) => "-".into(),
-        }
+        fmt::bounds(self.bound_low, self.bound_high)
     }
 
     /// The estimate the claims are about, with its name (`median 0.1234`).
