@@ -83,6 +83,32 @@ fn outputs() -> Outputs {
     }
 }
 
+/// `xaudit check MODEL` with the sanity suite for saliency and Grad-CAM on 40 digits.
+fn sanity_run(model: &str, extra: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_xaudit"))
+        .args([
+            "check",
+            model,
+            "--suite",
+            "sanity",
+            "--method",
+            "saliency",
+            "--method",
+            "grad-cam",
+            "--config",
+            "fixtures/digits.toml",
+            "--data",
+            "fixtures/data/digits/test",
+            "--max-images",
+            "40",
+        ])
+        .args(extra)
+        .current_dir(ROOT)
+        .env("CI", "1")
+        .output()
+        .expect("run xaudit")
+}
+
 /// The fixture run, once per test binary: the sanity suite on the digits CNN for saliency and
 /// Grad-CAM over 40 images (a failing, passing and not-run audit, histograms, layer curves
 /// and example images; about 15 s on 2 CPU cores). Returns report.html and report.json.
@@ -97,54 +123,21 @@ fn fixture_report() -> &'static (PathBuf, Value) {
         let t = Instant::now();
         // A baseline (another seed of the CNN) so the page also shows the regression table
         // and the per-image paired differences.
-        let base = Command::new(env!("CARGO_BIN_EXE_xaudit"))
-            .args([
-                "check",
-                "fixtures/models/digits_cnn_s1.pt",
-                "--suite",
-                "sanity",
-                "--method",
-                "saliency",
-                "--method",
-                "grad-cam",
-                "--config",
-                "fixtures/digits.toml",
-                "--data",
-                "fixtures/data/digits/test",
-                "--max-images",
-                "40",
-                "--write",
-                "json",
-                "--out-dir",
-                BASELINE_DIR,
-            ])
-            .current_dir(ROOT)
-            .env("CI", "1")
-            .output()
-            .expect("run xaudit");
+        let base = sanity_run(
+            "fixtures/models/digits_cnn_s1.pt",
+            &["--write", "json", "--out-dir", BASELINE_DIR],
+        );
         assert!(
             matches!(base.status.code(), Some(0 | 1)),
             "baseline run failed: {}",
             String::from_utf8_lossy(&base.stderr)
         );
-        let run = Command::new(env!("CARGO_BIN_EXE_xaudit"))
-            .args([
-                "check",
-                "fixtures/models/digits_cnn_s0.pt",
+        let baseline = format!("{BASELINE_DIR}/report.json");
+        let run = sanity_run(
+            "fixtures/models/digits_cnn_s0.pt",
+            &[
                 "--baseline",
-                &format!("{BASELINE_DIR}/report.json"),
-                "--suite",
-                "sanity",
-                "--method",
-                "saliency",
-                "--method",
-                "grad-cam",
-                "--config",
-                "fixtures/digits.toml",
-                "--data",
-                "fixtures/data/digits/test",
-                "--max-images",
-                "40",
+                &baseline,
                 "--write",
                 "json",
                 "--write",
@@ -153,11 +146,8 @@ fn fixture_report() -> &'static (PathBuf, Value) {
                 "markdown",
                 "--out-dir",
                 &o.out_dir_arg,
-            ])
-            .current_dir(ROOT)
-            .env("CI", "1")
-            .output()
-            .expect("run xaudit");
+            ],
+        );
         eprintln!("xaudit check: {:.1} s", t.elapsed().as_secs_f64());
         assert!(
             matches!(run.status.code(), Some(0 | 1)),
