@@ -127,6 +127,161 @@ pub fn measure(
     Ok(out)
 }
 
+/// One batch size of the tuning probe: forward+backward images per second.
+#[derive(Debug, Clone, Serialize, serde::Deserialize, schemars::JsonSchema)]
+pub struct ProbePoint {
+    pub batch: usize,
+    pub images_per_s: f64,
+}
+
+/// How a run's internal batch size (inputs per model pass) was chosen; recorded in the
+/// report.
+#[derive(Debug, Clone, Serialize, serde::Deserialize, schemars::JsonSchema)]
+pub struct BatchChoice {
+    pub size: usize,
+    /// `flag` (`--internal-batch-size`), `probe` (measured now) or `cache` (measured by an
+    /// earlier run on the same model, device, input shape and threads).
+    pub source: String,
+    /// The cache key: model sha256, device, input shape, threads.
+    pub key: Option<String>,
+    pub points: Vec<ProbePoint>,
+    /// Wall time of the probe (source `probe`).
+    pub probe_seconds: Option<f64>,
+}
+
+impl BatchChoice {
+    pub fn flag(size: usize) -> BatchChoice {
+        BatchChoice {
+            size: size.max(1),
+            source: "flag".into(),
+            key: None,
+            points: Vec::new(),
+            probe_seconds: None,
+        }
+    }
+}
+
+/// The smallest batch size within 5% of the best forward+backward throughput: larger ones
+/// only cost memory and padding, and the probe's timing noise is a few percent.
+pub fn choose(points: &[ProbePoint]) -> usize {
+    let best = points.iter().map(|p| p.images_per_s).fold(0.0, f64::max);
+    points
+        .iter()
+        .filter(|p| p.images_per_s >= 0.95 * best)
+        .map(|p| p.batch)
+        .min()
+        .unwrap_or(1)
+}
+
+/// Where measured batch sizes are kept: `$XAUDIT_CACHE_DIR`, else `$XDG_CACHE_HOME/xaudit`,
+/// else `~/.cache/xaudit`.
+pub fn cache_file() -> Option<std::path::PathBuf> {
+    let dir = std::env::var_os("XAUDIT_CACHE_DIR")
+        .map(std::path::PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("XDG_CACHE_HOME").map(|d| std::path::PathBuf::from(d).join("xaudit"))
+        })
+        .or_else(|| {
+            std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".cache/xaudit"))
+        })?;
+    Some(dir.join("batch-tuning.json"))
+}
+
+/// The internal batch size that runs forward+backward fastest on this device, measured by a
+/// short probe over powers of two up to the memory bound [`auto_batch`] (stopping once the
+/// rate falls below 70% of the best), and cached per (model sha256, device, input shape,
+/// threads). A cache that cannot be read or written only costs a new probe.
+pub fn tuned_batch(model: &Model, model_sha256: &str, threads: i32) -> Result<BatchChoice> {
+    let [c, h, w] = model.input_shape;
+    let key = format!(
+        "{model_sha256} {} {c}x{h}x{w} threads={threads}",
+        crate::device::describe(model.device)
+    );
+    let file = cache_file();
+    let cache: std::collections::BTreeMap<String, BatchChoice> = file
+        .as_ref()
+        .and_then(|f| std::fs::read_to_string(f).ok())
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or_default();
+    if let Some(hit) = cache.get(&key) {
+        let mut hit = hit.clone();
+        hit.source = "cache".into();
+        hit.probe_seconds = None;
+        return Ok(hit);
+    }
+    let start = Instant::now();
+    let top = auto_batch(model.input_shape);
+    let mut points: Vec<ProbePoint> = Vec::new();
+    let mut b = 1usize;
+    while b <= top {
+        let x = probe(model, b);
+        let t = Tensor::zeros([b as i64], (Kind::Int64, model.device));
+        let r = rate(model.device, 0.05, || {
+            let _ = input_grads(model, &x, &t, Score::Logit)?;
+            Ok(())
+        })? * b as f64;
+        points.push(ProbePoint {
+            batch: b,
+            images_per_s: r,
+        });
+        let best = points.iter().map(|p| p.images_per_s).fold(0.0, f64::max);
+        if b >= 8 && r < 0.7 * best {
+            break;
+        }
+        b *= 2;
+    }
+    let choice = BatchChoice {
+        size: choose(&points),
+        source: "probe".into(),
+        key: Some(key.clone()),
+        points,
+        probe_seconds: Some(start.elapsed().as_secs_f64()),
+    };
+    Ok(match file {
+        Some(f) => store(&f, &key, choice),
+        None => choice,
+    })
+}
+
+/// Adds `choice` to the cache at `f` under an exclusive lock, unless a concurrent run stored
+/// this key first: then that run's choice is used, so every run of one model on one machine
+/// uses the same batch size (and gives the same bits).
+fn store(f: &std::path::Path, key: &str, choice: BatchChoice) -> BatchChoice {
+    use std::os::fd::AsRawFd;
+    let Some(dir) = f.parent() else { return choice };
+    if std::fs::create_dir_all(dir).is_err() {
+        return choice;
+    }
+    let Ok(lock) = std::fs::File::create(f.with_extension("lock")) else {
+        return choice;
+    };
+    // SAFETY: flock on a file descriptor this function owns; released when `lock` closes.
+    if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) } != 0 {
+        return choice;
+    }
+    let mut cache: std::collections::BTreeMap<String, BatchChoice> = std::fs::read_to_string(f)
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or_default();
+    if let Some(first) = cache.get(key) {
+        let mut first = first.clone();
+        first.source = "probe".into();
+        first.points = choice.points;
+        first.probe_seconds = choice.probe_seconds;
+        return first;
+    }
+    cache.insert(key.to_string(), choice.clone());
+    // Written to a temporary name and renamed: a reader never sees half a file.
+    let tmp = f.with_extension(format!("tmp{}", std::process::id()));
+    if serde_json::to_string_pretty(&cache)
+        .ok()
+        .is_some_and(|t| std::fs::write(&tmp, t).is_ok())
+    {
+        let _ = std::fs::rename(&tmp, f);
+    }
+    choice
+}
+
 /// The best throughput over `points`: (forward, forward+backward) images/s.
 pub fn ceiling(points: &[Point]) -> (f64, f64) {
     points.iter().fold((0.0, 0.0), |(f, b), p| {
@@ -136,7 +291,33 @@ pub fn ceiling(points: &[Point]) -> (f64, f64) {
 
 #[cfg(test)]
 mod tests {
-    use super::auto_batch;
+    use super::{auto_batch, choose, ProbePoint};
+
+    #[test]
+    fn the_smallest_batch_within_5_percent_of_the_best_is_chosen() {
+        let p = |batch: usize, images_per_s: f64| ProbePoint {
+            batch,
+            images_per_s,
+        };
+        // A large model on a CPU: the rate peaks at 8 and falls after (the case).
+        assert_eq!(
+            choose(&[
+                p(1, 10.0),
+                p(2, 20.0),
+                p(4, 30.0),
+                p(8, 34.2),
+                p(16, 33.0),
+                p(32, 25.0)
+            ]),
+            8
+        );
+        // Flat from 64 on: the smallest of the plateau.
+        assert_eq!(
+            choose(&[p(32, 900.0), p(64, 1000.0), p(128, 1010.0), p(256, 1005.0)]),
+            64
+        );
+        assert_eq!(choose(&[]), 1);
+    }
 
     #[test]
     fn auto_batch_shrinks_with_the_input() {

@@ -281,6 +281,9 @@ fn thread_count_does_not_change_the_report() {
                 "smoothgrad",
                 "--threads",
                 threads,
+                // The measured default is keyed by threads; equal batches, equal bits.
+                "--internal-batch-size",
+                "64",
                 "--format",
                 "json",
             ],

@@ -78,6 +78,7 @@ fn report_of(plan: &Plan, o: Outcome) -> Report {
                 out_of_set: None,
                 started: String::new(),
                 finished: String::new(),
+                internal_batch: None,
             },
             exit_code: 1,
             warnings: Vec::new(),

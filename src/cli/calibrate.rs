@@ -40,7 +40,8 @@ pub fn run(a: CalibrateArgs) -> Result<i32> {
     let bar = progress_bar(a.no_progress);
     let tick = |n: usize| bar.inc(n as u64);
     let auto = xaudit::throughput::auto_batch(model.input_shape);
-    let mut ctx = RunCtx::new(&model, &data, &pre, seed, auto, auto, &tick);
+    let internal = super::check::internal_batch(None, &model, &sha256_of(&a.run.model)?)?.size;
+    let mut ctx = RunCtx::new(&model, &data, &pre, seed, auto, internal, &tick);
     ctx.surrogate = surrogate.as_ref();
     let outcome = xaudit::check::run(&ctx, &plan, |g, m| {
         bar.reset();

@@ -39,8 +39,10 @@ pub struct CheckArgs {
     #[arg(long)]
     pub batch_size: Option<usize>,
     /// Most model inputs per forward/backward pass.
-    /// Default: auto, from the input size (256 up to ~64k values per image, then fewer so
-    /// one pass holds about 16M input values); `xaudit throughput` shows what this machine likes.
+    /// Default: measured, the smallest power of two within 5% of the fastest forward+backward
+    /// rate up to the memory bound (256 up to ~64k values per image, then fewer so one pass
+    /// holds about 16M input values), probed once per model, device, input shape and threads
+    /// and cached under ~/.cache/xaudit; recorded in the report.
     #[arg(long)]
     pub internal_batch_size: Option<usize>,
     /// One input per model pass: bitwise-identical numbers whatever the batch sizes (slower).
@@ -251,6 +253,36 @@ pub(super) fn progress_bar(no_progress: bool) -> ProgressBar {
     bar
 }
 
+/// `--internal-batch-size`, else the measured best for this model, device, shape and threads
+/// (probed once, then cached; said on stderr when probed).
+pub(super) fn internal_batch(
+    flag: Option<usize>,
+    model: &Model,
+    model_sha256: &str,
+) -> Result<xaudit::throughput::BatchChoice> {
+    if let Some(n) = flag {
+        return Ok(xaudit::throughput::BatchChoice::flag(n));
+    }
+    let c = xaudit::throughput::tuned_batch(model, model_sha256, tch::get_num_threads())?;
+    if c.source == "probe" {
+        let rates: Vec<String> = c
+            .points
+            .iter()
+            .map(|p| format!("{}: {:.0}/s", p.batch, p.images_per_s))
+            .collect();
+        eprintln!(
+            "note: internal batch size {} (forward+backward images/s by batch size {}; probed in {:.1} s, cached{}; --internal-batch-size overrides)",
+            c.size,
+            rates.join(", "),
+            c.probe_seconds.unwrap_or(0.0),
+            xaudit::throughput::cache_file()
+                .map(|f| format!(" in {}", f.display()))
+                .unwrap_or_default()
+        );
+    }
+    Ok(c)
+}
+
 pub(super) fn sha256_of(p: &Path) -> Result<String> {
     sha256_file(p)
 }
@@ -289,6 +321,8 @@ pub fn run(a: CheckArgs) -> Result<i32> {
         Some(p) => Some(Dataset::from_inputs(std::slice::from_ref(p))?),
         None => None,
     };
+    let model_sha256 = sha256_file(&a.run.model)?;
+    let internal = internal_batch(a.internal_batch_size, &model, &model_sha256)?;
     let bar = progress_bar(a.no_progress);
     let tick = |n: usize| bar.inc(n as u64);
     let mut ctx = RunCtx::new(
@@ -298,8 +332,7 @@ pub fn run(a: CheckArgs) -> Result<i32> {
         seed,
         a.batch_size
             .unwrap_or_else(|| xaudit::throughput::auto_batch(model.input_shape)),
-        a.internal_batch_size
-            .unwrap_or_else(|| xaudit::throughput::auto_batch(model.input_shape)),
+        internal.size,
         &tick,
     );
     ctx.random_label_model = rl_model.as_ref();
@@ -326,7 +359,7 @@ pub fn run(a: CheckArgs) -> Result<i32> {
     };
     let model_info = ModelInfo {
         path: a.run.model.display().to_string(),
-        sha256: sha256_file(&a.run.model)?,
+        sha256: model_sha256,
         num_classes: model.num_classes,
         num_parameters: model.num_parameters,
     };
@@ -351,6 +384,7 @@ pub fn run(a: CheckArgs) -> Result<i32> {
         out_of_set: a.out_of_set.as_ref().map(|p| p.display().to_string()),
         started: started.to_rfc3339(),
         finished: chrono::Local::now().to_rfc3339(),
+        internal_batch: Some(internal),
     };
     let report = xaudit::check::report(
         &plan,

@@ -407,6 +407,9 @@ pub struct Provenance {
     pub out_of_set: Option<String>,
     pub started: String,
     pub finished: String,
+    /// Inputs per model pass and how they were chosen (flag, probe or cache).
+    #[serde(default)]
+    pub internal_batch: Option<crate::throughput::BatchChoice>,
 }
 
 /// Overall counts.
