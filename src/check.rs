@@ -213,7 +213,9 @@ impl Plan {
     }
 }
 
-/// What measuring one (audit, method) job produced.
+/// What measuring one (audit, method) job produced (serialised unfinished into a shard's
+/// partial report).
+#[derive(serde::Serialize, serde::Deserialize)]
 pub enum Measure {
     Findings(Vec<Finding>),
     NotRun(String),
@@ -221,6 +223,7 @@ pub enum Measure {
 }
 
 /// One job's measurements.
+#[derive(serde::Serialize, serde::Deserialize)]
 pub struct Measured {
     pub gate: usize,
     pub method: MethodKind,
@@ -388,10 +391,26 @@ fn pick_examples(
     out
 }
 
+/// The finishing part of step 1, once every image is in (after a single run's
+/// measurement, or after the shards are merged): aggregates over images.
+pub fn finish(plan: &Plan, measured: &mut [Measured]) {
+    for m in measured {
+        if let Measure::Findings(fs) = &mut m.measure {
+            for f in fs {
+                crate::audit::finish(plan.gates[m.gate].entry, f);
+            }
+        }
+    }
+}
+
+fn image_path(images: &[crate::report::ImageRecord], i: usize) -> Option<String> {
+    images.get(i).map(|it| it.path.clone())
+}
+
 /// Step 2 for one finding: per-image values, exclusions, secondary metrics and the typed
 /// test of the gated metric.
 fn evaluate_finding(
-    run: &RunCtx,
+    images: &[crate::report::ImageRecord],
     g: &Gate,
     method: &str,
     f: Finding,
@@ -415,12 +434,7 @@ fn evaluate_finding(
         }
         r.per_sample.push(SampleValue {
             index: *i,
-            path: run
-                .data
-                .items
-                .get(*i)
-                .map(|it| it.path.display().to_string())
-                .unwrap_or_else(|| format!("generated #{i}")),
+            path: image_path(images, *i).unwrap_or_else(|| format!("generated #{i}")),
             value: if excluded.is_none() { v } else { None },
             excluded,
         });
@@ -449,12 +463,7 @@ fn evaluate_finding(
             r.examples.push(crate::report::Example {
                 role: title.clone(),
                 index: *i,
-                path: run
-                    .data
-                    .items
-                    .get(*i)
-                    .map(|it| it.path.display().to_string())
-                    .unwrap_or_default(),
+                path: image_path(images, *i).unwrap_or_default(),
                 value: value_of.get(i).copied().unwrap_or(f64::NAN),
                 panels: panels
                     .iter()
@@ -531,8 +540,12 @@ fn evaluate_finding(
     }
 }
 
-/// Step 2: the typed test results of every measured job.
-pub fn evaluate(run: &RunCtx, plan: &Plan, measured: Vec<Measured>) -> Vec<Evaluated> {
+/// Step 2: the typed test results of every measured (and finished) job.
+pub fn evaluate(
+    images: &[crate::report::ImageRecord],
+    plan: &Plan,
+    measured: Vec<Measured>,
+) -> Vec<Evaluated> {
     let mut out = Vec::new();
     // A gate left without any method is reported, never silently dropped.
     let jobs = plan.jobs();
@@ -561,7 +574,7 @@ pub fn evaluate(run: &RunCtx, plan: &Plan, measured: Vec<Measured>) -> Vec<Evalu
         let mut produced = match m.measure {
             Measure::Findings(fs) => fs
                 .into_iter()
-                .map(|f| evaluate_finding(run, g, name, f, &plan.settings))
+                .map(|f| evaluate_finding(images, g, name, f, &plan.settings))
                 .collect(),
             Measure::NotRun(why) => vec![Evaluated {
                 result: empty_result(g, name, Verdict::NotRun, why),
@@ -810,62 +823,102 @@ pub fn decide(
     }
 }
 
+/// The pre-flight tallies (`preflight_counts`), kept apart from the warning so shards can
+/// add theirs up.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Preflight {
+    pub labelled: usize,
+    pub hits: usize,
+    /// Hits under the other class-folder rule, when there is one (its name).
+    pub alternative: Option<String>,
+    pub alt_hits: usize,
+    pub classes: std::collections::BTreeSet<i64>,
+}
+
+impl Preflight {
+    /// The tallies of disjoint image sets together.
+    pub fn add(&mut self, o: &Preflight) {
+        self.labelled += o.labelled;
+        self.hits += o.hits;
+        self.alt_hits += o.alt_hits;
+        self.classes.extend(o.classes.iter().copied());
+        if self.alternative.is_none() {
+            self.alternative = o.alternative.clone();
+        }
+    }
+}
+
 /// Before the run: the model's accuracy on the given labels (the clean predictions are
-/// cached for the audits). Near-chance accuracy almost always means labels that do not match
-/// the model's class indices, which silently excludes every image from the audits that skip
-/// misclassified ones; the warning names the cause and, when the class folders are named by
-/// integers, the accuracy under the other folder rule.
-pub fn preflight(
+/// cached for the audits), over the images this process measures.
+pub fn preflight_counts(
     run: &RunCtx,
     alternative: Option<&(crate::data::LabelRule, Vec<Option<i64>>)>,
-) -> Result<Vec<String>> {
-    let (mut labelled, mut hits, mut alt_hits) = (0usize, 0usize, 0usize);
-    let mut distinct = std::collections::BTreeSet::new();
+) -> Result<Preflight> {
+    let mut p = Preflight {
+        alternative: alternative.map(|(rule, _)| rule.name().to_string()),
+        ..Preflight::default()
+    };
     run.for_batches(|b| {
         let clean = run.clean(b)?;
         for (j, i) in b.indices.clone().enumerate() {
             if let Some(l) = b.labels[j] {
-                labelled += 1;
-                distinct.insert(l);
-                hits += usize::from(clean[j].pred == l);
+                p.labelled += 1;
+                p.classes.insert(l);
+                p.hits += usize::from(clean[j].pred == l);
             }
             if let Some((_, alt)) = alternative {
-                alt_hits += usize::from(alt.get(i).copied().flatten() == Some(clean[j].pred));
+                p.alt_hits += usize::from(alt.get(i).copied().flatten() == Some(clean[j].pred));
             }
         }
         Ok(())
     })?;
-    let classes = distinct.len();
+    Ok(p)
+}
+
+/// Near-chance accuracy almost always means labels that do not match the model's class
+/// indices, which silently excludes every image from the audits that skip misclassified
+/// ones; the warning names the cause and, when the class folders are named by integers, the
+/// accuracy under the other folder rule.
+pub fn preflight_warnings(p: &Preflight) -> Vec<String> {
+    let (labelled, hits, classes) = (p.labelled, p.hits, p.classes.len());
     if labelled < 10 || classes < 2 {
-        return Ok(Vec::new());
+        return Vec::new();
     }
     let acc = hits as f64 / labelled as f64;
     let chance = 1.0 / classes as f64;
     if acc >= (2.0 * chance).min(0.5) {
-        return Ok(Vec::new());
+        return Vec::new();
     }
     let mut w = format!(
         "the model's accuracy on the given labels is {} ({hits} of {labelled} labelled images; chance with {classes} classes is {}): the labels probably do not match the model's class indices, and audits that skip misclassified images will exclude most images",
         crate::fmt::percent(acc),
         crate::fmt::percent(chance)
     );
-    if let Some((rule, _)) = alternative {
+    if let Some(rule) = &p.alternative {
         w.push_str(&format!(
-            "; with [model] labels = \"{}\" the accuracy would be {}",
-            rule.name(),
-            crate::fmt::percent(alt_hits as f64 / labelled as f64)
+            "; with [model] labels = \"{rule}\" the accuracy would be {}",
+            crate::fmt::percent(p.alt_hits as f64 / labelled as f64)
         ));
     } else {
         w.push_str("; check the CSV labels or the class folders against the model's logit order ([model] class_names, labels = \"folder-index\" | \"folder-name\")");
     }
-    Ok(vec![w])
+    vec![w]
+}
+
+/// Both pre-flight steps on the images this process measures.
+pub fn preflight(
+    run: &RunCtx,
+    alternative: Option<&(crate::data::LabelRule, Vec<Option<i64>>)>,
+) -> Result<Vec<String>> {
+    Ok(preflight_warnings(&preflight_counts(run, alternative)?))
 }
 
 /// Steps 1-3 in order; `on_start` is told each job before it runs.
 pub fn run(run: &RunCtx, plan: &Plan, on_start: impl FnMut(&Gate, MethodKind)) -> Result<Outcome> {
-    let measured = measure(run, plan, on_start)?;
+    let mut measured = measure(run, plan, on_start)?;
+    finish(plan, &mut measured);
     let images = run.data.manifest()?;
-    Ok(decide(evaluate(run, plan, measured), plan, images))
+    Ok(decide(evaluate(&images, plan, measured), plan, images))
 }
 
 /// Step 4: the report model of a decided run (built in the library, so tests need no

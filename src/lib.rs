@@ -28,6 +28,7 @@ pub mod perturb;
 pub mod render;
 pub mod report;
 pub mod rng;
+pub mod shard;
 pub mod similarity;
 pub mod stats;
 pub mod suggest;

@@ -2,6 +2,8 @@
 //! the recipes promise (JUnit, SARIF, step summary, artifacts, baseline), keep going past a
 //! failed gate and fail at the end on exit 1 and 2 alike, and every `xaudit` command in their
 //! shell blocks parses with the binary's own command-line definition (src/cli/, included here).
+//! docs/scale/: the Slurm job array and the Kubernetes Indexed Job agree with their `--shard
+//! I/N` and merge every partial they write, and their commands parse the same way.
 
 // The binary's CLI module, compiled into this test so commands are checked against the real
 // clap definition; `run` and the sub-command bodies are unused here.
@@ -1170,4 +1172,167 @@ fn shell_extraction() {
             vec!["xaudit", "report", "b/r.json", "--format", "markdown"],
         ]
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// docs/scale: Slurm and Kubernetes
+
+/// `NAME=value` lines of a script, resolved in order (defaults `${X:-y}` included).
+fn script_env(script: &str, base: &Env) -> Env {
+    let mut env = base.clone();
+    for line in logical_lines(script) {
+        let t = line.trim();
+        if let Some((name, value)) = t.split_once('=') {
+            if !name.is_empty() && name.chars().all(|c| c.is_ascii_uppercase() || c == '_') {
+                let words = shlex::split(value).unwrap_or_default();
+                let v = words.first().cloned().unwrap_or_default();
+                let resolved = shell_vars(&v, &env);
+                env.insert(name.to_string(), resolved);
+            }
+        }
+    }
+    env
+}
+
+/// (index, count) of a `--shard` value such as `@SLURM_ARRAY_TASK_ID@/8`.
+fn shard_parts(c: &Invocation) -> (String, usize) {
+    let v = c.value("--shard").unwrap_or_default();
+    let (i, n) = v.split_once('/').unwrap_or(("", ""));
+    (i.to_string(), n.parse().unwrap_or(0))
+}
+
+/// The folder and shard count of a merge's `partial-*-of-N.json` argument.
+fn merge_input(c: &Invocation) -> (String, usize) {
+    let arg = c.args.get(2).cloned().unwrap_or_default();
+    let (dir, file) = arg.rsplit_once('/').unwrap_or(("", &arg));
+    let n = file
+        .strip_prefix("partial-*-of-")
+        .and_then(|r| r.strip_suffix(".json"))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    (dir.to_string(), n)
+}
+
+#[test]
+fn slurm_array_shards_and_merges_after_every_task() {
+    const DIR: &str = "docs/scale/slurm";
+    let shard = read(&format!("{DIR}/shard.sbatch"));
+    let merge = read(&format!("{DIR}/merge.sbatch"));
+    let submit = read(&format!("{DIR}/submit.sh"));
+    let mut problems = Vec::new();
+    let array = shard
+        .lines()
+        .find_map(|l| l.strip_prefix("#SBATCH --array="))
+        .unwrap_or_default()
+        .to_string();
+    let (lo, hi) = array.split_once('-').unwrap_or(("", ""));
+    let tasks = hi.parse::<usize>().unwrap_or(0) + 1;
+    assert_eq!(lo, "0", "the array counts from 0 like --shard");
+    let (cmds, errs) = xaudit_commands(
+        &shard,
+        &script_env(&shard, &Env::new()),
+        DIR,
+        "shard.sbatch",
+    );
+    problems.extend(errs);
+    let (merges, errs) = xaudit_commands(
+        &merge,
+        &script_env(&merge, &Env::new()),
+        DIR,
+        "merge.sbatch",
+    );
+    problems.extend(errs);
+    assert_eq!((cmds.len(), merges.len()), (1, 1), "{cmds:#?} {merges:#?}");
+    let (c, m) = (&cmds[0], &merges[0]);
+    problems.extend(validate_all(std::slice::from_ref(m)));
+    // Every task's command line parses, with its own index.
+    for task in 0..tasks {
+        let env = script_env(
+            &shard,
+            &Env::from([("SLURM_ARRAY_TASK_ID".to_string(), task.to_string())]),
+        );
+        let (found, _) = xaudit_commands(&shard, &env, DIR, &format!("task {task}"));
+        problems.extend(validate_all(&found));
+    }
+    assert_eq!(c.subcommand(), "check");
+    assert_eq!(m.subcommand(), "merge");
+    let (index, n) = shard_parts(c);
+    assert_eq!(
+        index, "@SLURM_ARRAY_TASK_ID@",
+        "the task id is the shard index"
+    );
+    assert_eq!(n, tasks, "--shard count = array size");
+    let (dir, merged_n) = merge_input(m);
+    assert_eq!(merged_n, n, "the merge reads every partial of the run");
+    assert_eq!(
+        Some(dir.as_str()),
+        c.value("--out-dir"),
+        "merge reads where shards write"
+    );
+    for flag in ["--batch-size", "--internal-batch-size", "--seed"] {
+        assert!(c.has(flag), "shards fix {flag}");
+    }
+    assert!(
+        submit.contains("sbatch --parsable shard.sbatch"),
+        "{submit}"
+    );
+    assert!(
+        submit.contains("--dependency=afterok:") && submit.contains("merge.sbatch"),
+        "the merge waits for every task: {submit}"
+    );
+    report(&problems);
+}
+
+#[test]
+fn kubernetes_indexed_job_shards_and_merge_job_share_the_volume() {
+    const DIR: &str = "docs/scale/kubernetes";
+    let shards = YamlLoader::load_from_str(&read(&format!("{DIR}/shards.yaml"))).unwrap();
+    let merge = load(&format!("{DIR}/merge.yaml"));
+    let kinds: Vec<String> = shards.iter().map(|d| text(&d["kind"])).collect();
+    assert_eq!(kinds, ["PersistentVolumeClaim", "Job"]);
+    let (pvc, job) = (&shards[0], &shards[1]);
+    assert!(strings(&pvc["spec"]["accessModes"]).contains(&"ReadWriteMany".to_string()));
+    let spec = &job["spec"];
+    assert_eq!(text(&spec["completionMode"]), "Indexed");
+    let completions: usize = text(&spec["completions"]).parse().unwrap();
+    assert_eq!(text(&spec["parallelism"]), completions.to_string());
+    let command = |doc: &Yaml, place: &str, env: &Env| -> (Invocation, String, String) {
+        let pod = &doc["spec"]["template"]["spec"];
+        let c = &pod["containers"][0];
+        let script = strings(&c["args"]).join("\n");
+        let (found, errs) = xaudit_commands(&script, env, DIR, place);
+        assert!(errs.is_empty(), "{errs:?}");
+        assert_eq!(found.len(), 1, "{script}");
+        let mount = text(&c["volumeMounts"][0]["mountPath"]);
+        let claim = text(&pod["volumes"][0]["persistentVolumeClaim"]["claimName"]);
+        assert_eq!(text(&pod["restartPolicy"]), "Never");
+        (found[0].clone(), mount, claim)
+    };
+    let (c, mount, claim) = command(job, "shards.yaml", &Env::new());
+    let (m, merge_mount, merge_claim) = command(&merge, "merge.yaml", &Env::new());
+    let mut problems = validate_all(std::slice::from_ref(&m));
+    // Every pod's command line parses, with its own index.
+    for index in 0..completions {
+        let env = Env::from([("JOB_COMPLETION_INDEX".to_string(), index.to_string())]);
+        let (pod, _, _) = command(job, &format!("shards.yaml, pod {index}"), &env);
+        problems.extend(validate_all(&[pod]));
+    }
+    let (index, n) = shard_parts(&c);
+    assert_eq!(index, "@JOB_COMPLETION_INDEX@");
+    assert_eq!(n, completions, "--shard count = completions");
+    assert_eq!(claim, text(&pvc["metadata"]["name"]));
+    assert_eq!((merge_claim, merge_mount.clone()), (claim, mount.clone()));
+    let (dir, merged_n) = merge_input(&m);
+    assert_eq!(merged_n, n);
+    assert_eq!(Some(dir.as_str()), c.value("--out-dir"));
+    assert!(dir.starts_with(&mount), "partials on the shared volume");
+    assert_eq!(text(&merge["spec"]["backoffLimit"]), "0");
+    // Bad input (exit 2) fails the Job instead of retrying.
+    let rule = &spec["podFailurePolicy"]["rules"][0];
+    assert_eq!(text(&rule["action"]), "FailJob");
+    assert!(strings(&rule["onExitCodes"]["values"]).contains(&"2".to_string()));
+    if c.value("--batch-size").is_none() || c.value("--internal-batch-size").is_none() {
+        problems.push("shards must fix --batch-size and --internal-batch-size".into());
+    }
+    report(&problems);
 }

@@ -15,7 +15,10 @@ use xaudit::gate::Verdict;
 fn measure(ctx: &RunCtx, audit: &str, method: &Method, params: &str) -> Finding {
     let entry = xaudit::audit::find(audit).unwrap();
     let t: toml::Table = params.parse().unwrap();
-    (entry.measure)(ctx, method, &t).unwrap().remove(0)
+    let mut f = (entry.measure)(ctx, method, &t).unwrap().remove(0);
+    // Aggregates over images (curves, summaries) are built once every image is in.
+    xaudit::audit::finish(entry, &mut f);
+    f
 }
 
 fn column(f: &Finding, metric: &str) -> Vec<f64> {

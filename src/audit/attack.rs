@@ -314,12 +314,11 @@ fn objective_grad(
 pub(crate) const AUTO_GRID: i64 = 8;
 
 /// The report's account of an attack: the estimator and why, the zeroth-order settings when
-/// used, images attacked and model passes (forward + backward) per attacked image.
+/// used. Images attacked and model passes per attacked image are aggregates (`finish`).
 pub(crate) fn record_estimator(
     f: &mut Finding,
     used: Option<(Used, String)>,
     (directions, radius, grid): (usize, f64, usize),
-    tried: usize,
     passes: u64,
 ) {
     let (est, why) = used.unwrap_or((Used::ZerothOrder, "no image".into()));
@@ -331,15 +330,7 @@ pub(crate) fn record_estimator(
             serde_json::json!({"directions_per_step": directions, "radius_pixels": radius, "blocks_per_side": grid_label(grid)}),
         );
     }
-    f.summary("images_attacked", tried);
-    f.summary(
-        "model_passes_per_image",
-        if tried > 0 {
-            passes as f64 / tried as f64
-        } else {
-            f64::NAN
-        },
-    );
+    f.passes += passes;
 }
 
 /// What `zo-grid` means, for the report.
@@ -351,6 +342,62 @@ pub(crate) fn grid_label(grid: usize) -> serde_json::Value {
     } else {
         serde_json::json!(grid)
     }
+}
+
+/// Per-image facts of an attack (kept until every image is in).
+pub(crate) const ATTACKED: &str = "attacked";
+pub(crate) const LABEL_CHANGED: &str = "label-changed-at-every-iterate";
+pub(crate) const PAIRS: &str = "targeted-vs-random-sign";
+
+/// The aggregates every attack reports: images attacked, model passes per attacked image,
+/// images whose label changed at every iterate, the noise floor and the strength test
+/// against random-sign.
+pub(crate) fn finish_common(f: &mut Finding) {
+    let tried = f.kept_count(ATTACKED);
+    f.summary("images_attacked", tried);
+    f.summary(
+        "model_passes_per_image",
+        if tried > 0 {
+            f.passes as f64 / tried as f64
+        } else {
+            f64::NAN
+        },
+    );
+    f.summary(
+        "images_excluded_label_changed_at_every_iterate",
+        f.kept_count(LABEL_CHANGED),
+    );
+    if f.kept.contains_key(PAIRS) {
+        let pairs: Vec<(f64, f64)> = f
+            .kept
+            .get(PAIRS)
+            .map(|m| {
+                m.values()
+                    .map(|v| {
+                        let g = |k: usize| v.get(k).copied().flatten().unwrap_or(f64::NAN);
+                        (g(0), g(1))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let (s, req) = strength(&pairs);
+        f.summary("strength_vs_random_sign", s);
+        f.requirements.push(req);
+    }
+}
+
+/// The untargeted attacks' aggregates: `finish_common` and the success rate.
+pub(crate) fn finish(f: &mut Finding) {
+    let attacked = f.kept_values(ATTACKED);
+    f.summary(
+        "attack_success_rate",
+        if attacked.is_empty() {
+            f64::NAN
+        } else {
+            attacked.iter().filter(|v| **v > 0.0).count() as f64 / attacked.len() as f64
+        },
+    );
+    finish_common(f);
 }
 
 /// Zeroth-order direction pairs for images `idx` at step `t`: Rademacher signs on a
@@ -532,18 +579,26 @@ pub fn run(
 ) -> Result<Vec<Finding>> {
     let _ = code;
     let mut f = Finding::new("");
-    let mut floor: Vec<f64> = Vec::new();
     let model = run.model;
     let eps = run.pixel_scale(p.epsilon);
     let alpha = run.pixel_scale(p.step);
     let c_probe = run.pixel_scale(p.zo_radius);
     let std: Vec<f64> = run.pre.std().iter().map(|s| *s as f64).collect();
-    let (mut tried, mut succeeded, mut failed_label) = (0usize, 0usize, 0usize);
-    let mut used: Option<(Used, String)> = None;
-    // Paired (targeted, random-sign) criteria per image, for the strength test.
-    let mut pairs: Vec<(f64, f64)> = Vec::new();
     let passes0 = run.passes();
     let baseline = p.baseline && obj != Objective::RandomSign;
+    // The estimator is resolved on the data set's first images, in every shard.
+    let used = {
+        let b = run.first_images(2)?;
+        let targets: Vec<i64> = run.clean(&b)?.iter().map(|c| c.pred).collect();
+        let idx: Vec<usize> = b.indices.clone().collect();
+        (!idx.is_empty())
+            .then(|| resolve(run, method, p, obj, &b.x, &targets, &idx))
+            .transpose()?
+    };
+    let metric = match obj {
+        Objective::MassCenter => "center-of-mass-shift-relative",
+        _ => "top-k-intersection",
+    };
     run.for_batches(|b| {
         let clean = run.clean(b)?;
         let raw0 = run.clean_maps(method, b)?;
@@ -553,9 +608,6 @@ pub fn run(
         let k = ((p.top_k_fraction * n_pix as f64).round() as usize).clamp(1, n_pix);
         let targets: Vec<i64> = clean.iter().map(|c| c.pred).collect();
         let idx: Vec<usize> = b.indices.clone().collect();
-        if used.is_none() {
-            used = Some(resolve(run, method, p, obj, &b.x, &targets, &idx)?);
-        }
         let est = used.as_ref().map(|u| u.0).unwrap_or(Used::ZerothOrder);
         let origs: Vec<Orig> = maps0
             .iter()
@@ -570,16 +622,21 @@ pub fn run(
             .collect();
         if let Some(alt) = run.noise_maps(method, b)? {
             let alt = to_vecs(&aggregate(&alt, p.aggregate))?;
-            for (o, a) in origs.iter().zip(&alt) {
+            for ((o, a), &i) in origs.iter().zip(&alt).zip(&idx) {
                 let a = sum_to_hw(a);
-                floor.push(match obj {
-                    Objective::MassCenter => {
-                        let c = similarity::center_of_mass(&a, h, w);
-                        let diag = ((h * h + w * w) as f64).sqrt();
-                        (c.0 - o.center.0).hypot(c.1 - o.center.1) / diag
-                    }
-                    _ => similarity::top_k_intersection_tie_aware(&o.map, &a, k),
-                });
+                super::run::keep_noise_floor(
+                    &mut f,
+                    metric,
+                    i,
+                    match obj {
+                        Objective::MassCenter => {
+                            let c = similarity::center_of_mass(&a, h, w);
+                            let diag = ((h * h + w * w) as f64).sqrt();
+                            (c.0 - o.center.0).hypot(c.1 - o.center.1) / diag
+                        }
+                        _ => similarity::top_k_intersection_tie_aware(&o.map, &a, k),
+                    },
+                );
             }
         }
         let bsz = idx.len();
@@ -739,9 +796,9 @@ pub fn run(
                     }
                 }
             }
-            tried += 1;
             let Some((crit, vals)) = best[j] else {
-                failed_label += 1;
+                f.keep(ATTACKED, i, &[0.0]);
+                f.keep(LABEL_CHANGED, i, &[1.0]);
                 f.push(
                     i,
                     &[],
@@ -753,12 +810,10 @@ pub fn run(
                 Objective::MassCenter => vals[2] > 0.0,
                 _ => vals[0] < 1.0,
             };
-            if moved {
-                succeeded += 1;
-            }
+            f.keep(ATTACKED, i, &[f64::from(u8::from(moved))]);
             let mut named: Vec<(&str, f64)> = METRICS.iter().copied().zip(vals).collect();
             if let Some((bc, bv)) = best_base[j] {
-                pairs.push((crit, bc));
+                f.keep(PAIRS, i, &[crit, bc]);
                 named.push(("random-sign-top-k-intersection", bv[0]));
                 named.push(("random-sign-center-of-mass-shift-relative", bv[3]));
             }
@@ -786,20 +841,7 @@ pub fn run(
         &mut f,
         used,
         (p.zo_directions, p.zo_radius, p.zo_grid),
-        tried,
         run.passes_since(passes0),
-    );
-    f.summary(
-        "attack_success_rate",
-        if tried > 0 {
-            succeeded as f64 / tried as f64
-        } else {
-            f64::NAN
-        },
-    );
-    f.summary(
-        "images_excluded_label_changed_at_every_iterate",
-        failed_label,
     );
     f.summary(
         "top_k_ties",
@@ -809,18 +851,9 @@ pub fn run(
         "center_of_mass",
         "unrounded for both the original and the attacked map",
     );
-    super::run::noise_floor(
-        &mut f,
-        match obj {
-            Objective::MassCenter => "center-of-mass-shift-relative",
-            _ => "top-k-intersection",
-        },
-        &floor,
-    );
     if baseline {
-        let (s, req) = strength(&pairs);
-        f.summary("strength_vs_random_sign", s);
-        f.requirements.push(req);
+        // Present even when no image was paired: the test then reports p = 1.
+        f.kept.entry(PAIRS.into()).or_default();
     }
     f.summary(
         "epsilon_model_space_per_channel",

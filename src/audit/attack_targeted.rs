@@ -1,7 +1,7 @@
 //! XA006 attack-targeted: Dombrowski et al.'s targeted manipulation of the explanation.
 use super::attack::{
-    block_directions, linf_pixels, project, random_signs, resolve_estimator, strength, sum_to_hw,
-    Estimator, Used,
+    block_directions, linf_pixels, project, random_signs, resolve_estimator, sum_to_hw, Estimator,
+    Used, ATTACKED, LABEL_CHANGED, PAIRS,
 };
 use super::run::{eval_id, to_vecs, vec_panel, RunCtx};
 use super::{AuditDoc, AuditEntry, Direction, Finding};
@@ -202,33 +202,28 @@ fn measure(run: &RunCtx, m: &Method, t: &toml::Table) -> Result<Vec<Finding>> {
     let c_probe = run.pixel_scale(p.zo_radius);
     let (lo, hi) = run.valid_range();
     // Every image's clean prediction and map first: targets may come from anywhere.
-    super::compare::warm(run, m)?;
+    // In a shard too: the targets come from the whole data set.
+    run.for_all_batches(|b| run.clean_maps(m, b).map(|_| ()))?;
     let all: Vec<usize> = (0..run.data.len()).collect();
     let preds: Vec<i64> = run
         .cached_clean(&all)
         .map(|c| c.iter().map(|c| c.pred).collect())
         .unwrap_or_default();
-    let mut used: Option<(Used, String)> = None;
-    let (mut tried, mut failed_label, mut no_target) = (0usize, 0usize, 0usize);
-    let mut smoothed: Vec<f64> = Vec::new();
-    // Paired (-gain of the attack, -gain of random-sign) per image: lower is stronger.
-    let mut pairs: Vec<(f64, f64)> = Vec::new();
+    // The estimator is resolved on the data set's first images, in every shard.
+    let used = {
+        let b = run.first_images(2)?;
+        let targets: Vec<i64> = run.clean(&b)?.iter().map(|c| c.pred).collect();
+        let idx: Vec<usize> = b.indices.clone().collect();
+        (!idx.is_empty())
+            .then(|| resolve_estimator(run, m, p.estimator, &b.x, &targets, &idx))
+            .transpose()?
+    };
     let passes0 = run.passes();
     run.for_batches(|b| {
         let clean = run.clean(b)?;
         let targets: Vec<i64> = clean.iter().map(|c| c.pred).collect();
         let idx: Vec<usize> = b.indices.clone().collect();
         let (h, w) = (b.x.size()[2] as usize, b.x.size()[3] as usize);
-        if used.is_none() {
-            used = Some(resolve_estimator(
-                run,
-                m,
-                p.estimator,
-                &b.x,
-                &targets,
-                &idx,
-            )?);
-        }
         let est = used.as_ref().map(|u| u.0).unwrap_or(Used::ZerothOrder);
         // Target maps (h * HW) per image; None when no image of another class exists.
         let mut tmaps: Vec<Option<Vec<f32>>> = Vec::with_capacity(idx.len());
@@ -447,8 +442,10 @@ fn measure(run: &RunCtx, m: &Method, t: &toml::Table) -> Result<Vec<Finding>> {
             )?))?;
             for j in 0..bsz {
                 if let (Some(t), Some(_)) = (&tmaps[j], &best[j]) {
-                    smoothed.push(
-                        similarity::pearson(&hs_adv[j], t) - similarity::pearson(&hs_0[j], t),
+                    f.keep(
+                        SMOOTHED,
+                        idx[j],
+                        &[similarity::pearson(&hs_adv[j], t) - similarity::pearson(&hs_0[j], t)],
                     );
                 }
             }
@@ -465,7 +462,7 @@ fn measure(run: &RunCtx, m: &Method, t: &toml::Table) -> Result<Vec<Finding>> {
                 }
             }
             let Some(t) = &tmaps[j] else {
-                no_target += 1;
+                f.keep(NO_TARGET, i, &[1.0]);
                 f.push(
                     i,
                     &[],
@@ -473,9 +470,9 @@ fn measure(run: &RunCtx, m: &Method, t: &toml::Table) -> Result<Vec<Finding>> {
                 );
                 continue;
             };
-            tried += 1;
+            f.keep(ATTACKED, i, &[1.0]);
             let Some((pcc, xb, hb)) = &best[j] else {
-                failed_label += 1;
+                f.keep(LABEL_CHANGED, i, &[1.0]);
                 f.push(
                     i,
                     &[],
@@ -489,7 +486,7 @@ fn measure(run: &RunCtx, m: &Method, t: &toml::Table) -> Result<Vec<Finding>> {
                 ("pcc-before", before[j]),
             ];
             if let Some(rb) = best_base[j] {
-                pairs.push((before[j] - pcc, before[j] - rb));
+                f.keep(PAIRS, i, &[before[j] - pcc, before[j] - rb]);
                 named.push(("random-sign-pcc-gain", rb - before[j]));
             }
             let mm = |v: &[f32]| similarity::minmax(v);
@@ -521,15 +518,24 @@ fn measure(run: &RunCtx, m: &Method, t: &toml::Table) -> Result<Vec<Finding>> {
         &mut f,
         used,
         (p.zo_directions, p.zo_radius, p.zo_grid),
-        tried,
         run.passes_since(passes0),
     );
     f.summary("target", p.target);
-    f.summary(
-        "images_excluded_label_changed_at_every_iterate",
-        failed_label,
-    );
-    f.summary("images_without_a_target", no_target);
+    if p.baseline {
+        f.kept.entry(PAIRS.into()).or_default();
+    }
+    f.summary("epsilon_pixels", p.epsilon);
+    Ok(vec![f])
+}
+
+const SMOOTHED: &str = "beta-smoothing-gain";
+const NO_TARGET: &str = "no-target";
+
+/// The attack's aggregates once every image is in.
+fn finish(f: &mut Finding) {
+    super::attack::finish_common(f);
+    f.summary("images_without_a_target", f.kept_count(NO_TARGET));
+    let smoothed = f.kept_values(SMOOTHED);
     if !smoothed.is_empty() {
         f.summary(
             "beta_smoothing_defence",
@@ -540,13 +546,6 @@ fn measure(run: &RunCtx, m: &Method, t: &toml::Table) -> Result<Vec<Finding>> {
             }),
         );
     }
-    if p.baseline {
-        let (s, req) = strength(&pairs);
-        f.summary("strength_vs_random_sign", s);
-        f.requirements.push(req);
-    }
-    f.summary("epsilon_pixels", p.epsilon);
-    Ok(vec![f])
 }
 
 pub const ENTRY: AuditEntry = AuditEntry {
@@ -556,4 +555,6 @@ pub const ENTRY: AuditEntry = AuditEntry {
     design: super::Design::OneSample,
     default_params: super::defaults::<Params>,
     check: super::check::<Params>,
+    finish: Some(finish),
+    shardable: true,
 };

@@ -34,4 +34,6 @@ pub const ENTRY: AuditEntry = AuditEntry {
     design: super::Design::OneSample,
     default_params: super::defaults::<Params>,
     check: super::check::<Params>,
+    finish: Some(super::attack::finish),
+    shardable: true,
 };

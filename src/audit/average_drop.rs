@@ -44,7 +44,6 @@ impl super::AuditParams for Params {
 fn measure(run: &RunCtx, m: &Method, t: &toml::Table) -> Result<Vec<Finding>> {
     let p: Params = super::params(DOC.code, t)?;
     let mut f = Finding::new("");
-    let (mut d, mut dr, mut inc, mut incr) = (Vec::new(), Vec::new(), 0usize, 0usize);
     run.for_batches(|b| {
         let res = faithfulness::masked_confidences(run, m, b, p.area, DOC.name)?;
         for (i, r) in b.indices.clone().zip(res) {
@@ -53,10 +52,16 @@ fn measure(run: &RunCtx, m: &Method, t: &toml::Table) -> Result<Vec<Finding>> {
                 continue;
             };
             let (a, ar) = (drop(r.clean, r.map), drop(r.clean, r.random));
-            d.push(a);
-            dr.push(ar);
-            inc += usize::from(r.map > r.clean);
-            incr += usize::from(r.random > r.clean);
+            f.keep(
+                MASKED,
+                i,
+                &[
+                    a,
+                    ar,
+                    f64::from(u8::from(r.map > r.clean)),
+                    f64::from(u8::from(r.random > r.clean)),
+                ],
+            );
             f.push(
                 i,
                 &[("gain", ar - a), ("drop", a), ("drop-random", ar)],
@@ -66,16 +71,37 @@ fn measure(run: &RunCtx, m: &Method, t: &toml::Table) -> Result<Vec<Finding>> {
         (run.progress)(b.len());
         Ok(())
     })?;
+    Ok(vec![f])
+}
+
+/// Per image: (drop, random drop, map raises confidence, random placement does).
+const MASKED: &str = "drops-and-increases";
+
+/// AD and IC in % over every image with a mask.
+fn finish(f: &mut Finding) {
+    let rows: Vec<Vec<f64>> = f
+        .kept
+        .get(MASKED)
+        .map(|m| {
+            m.values()
+                .map(|r| r.iter().map(|v| v.unwrap_or(f64::NAN)).collect())
+                .collect()
+        })
+        .unwrap_or_default();
+    let col = |k: usize| -> Vec<f64> { rows.iter().map(|r| r[k]).collect() };
+    let count = |k: usize| rows.iter().filter(|r| r[k] > 0.0).count();
     let pct = |v: &[f64]| 100.0 * crate::stats::mean(v);
-    let n = d.len().max(1) as f64;
-    f.summary("average_drop_percent", pct(&d));
-    f.summary("average_drop_random_percent", pct(&dr));
-    f.summary("increase_in_confidence_percent", 100.0 * inc as f64 / n);
+    let n = rows.len().max(1) as f64;
+    f.summary("average_drop_percent", pct(&col(0)));
+    f.summary("average_drop_random_percent", pct(&col(1)));
+    f.summary(
+        "increase_in_confidence_percent",
+        100.0 * count(2) as f64 / n,
+    );
     f.summary(
         "increase_in_confidence_random_percent",
-        100.0 * incr as f64 / n,
+        100.0 * count(3) as f64 / n,
     );
-    Ok(vec![f])
 }
 
 pub const ENTRY: AuditEntry = AuditEntry {
@@ -85,4 +111,6 @@ pub const ENTRY: AuditEntry = AuditEntry {
     design: super::Design::OneSample,
     default_params: super::defaults::<Params>,
     check: super::check::<Params>,
+    finish: Some(finish),
+    shardable: true,
 };

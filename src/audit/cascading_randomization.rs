@@ -1,7 +1,7 @@
 //! XA101 cascading-randomization: Adebayo et al.'s cascading model parameter randomisation.
 use super::compare::{self, CompareParams};
 use super::randomize::{self, Restore};
-use super::{AuditDoc, AuditEntry, Curve, Direction, Finding, RunCtx};
+use super::{AuditDoc, AuditEntry, Direction, Finding, RunCtx};
 use crate::attribution::Method;
 use crate::error::Result;
 use serde::{Deserialize, Serialize};
@@ -155,15 +155,17 @@ pub fn finish(
         let named: Vec<(&str, f64)> = compare::METRICS.iter().copied().zip(v).collect();
         f.push(*i, &named, None);
     }
+    // The curves are built when every image is in (one row per image: 1 for the original,
+    // then each stage).
     for (m, name) in compare::METRICS.iter().enumerate() {
-        let mut cols = vec![("original".to_string(), vec![1.0; last.len()])];
-        cols.extend(
-            stages
-                .iter()
-                .map(|(s, v)| (s.clone(), v.iter().map(|r| r.1[m]).collect())),
-        );
-        f.curves
-            .push(Curve::from_columns(name, x_label, name, &cols));
+        let mut x = vec!["original".to_string()];
+        x.extend(stages.iter().map(|(s, _)| s.clone()));
+        f.defer_curve(name, x_label, name, x);
+        for (row, (i, _)) in last.iter().enumerate() {
+            let mut v = vec![1.0];
+            v.extend(stages.iter().map(|(_, s)| s[row].1[m]));
+            f.keep(&format!("curve:{name}"), *i, &v);
+        }
     }
     f
 }
@@ -225,7 +227,7 @@ fn measure(run: &RunCtx, m: &Method, t: &toml::Table) -> Result<Vec<Finding>> {
     f.summary("init", p.init);
     f.summary("target", p.target);
     f.summary("mode", p.mode);
-    super::run::noise_floor(&mut f, "spearman-abs", &floor);
+    super::run::keep_noise_floors(&mut f, "spearman-abs", &floor);
     let f = finish(
         f,
         stages,
@@ -234,7 +236,7 @@ fn measure(run: &RunCtx, m: &Method, t: &toml::Table) -> Result<Vec<Finding>> {
     );
     Ok(vec![if p.mode == Mode::FullOnly {
         Finding {
-            curves: Vec::new(),
+            deferred_curves: Vec::new(),
             ..f
         }
     } else {
@@ -249,4 +251,6 @@ pub const ENTRY: AuditEntry = AuditEntry {
     design: super::Design::OneSample,
     default_params: super::defaults::<Params>,
     check: super::check::<Params>,
+    finish: None,
+    shardable: true,
 };

@@ -43,12 +43,12 @@ pub fn check(percentile: f64, ssim_data_range: f64) -> std::result::Result<(), S
 
 /// A stochastic method's noise floor on these similarities: Spearman (abs) between two clean
 /// explanations of every image that differ only in their Monte Carlo draws (empty for
-/// deterministic methods).
+/// deterministic methods), as (image, value).
 pub fn noise_floor(
     run: &super::RunCtx,
     method: &crate::attribution::Method,
     cp: &CompareParams,
-) -> crate::error::Result<Vec<f64>> {
+) -> crate::error::Result<Vec<(usize, f64)>> {
     let mut out = Vec::new();
     if !method.kind().is_stochastic() {
         return Ok(out);
@@ -62,8 +62,8 @@ pub fn noise_floor(
         let (c, h, w) = (s[1] as usize, s[2] as usize, s[3] as usize);
         let a = super::run::to_vecs(&orig)?;
         let bb = super::run::to_vecs(&alt)?;
-        for (x, y) in a.iter().zip(&bb) {
-            out.push(similarities(x, y, c, h, w, cp)[0].1);
+        for ((x, y), i) in a.iter().zip(&bb).zip(b.indices.clone()) {
+            out.push((i, similarities(x, y, c, h, w, cp)[0].1));
         }
         Ok(())
     })?;

@@ -66,7 +66,7 @@ fn measure(run: &RunCtx, m: &Method, t: &toml::Table) -> Result<Vec<Finding>> {
     let (sims, pics) =
         compare::sweep(run, m, other, &cp, 1, "random-label model", p.target.pick())?;
     let mut f = Finding::new("");
-    super::run::noise_floor(&mut f, "spearman-abs", &floor);
+    super::run::keep_noise_floors(&mut f, "spearman-abs", &floor);
     f.examples = pics;
     for (i, v) in sims {
         f.push(
@@ -86,4 +86,6 @@ pub const ENTRY: AuditEntry = AuditEntry {
     design: super::Design::OneSample,
     default_params: super::defaults::<Params>,
     check: super::check::<Params>,
+    finish: None,
+    shardable: true,
 };

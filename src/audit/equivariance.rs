@@ -1,7 +1,7 @@
 //! XA201 equivariance: does the explanation follow geometric transforms of the input?
 use super::run::{eval_id, map_panel, to_vecs};
 use super::Panel;
-use super::{AuditDoc, AuditEntry, Curve, Direction, Finding, RunCtx};
+use super::{AuditDoc, AuditEntry, Direction, Finding, RunCtx};
 use crate::attribution::{aggregate, Method};
 use crate::error::{Error, Result};
 use crate::transform::Transform;
@@ -163,7 +163,7 @@ fn measure(run: &RunCtx, m: &Method, t: &toml::Table) -> Result<Vec<Finding>> {
         .map(|(_, ts)| vec![Vec::new(); ts.len()])
         .collect();
     let mut pics: Vec<BTreeMap<usize, Vec<Panel>>> = vec![BTreeMap::new(); fams.len()];
-    let mut floor: Vec<f64> = Vec::new();
+    let mut floor: Vec<(usize, f64)> = Vec::new();
     run.for_batches(|b| {
         let clean = run.clean(b)?;
         let targets: Vec<i64> = clean.iter().map(|c| c.pred).collect();
@@ -175,7 +175,8 @@ fn measure(run: &RunCtx, m: &Method, t: &toml::Table) -> Result<Vec<Finding>> {
             floor.extend(
                 a.iter()
                     .zip(&c)
-                    .map(|(x, y)| crate::similarity::pearson(x, y)),
+                    .zip(&idx)
+                    .map(|((x, y), &i)| (i, crate::similarity::pearson(x, y))),
             );
         }
         let zero = Tensor::zeros([1, 1, 1, 1], (Kind::Float, run.device()));
@@ -224,19 +225,21 @@ fn measure(run: &RunCtx, m: &Method, t: &toml::Table) -> Result<Vec<Finding>> {
         let mut f = Finding::new(name);
         f.examples = pictures;
         let n_img = per_t[0].len();
-        let mut changed = vec![0usize; ts.len()];
         for r in 0..n_img {
-            let vals: Vec<(f64, f64)> = per_t
-                .iter()
-                .enumerate()
-                .filter_map(|(ti, col)| {
-                    if col[r].1.is_none() {
-                        changed[ti] += 1;
-                    }
-                    col[r].1
-                })
-                .collect();
             let i = per_t[0][r].0;
+            // Per magnitude: the similarity (NaN where the prediction changed) for the curve,
+            // and whether the prediction changed.
+            let row: Vec<f64> = per_t
+                .iter()
+                .map(|col| col[r].1.map_or(f64::NAN, |v| v.0))
+                .collect();
+            f.keep("curve:pearson", i, &row);
+            let flips: Vec<f64> = per_t
+                .iter()
+                .map(|col| f64::from(u8::from(col[r].1.is_none())))
+                .collect();
+            f.keep(CHANGED, i, &flips);
+            let vals: Vec<(f64, f64)> = per_t.iter().filter_map(|col| col[r].1).collect();
             if vals.is_empty() {
                 f.push(
                     i,
@@ -255,29 +258,18 @@ fn measure(run: &RunCtx, m: &Method, t: &toml::Table) -> Result<Vec<Finding>> {
                 );
             }
         }
-        let cols: Vec<(String, Vec<f64>)> = ts
-            .iter()
-            .zip(&per_t)
-            .map(|(t, col)| {
-                (
-                    t.label(),
-                    col.iter().filter_map(|c| c.1.map(|v| v.0)).collect(),
-                )
-            })
-            .collect();
-        f.curves.push(Curve::from_columns(
+        f.defer_curve(
             "pearson",
             "magnitude",
             "Pearson(S(Tx), T S(x))",
-            &cols,
-        ));
+            ts.iter().map(|t| t.label()).collect(),
+        );
         f.summary(
             "magnitudes",
             ts.iter().map(|t| t.label()).collect::<Vec<_>>(),
         );
-        f.summary("prediction_changed_per_magnitude", changed);
         f.summary("fill", "black (pixel 0)");
-        super::run::noise_floor(&mut f, "pearson", &floor);
+        super::run::keep_noise_floors(&mut f, "pearson", &floor);
         out.push(f);
     }
     if out.is_empty() {
@@ -288,6 +280,26 @@ fn measure(run: &RunCtx, m: &Method, t: &toml::Table) -> Result<Vec<Finding>> {
     Ok(out)
 }
 
+/// Per image and magnitude: 1 when the transform changed the prediction.
+const CHANGED: &str = "prediction-changed";
+
+/// Images whose prediction changed, per magnitude, over every image.
+fn finish(f: &mut Finding) {
+    let magnitudes = f
+        .summary
+        .get("magnitudes")
+        .and_then(|m| m.as_array())
+        .map_or(0, |m| m.len());
+    let mut changed: Vec<usize> = vec![0; magnitudes];
+    for row in f.kept.get(CHANGED).into_iter().flat_map(|m| m.values()) {
+        changed.resize(changed.len().max(row.len()), 0);
+        for (k, v) in row.iter().enumerate() {
+            changed[k] += usize::from(v.is_some_and(|v| v > 0.0));
+        }
+    }
+    f.summary("prediction_changed_per_magnitude", changed);
+}
+
 pub const ENTRY: AuditEntry = AuditEntry {
     doc: &DOC,
     measure,
@@ -295,4 +307,6 @@ pub const ENTRY: AuditEntry = AuditEntry {
     design: super::Design::OneSample,
     default_params: super::defaults::<Params>,
     check: super::check::<Params>,
+    finish: Some(finish),
+    shardable: true,
 };

@@ -306,7 +306,6 @@ pub fn measure_curves<K: CurveKind>(
 ) -> Result<Vec<super::Finding>> {
     let insert = K::INSERT;
     let mut f = super::Finding::new("");
-    let (mut ours, mut theirs) = (Vec::new(), Vec::new());
     run.for_batches(|b| {
         let clean = run.clean(b)?;
         let targets: Vec<i64> = clean.iter().map(|c| c.pred).collect();
@@ -354,25 +353,27 @@ pub fn measure_curves<K: CurveKind>(
                 ],
             );
             f.push(i, &[("gain", gain), ("auc", a), ("auc-random", ar)], None);
-            ours.push(c[0][j].clone());
-            theirs.push(mean_random);
+            f.keep("curve:probability", i, &c[0][j]);
+            f.keep("curve:probability:reference", i, &mean_random);
         }
         (run.progress)(b.len());
         Ok(())
     })?;
     let what = if insert { "inserted" } else { "removed" };
     let x_label = format!("fraction of pixels {what} ({:?})", p.order).to_lowercase();
-    let mut curve = super::Curve::from_columns(
+    f.defer_curve_with_reference(
         "probability",
         &x_label,
         match p.score {
             CurveScore::Probability => "probability of the predicted class",
             CurveScore::Logit => "logit of the predicted class",
         },
-        &curve_columns(&ours, p.steps),
+        curve_columns(&[], p.steps)
+            .into_iter()
+            .map(|c| c.0)
+            .collect(),
+        "random order",
     );
-    curve.set_reference("random order", &curve_columns(&theirs, p.steps));
-    f.curves.push(curve);
     f.summary(
         "model_passes_per_image",
         (p.steps + 1) * (1 + p.random_orders),

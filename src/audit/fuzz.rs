@@ -197,7 +197,7 @@ fn measure(run: &RunCtx, m: &Method, t: &toml::Table) -> Result<Vec<Finding>> {
     let strategy = p.budget.program();
     let start = Instant::now();
     let mut f = Finding::new("");
-    let mut floor: Vec<f64> = Vec::new();
+    let mut floor: Vec<(usize, f64)> = Vec::new();
     let (mut violations, mut cases, mut changed) = (0u64, 0u64, 0u64);
     let (mut violated_images, mut tested_images) = (0u64, 0u64);
     let mut found: Vec<Counterexample> = Vec::new();
@@ -219,7 +219,8 @@ fn measure(run: &RunCtx, m: &Method, t: &toml::Table) -> Result<Vec<Finding>> {
             floor.extend(
                 base.iter()
                     .zip(&alt)
-                    .map(|(a, b)| similarity(&p.similarity, a, b)),
+                    .zip(&idx)
+                    .map(|((a, b), &i)| (i, similarity(&p.similarity, a, b))),
             );
         }
         // Generate every image's programs (value trees kept for shrinking).
@@ -374,7 +375,7 @@ fn measure(run: &RunCtx, m: &Method, t: &toml::Table) -> Result<Vec<Finding>> {
         "comparison",
         "S(P x) against T S(x) on the valid region, T = the program's shifts and rotations",
     );
-    super::run::noise_floor(&mut f, &p.similarity, &floor);
+    super::run::keep_noise_floors(&mut f, &p.similarity, &floor);
     f.summary("programs_changing_the_prediction", changed);
     f.summary("counterexamples", &found);
     if let Some(i) = stopped_at {
@@ -390,4 +391,6 @@ pub const ENTRY: AuditEntry = AuditEntry {
     design: super::Design::Proportion,
     default_params: super::defaults::<Params>,
     check: super::check::<Params>,
+    finish: None,
+    shardable: false,
 };

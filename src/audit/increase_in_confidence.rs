@@ -29,7 +29,6 @@ fn measure(run: &RunCtx, m: &Method, t: &toml::Table) -> Result<Vec<Finding>> {
     let p: Params = super::params(DOC.code, t)?;
     let mut f = Finding::new("");
     let (mut random_only, mut discordant) = (0u64, 0u64);
-    let (mut inc, mut incr, mut n) = (0usize, 0usize, 0usize);
     run.for_batches(|b| {
         let res = faithfulness::masked_confidences(run, m, b, p.area, DOC.name)?;
         for (i, r) in b.indices.clone().zip(res) {
@@ -38,9 +37,11 @@ fn measure(run: &RunCtx, m: &Method, t: &toml::Table) -> Result<Vec<Finding>> {
                 continue;
             };
             let (up, up_r) = (r.map > r.clean, r.random > r.clean);
-            n += 1;
-            inc += usize::from(up);
-            incr += usize::from(up_r);
+            f.keep(
+                RAISED,
+                i,
+                &[f64::from(u8::from(up)), f64::from(u8::from(up_r))],
+            );
             let values = [
                 ("random-only-increase", f64::from(u8::from(up_r))),
                 ("confidence-ratio", r.map / r.clean),
@@ -61,12 +62,42 @@ fn measure(run: &RunCtx, m: &Method, t: &toml::Table) -> Result<Vec<Finding>> {
         (run.progress)(b.len());
         Ok(())
     })?;
+    // Counts of disjoint image sets add up, so shards merge them by summing.
     f.counts = Some((random_only, discordant));
-    let pct = |k: usize| 100.0 * k as f64 / n.max(1) as f64;
-    f.summary("increase_in_confidence_percent", pct(inc));
-    f.summary("increase_in_confidence_random_percent", pct(incr));
-    f.summary("discordant_images", discordant);
     Ok(vec![f])
+}
+
+/// Per image: (the map raises confidence, the random placement does).
+const RAISED: &str = "raised-confidence";
+
+/// IC in % over every image with a mask, and the discordant images.
+fn finish(f: &mut Finding) {
+    let rows: Vec<(bool, bool)> = f
+        .kept
+        .get(RAISED)
+        .map(|m| {
+            m.values()
+                .map(|r| {
+                    let g = |k: usize| r.get(k).copied().flatten().unwrap_or(0.0) > 0.0;
+                    (g(0), g(1))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let n = rows.len().max(1) as f64;
+    let pct = |k: usize| 100.0 * k as f64 / n;
+    f.summary(
+        "increase_in_confidence_percent",
+        pct(rows.iter().filter(|r| r.0).count()),
+    );
+    f.summary(
+        "increase_in_confidence_random_percent",
+        pct(rows.iter().filter(|r| r.1).count()),
+    );
+    f.summary(
+        "discordant_images",
+        rows.iter().filter(|r| r.0 != r.1).count(),
+    );
 }
 
 pub const ENTRY: AuditEntry = AuditEntry {
@@ -76,4 +107,6 @@ pub const ENTRY: AuditEntry = AuditEntry {
     design: super::Design::Proportion,
     default_params: super::defaults::<Params>,
     check: super::check::<Params>,
+    finish: Some(finish),
+    shardable: true,
 };

@@ -77,28 +77,6 @@ fn measure(run: &RunCtx, m: &Method, t: &toml::Table) -> Result<Vec<Finding>> {
         "layer_order",
         stages.iter().map(|s| s.0.clone()).collect::<Vec<_>>(),
     );
-    let per_layer: Vec<serde_json::Value> = stages
-        .iter()
-        .zip(&norm_only)
-        .map(|((name, sims), &norm)| {
-            let col = |m: usize| -> Vec<f64> {
-                sims.iter()
-                    .map(|r| r.1[m])
-                    .filter(|v| v.is_finite())
-                    .collect()
-            };
-            serde_json::json!({
-                "layer": name,
-                "normalisation_only": norm,
-                "in_gated_mean": !norm,
-                "n": sims.len(),
-                "median_spearman_abs": crate::stats::median(&col(0)),
-                "median_spearman": crate::stats::median(&col(1)),
-                "median_ssim": crate::stats::median(&col(2)),
-            })
-        })
-        .collect();
-    f.summary("per_layer", per_layer);
     let excluded: Vec<String> = stages
         .iter()
         .zip(&norm_only)
@@ -107,7 +85,7 @@ fn measure(run: &RunCtx, m: &Method, t: &toml::Table) -> Result<Vec<Finding>> {
         .collect();
     f.summary("left_out_of_the_mean_normalisation_only", &excluded);
     f.summary("weights_restored_bit_exact", true);
-    super::run::noise_floor(&mut f, "spearman-abs", &floor);
+    super::run::keep_noise_floors(&mut f, "spearman-abs", &floor);
     // With only normalisation groups there is nothing else to average: use them all.
     let use_all = norm_only.iter().all(|n| *n);
     let counted: Vec<bool> = norm_only.iter().map(|n| use_all || !n).collect();
@@ -131,6 +109,48 @@ fn measure(run: &RunCtx, m: &Method, t: &toml::Table) -> Result<Vec<Finding>> {
     )])
 }
 
+/// Per layer: the median similarities over images (from the curves' per-image rows).
+fn finish_layers(f: &mut Finding) {
+    let names: Vec<String> = f
+        .summary
+        .get("layer_order")
+        .and_then(|v| serde_json::from_value(v.clone()).ok())
+        .unwrap_or_default();
+    let norm_only: Vec<String> = f
+        .summary
+        .get("left_out_of_the_mean_normalisation_only")
+        .and_then(|v| serde_json::from_value(v.clone()).ok())
+        .unwrap_or_default();
+    let col = |f: &Finding, metric: &str, k: usize| -> Vec<f64> {
+        f.kept
+            .get(&format!("curve:{metric}"))
+            .map(|m| {
+                m.values()
+                    .filter_map(|r| r.get(k + 1).copied().flatten())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let n = f.kept_count("curve:spearman-abs");
+    let per_layer: Vec<serde_json::Value> = names
+        .iter()
+        .enumerate()
+        .map(|(k, name)| {
+            let norm = norm_only.contains(name);
+            serde_json::json!({
+                "layer": name,
+                "normalisation_only": norm,
+                "in_gated_mean": !norm,
+                "n": n,
+                "median_spearman_abs": crate::stats::median(&col(f, "spearman-abs", k)),
+                "median_spearman": crate::stats::median(&col(f, "spearman", k)),
+                "median_ssim": crate::stats::median(&col(f, "ssim", k)),
+            })
+        })
+        .collect();
+    f.summary("per_layer", per_layer);
+}
+
 pub const ENTRY: AuditEntry = AuditEntry {
     doc: &DOC,
     measure,
@@ -138,4 +158,6 @@ pub const ENTRY: AuditEntry = AuditEntry {
     design: super::Design::OneSample,
     default_params: super::defaults::<Params>,
     check: super::check::<Params>,
+    finish: Some(finish_layers),
+    shardable: true,
 };

@@ -151,7 +151,7 @@ impl Curve {
 }
 
 /// What a picture panel shows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum PanelKind {
     /// An input image, `[c][h][w]` in [0,1].
     Image,
@@ -160,14 +160,57 @@ pub enum PanelKind {
 }
 
 /// A small picture kept for the report's best/worst grids (at most 96 px a side).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Panel {
     pub label: String,
     pub kind: PanelKind,
     pub c: usize,
     pub h: usize,
     pub w: usize,
+    /// Stored bit-exactly in partial reports (little-endian f32, base64).
+    #[serde(with = "f32_bits")]
     pub data: Vec<f32>,
+}
+
+/// `Vec<f32>` as base64 of its little-endian bytes: exact for every value, NaN included.
+mod f32_bits {
+    use base64::Engine;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &[f32], s: S) -> Result<S::Ok, S::Error> {
+        let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+        s.serialize_str(&base64::engine::general_purpose::STANDARD.encode(bytes))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<f32>, D::Error> {
+        let text = String::deserialize(d)?;
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(text)
+            .map_err(serde::de::Error::custom)?;
+        if bytes.len() % 4 != 0 {
+            return Err(serde::de::Error::custom(
+                "panel data is not a whole number of f32",
+            ));
+        }
+        Ok(bytes
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect())
+    }
+}
+
+/// A curve built once every image is in (`Finding::finish`): per image, one value per x
+/// kept under `Finding::kept[key]`; mean, median and quartiles over images at each x.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct DeferredCurve {
+    pub name: String,
+    pub x_label: String,
+    pub y_label: String,
+    pub x: Vec<String>,
+    pub key: String,
+    /// A baseline curve drawn with it (its mean): label and kept key.
+    #[serde(default)]
+    pub reference: Option<(String, String)>,
 }
 
 /// Pictures kept per finding while measuring (a quarter per end and tie order).
@@ -178,7 +221,9 @@ pub type Gallery = (String, Vec<(usize, Vec<Panel>)>);
 
 /// What one audit measured for one method (and one variant, e.g. one transform): the
 /// "measure" step of the pipeline. Tests and verdicts are made from it in `crate::gate`.
-#[derive(Debug, Clone, Default)]
+/// A sharded run (`check --shard`) writes it unfinished to its partial report; `merge`
+/// joins the shards' findings (`Finding::merge`) and finishes them.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Finding {
     /// Sub-result name (`hflip`, `gaussian-noise`), empty when the audit has one result.
     pub variant: String,
@@ -205,6 +250,19 @@ pub struct Finding {
     /// Evidence a PASS needs besides its claim (e.g. "the targeted attack is stronger than
     /// random-sign"): when its p-value is above alpha, a PASS becomes INCONCLUSIVE.
     pub requirements: Vec<Requirement>,
+    /// Per-image facts behind aggregates over images (key → image → values; non-finite
+    /// values stored as `None`). Aggregates are computed from them only when every image is
+    /// in (`Finding::finish` and the audit's `finish`): after a single run's measurement, or
+    /// after `xaudit merge` joined the shards, so both give the same numbers in the same order.
+    #[serde(default)]
+    pub kept: BTreeMap<String, BTreeMap<usize, Vec<Option<f64>>>>,
+    /// Curves to build from `kept` when every image is in.
+    #[serde(default)]
+    pub deferred_curves: Vec<DeferredCurve>,
+    /// Model passes (forward + backward images) of the audit's own accounting, summed over
+    /// shards (`model_passes_per_image` = this / images attacked).
+    #[serde(default)]
+    pub passes: u64,
 }
 
 /// A condition a PASS depends on, with the one-sided p-value of its test.
@@ -274,6 +332,166 @@ impl Finding {
             .retain(|i, _| keep.contains(i) || !measured.contains(i));
     }
 
+    /// Keeps per-image `values` under `key` for an aggregate computed when every image is in.
+    pub fn keep(&mut self, key: &str, index: usize, values: &[f64]) {
+        self.kept.entry(key.into()).or_default().insert(
+            index,
+            values.iter().map(|v| v.is_finite().then_some(*v)).collect(),
+        );
+    }
+
+    /// The first kept value of every image under `key`, in data-set order (NaN for `None`).
+    pub fn kept_values(&self, key: &str) -> Vec<f64> {
+        self.kept
+            .get(key)
+            .map(|m| {
+                m.values()
+                    .map(|v| v.first().copied().flatten().unwrap_or(f64::NAN))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Images kept under `key`.
+    pub fn kept_count(&self, key: &str) -> usize {
+        self.kept.get(key).map_or(0, |m| m.len())
+    }
+
+    /// A curve over `x` built from per-image rows kept under `curve:NAME` (one value per
+    /// x, `Finding::keep`) when every image is in.
+    pub fn defer_curve(&mut self, name: &str, x_label: &str, y_label: &str, x: Vec<String>) {
+        self.deferred_curves.push(DeferredCurve {
+            name: name.into(),
+            x_label: x_label.into(),
+            y_label: y_label.into(),
+            x,
+            key: format!("curve:{name}"),
+            reference: None,
+        });
+    }
+
+    /// As `defer_curve`, with a reference curve (its mean is drawn) from rows kept under
+    /// `curve:NAME:reference`.
+    pub fn defer_curve_with_reference(
+        &mut self,
+        name: &str,
+        x_label: &str,
+        y_label: &str,
+        x: Vec<String>,
+        reference_label: &str,
+    ) {
+        self.defer_curve(name, x_label, y_label, x);
+        if let Some(d) = self.deferred_curves.last_mut() {
+            d.reference = Some((reference_label.into(), format!("curve:{name}:reference")));
+        }
+    }
+
+    /// Joins the findings of disjoint image sets (the shards of one run), in data-set
+    /// order. Everything that is not per image must agree.
+    pub fn merge(parts: Vec<Finding>) -> std::result::Result<Finding, String> {
+        let mut parts: Vec<Finding> = parts;
+        // A shard without images (more shards than batches) adds nothing.
+        if parts.iter().any(|f| !f.index.is_empty()) {
+            parts.retain(|f| !f.index.is_empty());
+        }
+        parts.sort_by_key(|f| f.index.first().copied().unwrap_or(usize::MAX));
+        let mut it = parts.into_iter();
+        let Some(mut out) = it.next() else {
+            return Err("no finding to merge".into());
+        };
+        for f in it {
+            if f.variant != out.variant {
+                return Err(format!(
+                    "variants differ: `{}` and `{}`",
+                    out.variant, f.variant
+                ));
+            }
+            if f.summary != out.summary {
+                let key = f
+                    .summary
+                    .keys()
+                    .chain(out.summary.keys())
+                    .find(|k| f.summary.get(*k) != out.summary.get(*k))
+                    .cloned()
+                    .unwrap_or_default();
+                return Err(format!("the shards disagree on `{key}`"));
+            }
+            if f.deferred_curves != out.deferred_curves || f.names != out.names {
+                return Err("the shards disagree on the curves or generated inputs".into());
+            }
+            if let Some(last) = out.index.last() {
+                if f.index.first().is_some_and(|i| i <= last) {
+                    return Err(format!("image {last} is in two shards"));
+                }
+            }
+            let rows = out.index.len();
+            out.index.extend(&f.index);
+            out.excluded.extend(f.excluded);
+            let names: std::collections::BTreeSet<String> = out
+                .metrics
+                .keys()
+                .chain(f.metrics.keys())
+                .cloned()
+                .collect();
+            for name in names {
+                let add = f
+                    .metrics
+                    .get(&name)
+                    .cloned()
+                    .unwrap_or_else(|| vec![None; f.index.len()]);
+                let col = out.metrics.entry(name).or_insert_with(|| vec![None; rows]);
+                col.extend(add);
+            }
+            for (k, v) in f.reference {
+                out.reference.entry(k).or_default().extend(v);
+            }
+            out.examples.extend(f.examples);
+            out.counts = match (out.counts, f.counts) {
+                (Some((a, b)), Some((c, d))) => Some((a + c, b + d)),
+                (a, b) => a.or(b),
+            };
+            if !f.galleries.is_empty() || !f.requirements.is_empty() || !f.curves.is_empty() {
+                return Err("a shard holds finished aggregates".into());
+            }
+            for (k, m) in f.kept {
+                out.kept.entry(k).or_default().extend(m);
+            }
+            out.passes += f.passes;
+        }
+        out.prune_examples();
+        Ok(out)
+    }
+
+    /// Builds the deferred curves (the generic part of finishing; the audit's own `finish`
+    /// runs before this).
+    pub fn finish_curves(&mut self) {
+        for d in std::mem::take(&mut self.deferred_curves) {
+            let cols = |key: &str| -> Vec<(String, Vec<f64>)> {
+                let rows: Vec<&Vec<Option<f64>>> = self
+                    .kept
+                    .get(key)
+                    .map(|m| m.values().collect())
+                    .unwrap_or_default();
+                d.x.iter()
+                    .enumerate()
+                    .map(|(j, x)| {
+                        (
+                            x.clone(),
+                            rows.iter()
+                                .map(|r| r.get(j).copied().flatten().unwrap_or(f64::NAN))
+                                .collect(),
+                        )
+                    })
+                    .collect()
+            };
+            let mut c = Curve::from_columns(&d.name, &d.x_label, &d.y_label, &cols(&d.key));
+            if let Some((label, key)) = &d.reference {
+                c.set_reference(label, &cols(key));
+            }
+            self.curves.push(c);
+        }
+    }
+
     pub fn summary(&mut self, key: &str, v: impl Serialize) {
         self.summary
             .insert(key.into(), serde_json::to_value(v).unwrap_or_default());
@@ -295,6 +513,22 @@ pub enum Design {
 /// The function type every audit implements.
 pub type MeasureFn = fn(&RunCtx, &crate::attribution::Method, &toml::Table) -> Result<Vec<Finding>>;
 
+/// Turns the per-image facts an audit kept (`Finding::kept`) into its aggregates (summary,
+/// requirements) once every image is in.
+pub type FinishFn = fn(&mut Finding);
+
+/// Finishes a measured finding: the audit's own aggregates, then the deferred curves. Run
+/// exactly once per finding, on the whole data set.
+pub fn finish(entry: &AuditEntry, f: &mut Finding) {
+    if let Some(fin) = entry.finish {
+        fin(f);
+    }
+    run::finish_noise_floor(f);
+    f.finish_curves();
+    // The facts are consumed; the report carries the aggregates.
+    f.kept.clear();
+}
+
 /// An audit in the registry.
 pub struct AuditEntry {
     pub doc: &'static AuditDoc,
@@ -307,6 +541,11 @@ pub struct AuditEntry {
     pub default_params: fn() -> toml::Table,
     /// Parses a parameter table (types, unknown keys) without running anything.
     pub check: fn(&toml::Table) -> Result<()>,
+    /// Aggregates over images from the kept per-image facts (see `Finding::kept`).
+    pub finish: Option<FinishFn>,
+    /// Whether the audit measures each image on its own, so `check --shard` may split the
+    /// data set (false: it needs every image in one process).
+    pub shardable: bool,
 }
 
 /// An audit's typed parameters: parsed over their defaults and range-checked when the suite

@@ -285,4 +285,6 @@ pub const ENTRY: AuditEntry = AuditEntry {
     design: super::Design::TwoSample,
     default_params: super::defaults::<Params>,
     check: super::check::<Params>,
+    finish: None,
+    shardable: false,
 };

@@ -2,10 +2,9 @@
 //! and filled by noisy linear imputation, so the curve measures lost evidence rather than the
 //! model's reaction to an out-of-distribution hole.
 use super::faithfulness::{
-    chunked_scores, curve_columns, permutation, pixel_maps, random_ranks, ranks_of, CurveScore,
-    Order,
+    chunked_scores, permutation, pixel_maps, random_ranks, ranks_of, CurveScore, Order,
 };
-use super::{AuditDoc, AuditEntry, Curve, Direction, Finding, RunCtx};
+use super::{AuditDoc, AuditEntry, Direction, Finding, RunCtx};
 use crate::attribution::Method;
 use crate::error::Result;
 use rand_distr::{Distribution, StandardNormal};
@@ -135,7 +134,6 @@ pub fn impute(x: &Tensor, removed: &Tensor) -> Tensor {
 fn measure(run: &RunCtx, m: &Method, t: &toml::Table) -> Result<Vec<Finding>> {
     let p: Params = super::params(DOC.code, t)?;
     let mut f = Finding::new("");
-    let (mut ours, mut theirs) = (Vec::new(), Vec::new());
     let dev = run.device();
     run.for_batches(|b| {
         let clean = run.clean(b)?;
@@ -208,8 +206,8 @@ fn measure(run: &RunCtx, m: &Method, t: &toml::Table) -> Result<Vec<Finding>> {
                 Order::Lerf => a - ar,
             };
             f.push(i, &[("gain", gain), ("auc", a), ("auc-random", ar)], None);
-            ours.push(own.clone());
-            theirs.push(random);
+            f.keep("curve:probability", i, own);
+            f.keep("curve:probability:reference", i, &random);
         }
         (run.progress)(b.len());
         Ok(())
@@ -218,21 +216,13 @@ fn measure(run: &RunCtx, m: &Method, t: &toml::Table) -> Result<Vec<Finding>> {
         .chain(p.percentages.iter().copied())
         .map(|v| format!("{v:.2}"))
         .collect();
-    let cols = |c: &[Vec<f64>]| -> Vec<(String, Vec<f64>)> {
-        let mut out = curve_columns(c, labels.len() - 1);
-        for (col, l) in out.iter_mut().zip(&labels) {
-            col.0 = l.clone();
-        }
-        out
-    };
-    let mut curve = Curve::from_columns(
+    f.defer_curve_with_reference(
         "probability",
         &format!("share of pixels removed and imputed ({:?})", p.order).to_lowercase(),
         "probability of the predicted class",
-        &cols(&ours),
+        labels,
+        "random order",
     );
-    curve.set_reference("random order", &cols(&theirs));
-    f.curves.push(curve);
     f.summary(
         "model_passes_per_image",
         p.percentages.len() * (1 + p.random_orders),
@@ -247,6 +237,8 @@ pub const ENTRY: AuditEntry = AuditEntry {
     design: super::Design::OneSample,
     default_params: super::defaults::<Params>,
     check: super::check::<Params>,
+    finish: None,
+    shardable: true,
 };
 
 #[cfg(test)]

@@ -40,6 +40,9 @@ pub struct RunCtx<'a> {
     /// One input per model pass: results bitwise-identical whatever the batch sizes
     /// (batched kernels round differently per batch size), at the cost of speed.
     pub per_sample: bool,
+    /// `check --shard I/N`: audits measure only the I-th of N contiguous blocks of whole
+    /// batches (0-based), so every image sees the batches of a single run.
+    pub shard: Option<(usize, usize)>,
     clean: Mutex<HashMap<usize, Clean>>,
     maps: Mutex<MapStore>,
 }
@@ -162,6 +165,7 @@ impl<'a> RunCtx<'a> {
             replicas: Vec::new(),
             progress,
             per_sample: false,
+            shard: None,
             clean: Mutex::new(HashMap::new()),
             maps: Mutex::new(MapStore::default()),
         }
@@ -201,14 +205,45 @@ impl<'a> RunCtx<'a> {
         self.model.device
     }
 
-    /// Streams the data set in batches (model space, on the device).
-    pub fn for_batches(&self, mut f: impl FnMut(&Batch) -> Result<()>) -> Result<()> {
-        for range in self.data.batch_ranges(self.batch_size) {
+    /// The batches this process measures: all of them, or the shard's block.
+    pub fn batches(&self) -> Vec<std::ops::Range<usize>> {
+        let all: Vec<_> = self.data.batch_ranges(self.batch_size).collect();
+        match self.shard {
+            None => all,
+            Some((i, n)) => all[i * all.len() / n..(i + 1) * all.len() / n].to_vec(),
+        }
+    }
+
+    /// Streams the images this process measures in batches (model space, on the device).
+    pub fn for_batches(&self, f: impl FnMut(&Batch) -> Result<()>) -> Result<()> {
+        self.stream(self.batches(), f)
+    }
+
+    /// Streams every image of the data set, whatever the shard (shared inputs some audits
+    /// draw from any image, e.g. the targeted attack's targets).
+    pub fn for_all_batches(&self, f: impl FnMut(&Batch) -> Result<()>) -> Result<()> {
+        self.stream(self.data.batch_ranges(self.batch_size).collect(), f)
+    }
+
+    fn stream(
+        &self,
+        ranges: Vec<std::ops::Range<usize>>,
+        mut f: impl FnMut(&Batch) -> Result<()>,
+    ) -> Result<()> {
+        for range in ranges {
             crate::interrupt::check()?;
             let b = self.data.load_batch(range, self.pre, self.device())?;
             f(&b)?;
         }
         Ok(())
+    }
+
+    /// The data set's first `n` images (at most), whatever the shard: probes that decide
+    /// something for the whole run (e.g. an attack's gradient estimator) look at the same
+    /// images in every shard.
+    pub fn first_images(&self, n: usize) -> Result<Batch> {
+        self.data
+            .load_batch(0..n.min(self.data.len()), self.pre, self.device())
     }
 
     /// The attribution context for `method` on `model`.
@@ -574,17 +609,38 @@ pub fn eval_id(index: usize, k: u64) -> u64 {
     (k << crate::attribution::IMAGE_BITS) ^ index as u64
 }
 
-/// Records a stochastic method's noise floor in `f`'s summary: the median of `metric`
-/// between two clean explanations of each image that differ only in their random draws.
-pub fn noise_floor(f: &mut super::Finding, metric: &str, values: &[f64]) {
+/// Keeps one image's noise floor: the `metric` between two clean explanations of the image
+/// whose Monte Carlo draws use different seeds (`finish_noise_floor` summarises).
+pub fn keep_noise_floor(f: &mut super::Finding, metric: &str, index: usize, value: f64) {
+    f.keep(&format!("noise_floor:{metric}"), index, &[value]);
+}
+
+/// Keeps the noise floor of several images ((index, value) pairs).
+pub fn keep_noise_floors(f: &mut super::Finding, metric: &str, values: &[(usize, f64)]) {
+    for &(i, v) in values {
+        keep_noise_floor(f, metric, i, v);
+    }
+}
+
+/// The noise floor's summary (median over images) from the kept values, if any.
+pub fn finish_noise_floor(f: &mut super::Finding) {
+    let Some(key) = f
+        .kept
+        .keys()
+        .find(|k| k.starts_with("noise_floor:"))
+        .cloned()
+    else {
+        return;
+    };
+    let values = f.kept_values(&key);
     if values.is_empty() {
         return;
     }
     f.summary(
         "noise_floor",
         serde_json::json!({
-            "metric": metric,
-            "median": crate::stats::median(values),
+            "metric": key.trim_start_matches("noise_floor:"),
+            "median": crate::stats::median(&values),
             "n": values.len(),
             "what": "two clean explanations of the same image whose Monte Carlo draws use different seeds; values beyond this are the model's, not the method's noise",
         }),

@@ -158,4 +158,6 @@ pub const ENTRY: AuditEntry = AuditEntry {
     design: super::Design::OneSample,
     default_params: super::defaults::<Params>,
     check: super::check::<Params>,
+    finish: None,
+    shardable: true,
 };

@@ -1,7 +1,7 @@
 //! XA205 salience-degradation: does degrading what the map shows hurt the model more than
 //! degrading an equal region elsewhere?
 use super::faithfulness::{chunked_scores, pixel_maps, shifted, top_area, CurveScore};
-use super::{AuditDoc, AuditEntry, Curve, Direction, Finding, RunCtx};
+use super::{AuditDoc, AuditEntry, Direction, Finding, RunCtx};
 use crate::attribution::Method;
 use crate::error::Result;
 use serde::{Deserialize, Serialize};
@@ -78,7 +78,6 @@ fn measure(run: &RunCtx, m: &Method, t: &toml::Table) -> Result<Vec<Finding>> {
     let levels = p.levels();
     let cp = super::compare::CompareParams::default();
     let mut f = Finding::new("");
-    let (mut sal_curves, mut ctl_curves) = (Vec::new(), Vec::new());
     run.for_batches(|b| {
         let clean = run.clean(b)?;
         let targets: Vec<i64> = clean.iter().map(|c| c.pred).collect();
@@ -168,31 +167,27 @@ fn measure(run: &RunCtx, m: &Method, t: &toml::Table) -> Result<Vec<Finding>> {
                 out.extend_from_slice(v);
                 out
             };
-            sal_curves.push(with_clean(&ps));
-            ctl_curves.push(with_clean(&pc));
+            f.keep("curve:probability", i, &with_clean(&ps));
+            f.keep("curve:probability:reference", i, &with_clean(&pc));
         }
         (run.progress)(b.len());
         Ok(())
     })?;
-    let cols = |curves: &[Vec<f64>]| -> Vec<(String, Vec<f64>)> {
-        std::iter::once(0.0)
-            .chain(levels.iter().copied())
-            .enumerate()
-            .map(|(k, level)| (format!("{level}"), curves.iter().map(|c| c[k]).collect()))
-            .collect()
-    };
+    let x: Vec<String> = std::iter::once(0.0)
+        .chain(levels.iter().copied())
+        .map(|level| format!("{level}"))
+        .collect();
     let x_label = match p.kind {
         Kind2::Blur => "blur sigma (fraction of the image side)",
         Kind2::Noise => "noise std (0-255 units)",
     };
-    let mut curve = Curve::from_columns(
+    f.defer_curve_with_reference(
         "probability",
         x_label,
         "probability of the predicted class (salient region degraded)",
-        &cols(&sal_curves),
+        x,
+        "equal region elsewhere",
     );
-    curve.set_reference("equal region elsewhere", &cols(&ctl_curves));
-    f.curves.push(curve);
     f.summary("model_passes_per_image", 2 * levels.len() + 1);
     Ok(vec![f])
 }
@@ -204,4 +199,6 @@ pub const ENTRY: AuditEntry = AuditEntry {
     design: super::Design::OneSample,
     default_params: super::defaults::<Params>,
     check: super::check::<Params>,
+    finish: None,
+    shardable: true,
 };

@@ -33,7 +33,6 @@ impl super::AuditParams for Params {}
 fn measure(run: &RunCtx, m: &Method, t: &toml::Table) -> Result<Vec<Finding>> {
     let _: Params = super::params(DOC.code, t)?;
     let mut f = Finding::new("");
-    let mut per_class: BTreeMap<i64, Vec<f64>> = BTreeMap::new();
     run.for_batches(|b| {
         let clean = run.clean(b)?;
         let maps = to_vecs(&aggregate(&run.clean_maps(m, b)?, m.aggregate).abs())?;
@@ -55,7 +54,7 @@ fn measure(run: &RunCtx, m: &Method, t: &toml::Table) -> Result<Vec<Finding>> {
                 continue;
             }
             let e = crate::similarity::normalized_entropy(&maps[j]);
-            per_class.entry(clean[j].pred).or_default().push(e);
+            f.keep(CLASS_ENTROPY, i, &[clean[j].pred as f64, e]);
             f.push(
                 i,
                 &[
@@ -69,12 +68,32 @@ fn measure(run: &RunCtx, m: &Method, t: &toml::Table) -> Result<Vec<Finding>> {
         (run.progress)(b.len());
         Ok(())
     })?;
+    Ok(vec![f])
+}
+
+/// Per image: (predicted class, normalised entropy).
+const CLASS_ENTROPY: &str = "class-and-entropy";
+
+/// The median entropy per predicted class over every image.
+fn finish(f: &mut Finding) {
+    let mut per_class: BTreeMap<i64, Vec<f64>> = BTreeMap::new();
+    for r in f
+        .kept
+        .get(CLASS_ENTROPY)
+        .into_iter()
+        .flat_map(|m| m.values())
+    {
+        let class = r.first().copied().flatten().unwrap_or(-1.0) as i64;
+        per_class
+            .entry(class)
+            .or_default()
+            .push(r.get(1).copied().flatten().unwrap_or(f64::NAN));
+    }
     let medians: BTreeMap<String, (usize, f64)> = per_class
         .iter()
         .map(|(k, v)| (k.to_string(), (v.len(), crate::stats::median(v))))
         .collect();
     f.summary("median_entropy_per_predicted_class", medians);
-    Ok(vec![f])
 }
 
 pub const ENTRY: AuditEntry = AuditEntry {
@@ -84,4 +103,6 @@ pub const ENTRY: AuditEntry = AuditEntry {
     design: super::Design::OneSample,
     default_params: super::defaults::<Params>,
     check: super::check::<Params>,
+    finish: Some(finish),
+    shardable: true,
 };

@@ -53,8 +53,9 @@ pub fn run(
         min_kept_fraction,
     } = draws;
     let mut f = Finding::new("");
-    let mut floor: Vec<f64> = Vec::new();
-    let (mut total, mut changed, mut few) = (0usize, 0usize, 0usize);
+    let mut floor: Vec<(usize, f64)> = Vec::new();
+    // Per image: (samples drawn, samples that changed the prediction).
+    let mut drawn: std::collections::BTreeMap<usize, (f64, f64)> = Default::default();
     let (lo, hi) = run.valid_range();
     let scale = run.pixel_scale(match noise {
         Noise::UniformLinf { pixels } | Noise::Gaussian { pixels } => pixels,
@@ -76,7 +77,12 @@ pub fn run(
                     .to_kind(Kind::Double)
                     .to_device(tch::Device::Cpu),
             )?;
-            floor.extend(d.iter().zip(&base_norm).map(|(d, b)| d / b.max(1e-12)));
+            floor.extend(
+                d.iter()
+                    .zip(&base_norm)
+                    .zip(b.indices.clone())
+                    .map(|((d, n), i)| (i, d / n.max(1e-12))),
+            );
         }
         let shape = b.x.size();
         let numel: usize = shape[1..].iter().product::<i64>() as usize;
@@ -135,9 +141,10 @@ pub fn run(
             let diff = l2(&maps - raw0.index_select(0, &sel))?;
             let dx = l2(&xp - &x0)?;
             for (c, &(j, _)) in chunk.iter().enumerate() {
-                total += 1;
+                let d = drawn.entry(idx[j]).or_default();
+                d.0 += 1.0;
                 if pred[c] != clean[j].pred {
-                    changed += 1;
+                    d.1 += 1.0;
                     continue;
                 }
                 let s = SampleNorms {
@@ -171,7 +178,7 @@ pub fn run(
                     Some("every sample changed the prediction".into()),
                 ),
                 Some(_) if kept[j] < need => {
-                    few += 1;
+                    f.keep(FEW, idx[j], &[1.0]);
                     f.push(
                         idx[j],
                         &[],
@@ -215,18 +222,36 @@ pub fn run(
             .collect::<Vec<_>>(),
     );
     f.summary("samples_per_image", n);
-    f.summary("samples_total", total);
-    f.summary("samples_prediction_changed", changed);
+    f.summary("min_kept_fraction", min_kept_fraction);
+    for (i, (d, c)) in drawn {
+        f.keep(DRAWN, i, &[d, c]);
+    }
+    super::run::keep_noise_floors(&mut f, "relative-l2", &floor);
+    Ok(f)
+}
+
+const DRAWN: &str = "samples-drawn-and-changed";
+const FEW: &str = "few-kept-samples";
+
+/// Samples drawn and how many changed the prediction, over every image.
+pub fn finish(f: &mut Finding) {
+    let (total, changed) = f.kept.get(DRAWN).map_or((0.0, 0.0), |m| {
+        m.values().fold((0.0, 0.0), |(t, c), v| {
+            (
+                t + v.first().copied().flatten().unwrap_or(0.0),
+                c + v.get(1).copied().flatten().unwrap_or(0.0),
+            )
+        })
+    });
+    f.summary("samples_total", total as u64);
+    f.summary("samples_prediction_changed", changed as u64);
     f.summary(
         "fraction_prediction_changed",
-        if total > 0 {
-            changed as f64 / total as f64
+        if total > 0.0 {
+            changed / total
         } else {
             f64::NAN
         },
     );
-    f.summary("min_kept_fraction", min_kept_fraction);
-    f.summary("images_excluded_few_kept_samples", few);
-    super::run::noise_floor(&mut f, "relative-l2", &floor);
-    Ok(f)
+    f.summary("images_excluded_few_kept_samples", f.kept_count(FEW));
 }

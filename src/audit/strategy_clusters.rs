@@ -316,6 +316,8 @@ pub const ENTRY: AuditEntry = AuditEntry {
     design: super::Design::Proportion,
     default_params: super::defaults::<Params>,
     check: super::check::<Params>,
+    finish: None,
+    shardable: false,
 };
 
 #[cfg(test)]

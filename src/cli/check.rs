@@ -55,6 +55,11 @@ pub struct CheckArgs {
     /// Always exit 0 unless xaudit itself failed (exit 2 / 101 still apply).
     #[arg(long)]
     pub exit_zero: bool,
+    /// Measure only the I-th of N deterministic slices of the data set (0-based; contiguous
+    /// blocks of whole batches) and write --out-dir/partial-I-of-N.json: per-image values
+    /// and provenance, no verdicts. `xaudit merge` joins the partials and decides.
+    #[arg(long, value_name = "I/N")]
+    pub shard: Option<xaudit::shard::Shard>,
     /// No progress bars.
     #[arg(long)]
     pub no_progress: bool,
@@ -287,22 +292,89 @@ pub(super) fn sha256_of(p: &Path) -> Result<String> {
     sha256_file(p)
 }
 
-pub fn run(a: CheckArgs) -> Result<i32> {
-    let started = chrono::Local::now();
-    let (cfg, pre) = a.common.resolve()?;
-    let (suite, seed) = a.run.suite_and_seed(&cfg)?;
-    let out_dir = a.out_dir.clone().or(cfg.out_dir.clone());
-    let files: Vec<Format> = if !a.write.is_empty() {
-        a.write.clone()
+/// Writes the report files, then prints the report in `format` (and, for the table, the
+/// files written). Files first: if they cannot be written, the run is an error (exit 2),
+/// not a verdict.
+pub(super) fn emit(
+    report: &xaudit::report::Report,
+    out_dir: Option<&Path>,
+    files: &[Format],
+    format: Format,
+) -> Result<()> {
+    let written = match out_dir {
+        Some(dir) => report::write_all(dir, report, files)
+            .with_context(|| format!("cannot write the reports under {}", dir.display()))?,
+        None => Vec::new(),
+    };
+    let text = format.render(report);
+    outln!("{}", text.trim_end());
+    if format == Format::Table {
+        for p in &written {
+            outln!("wrote {}", p.display());
+        }
+    }
+    Ok(())
+}
+
+/// The report files to write: `--write`, else `formats` in xaudit.toml, else the defaults.
+pub(super) fn report_files(write: &[Format], cfg: &xaudit::config::Config) -> Vec<Format> {
+    if !write.is_empty() {
+        write.to_vec()
     } else {
         cfg.formats
             .clone()
             .unwrap_or_else(|| report::DEFAULT_FILES.to_vec())
-    };
+    }
+}
+
+/// `--shard` needs audits that measure each image on its own.
+fn check_shardable(plan: &Plan) -> Result<()> {
+    let whole: Vec<String> = plan
+        .gates
+        .iter()
+        .filter(|g| !g.entry.shardable)
+        .map(|g| format!("{} {}", g.entry.doc.code, g.entry.doc.name))
+        .collect();
+    if whole.is_empty() {
+        return Ok(());
+    }
+    Err(xaudit::Error::config(
+        "--shard",
+        format!(
+            "{} need(s) every image in one process and cannot be sharded yet",
+            whole.join(", ")
+        ),
+        "run those audits without --shard (a suite file without them for the sharded run, see docs/scale/README.md), or run the whole suite on one machine",
+    )
+    .into())
+}
+
+/// The absolute form of a path that exists (so a merge elsewhere in the tree finds it).
+fn absolute(p: &Path) -> PathBuf {
+    std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf())
+}
+
+pub fn run(a: CheckArgs) -> Result<i32> {
+    if a.common.device.contains(',') {
+        return run_on_devices(a);
+    }
+    let started = chrono::Local::now();
+    let (cfg, pre) = a.common.resolve()?;
+    let (suite, seed) = a.run.suite_and_seed(&cfg)?;
+    let out_dir = a.out_dir.clone().or(cfg.out_dir.clone());
+    let files = report_files(&a.write, &cfg);
     let today = started.format("%Y-%m-%d").to_string();
     let mut plan = Plan::new(&suite, &cfg, &a.run.methods, seed, &today)?;
-    // The baseline is read before any model pass: a wrong file fails in a second.
-    if let Some(b) = a.baseline.as_ref().or(cfg.baseline.path.as_ref()) {
+    let baseline = a.baseline.as_ref().or(cfg.baseline.path.as_ref());
+    if a.shard.is_some() {
+        check_shardable(&plan)?;
+        anyhow::ensure!(
+            out_dir.is_some(),
+            "--shard writes partial-I-of-N.json under --out-dir DIR (or `out_dir` in xaudit.toml); give one"
+        );
+    } else if let Some(b) = baseline {
+        // The baseline is read before any model pass: a wrong file fails in a second.
+        // (A sharded run reads it in `merge`.)
         plan.set_baseline(b, &cfg)?;
     }
     let Inputs {
@@ -342,15 +414,130 @@ pub fn run(a: CheckArgs) -> Result<i32> {
     ctx.replicas = replicas.iter().collect();
     ctx.per_sample = a.per_sample || cfg.per_sample.unwrap_or(false);
     ctx.out_of_set = oos.as_ref();
+    ctx.shard = a.shard.map(|s| (s.index, s.count));
+    let measured_images = {
+        let b = ctx.batches();
+        b.first().map_or(0, |r| r.start)..b.last().map_or(0, |r| r.end)
+    };
+    let on_start = |g: &xaudit::suite::Gate, m: MethodKind| {
+        bar.reset();
+        bar.set_length(measured_images.len() as u64);
+        bar.set_message(format!("{} {}", g.entry.doc.name, m.name()));
+    };
+    if let Some(shard) = a.shard {
+        let preflight = check::preflight_counts(&ctx, labels.alternative.as_ref())?;
+        let measured = check::measure(&ctx, &plan, on_start)?;
+        bar.finish_and_clear();
+        let images = data.manifest()?;
+        let other_models = [
+            a.run.surrogate.as_ref().or(cfg.model.surrogate.as_ref()),
+            a.random_label_model.as_ref(),
+        ]
+        .into_iter()
+        .flatten()
+        .chain(if a.run.replicas.is_empty() {
+            cfg.model.replicas.iter()
+        } else {
+            a.run.replicas.iter()
+        })
+        .map(|p| sha256_file(p))
+        .collect::<Result<Vec<_>>>()?;
+        let key = xaudit::shard::RunKey {
+            xaudit_version: env!("CARGO_PKG_VERSION").into(),
+            model_sha256: model_sha256.clone(),
+            suite: suite.name.clone(),
+            suite_sha256: suite.sha256.clone(),
+            config_sha256: cfg.origin.as_deref().map(sha256_file).transpose()?,
+            preprocess: serde_json::to_value(&pre)?,
+            seed,
+            data_sha256: data_manifest_sha256(&images),
+            data_count: data.len(),
+            methods: plan.methods.iter().map(|m| m.name().to_string()).collect(),
+            batch_size: ctx.batch_size,
+            internal_batch: internal.size,
+            per_sample: ctx.per_sample,
+            other_models,
+            out_of_set: oos.as_ref().map(|_| "given".to_string()),
+        };
+        let suite_key = a
+            .run
+            .suite
+            .clone()
+            .or(cfg.suite.clone())
+            .unwrap_or_else(|| "robustness".into());
+        let invocation = xaudit::shard::Invocation {
+            suite: if Path::new(&suite_key).exists() {
+                absolute(Path::new(&suite_key)).display().to_string()
+            } else {
+                suite_key
+            },
+            config: cfg.origin.as_deref().map(absolute),
+            methods: a.run.methods.iter().map(|m| m.name().to_string()).collect(),
+            baseline: baseline.map(|b| absolute(b)),
+            exit_zero: a.exit_zero,
+        };
+        let partial = xaudit::shard::Partial {
+            kind: xaudit::shard::KIND.into(),
+            version: xaudit::shard::VERSION.into(),
+            shard,
+            run: key,
+            invocation,
+            images,
+            measured_images,
+            preflight,
+            measured,
+            model: ModelInfo {
+                path: a.run.model.display().to_string(),
+                sha256: model_sha256,
+                num_classes: model.num_classes,
+                num_parameters: model.num_parameters,
+            },
+            provenance: Provenance {
+                xaudit_version: env!("CARGO_PKG_VERSION").into(),
+                libtorch_version: env!("XAUDIT_LIBTORCH_VERSION").into(),
+                device: xaudit::device::describe(device),
+                threads: tch::get_num_threads(),
+                command_line: std::env::args().collect(),
+                suite: suite.name.clone(),
+                suite_origin: suite.origin.clone(),
+                suite_sha256: suite.sha256.clone(),
+                config: cfg.origin.as_ref().map(|p| p.display().to_string()),
+                config_sha256: cfg.origin.as_deref().map(sha256_file).transpose()?,
+                data: data_path.display().to_string(),
+                data_count: data.len(),
+                data_sha256: String::new(),
+                random_label_model: a
+                    .random_label_model
+                    .as_ref()
+                    .map(|p| p.display().to_string()),
+                out_of_set: a.out_of_set.as_ref().map(|p| p.display().to_string()),
+                started: started.to_rfc3339(),
+                finished: chrono::Local::now().to_rfc3339(),
+                internal_batch: Some(internal),
+            },
+        };
+        let dir = out_dir.as_deref().expect("checked above");
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        let path = dir.join(shard.file_name());
+        partial.write(&path)?;
+        outln!(
+            "shard {}/{}: images {}..{} of {} measured; wrote {} (merge with `xaudit merge {}/partial-*-of-{}.json`)",
+            shard.index,
+            shard.count,
+            partial.measured_images.start,
+            partial.measured_images.end,
+            data.len(),
+            path.display(),
+            dir.display(),
+            shard.count
+        );
+        return Ok(0);
+    }
     let warnings = check::preflight(&ctx, labels.alternative.as_ref())?;
     for w in &warnings {
         eprintln!("warning: {w}");
     }
-    let outcome = check::run(&ctx, &plan, |g, m| {
-        bar.reset();
-        bar.set_length(data.len() as u64);
-        bar.set_message(format!("{} {}", g.entry.doc.name, m.name()));
-    })?;
+    let outcome = check::run(&ctx, &plan, on_start)?;
     bar.finish_and_clear();
     let exit_code = if a.exit_zero && outcome.exit_code == 1 {
         0
@@ -396,18 +583,106 @@ pub fn run(a: CheckArgs) -> Result<i32> {
             warnings,
         },
     );
-    // Files first: if they cannot be written, the run is an error (exit 2), not a verdict.
-    let written = match &out_dir {
-        Some(dir) => report::write_all(dir, &report, &files)
-            .with_context(|| format!("cannot write the reports under {}", dir.display()))?,
-        None => Vec::new(),
+    emit(&report, out_dir.as_deref(), &files, a.format)?;
+    Ok(exit_code)
+}
+
+/// `--device cuda:0,cuda:1,...`: one shard per device in parallel processes (this binary,
+/// the same arguments plus `--shard I/N --device D`), then the merge, in this process.
+fn run_on_devices(a: CheckArgs) -> Result<i32> {
+    anyhow::ensure!(
+        a.shard.is_none(),
+        "--device with several devices runs its own shards; drop --shard"
+    );
+    let devices: Vec<String> = a
+        .common
+        .device
+        .split(',')
+        .map(|d| d.trim().to_string())
+        .collect();
+    anyhow::ensure!(
+        devices.iter().all(|d| !d.is_empty()),
+        "--device {}: an empty device name in the list (e.g. --device cuda:0,cuda:1)",
+        a.common.device
+    );
+    for d in &devices {
+        xaudit::device::parse_device(d)?;
+    }
+    let n = devices.len();
+    let (cfg, _) = a.common.resolve()?;
+    let out_dir = a.out_dir.clone().or(cfg.out_dir.clone());
+    let scratch = match &out_dir {
+        Some(d) => d.join(".shards"),
+        None => std::env::temp_dir().join(format!("xaudit-shards-{}", std::process::id())),
     };
-    let text = a.format.render(&report);
-    outln!("{}", text.trim_end());
-    if a.format == Format::Table {
-        for p in &written {
-            outln!("wrote {}", p.display());
+    std::fs::create_dir_all(&scratch)
+        .with_context(|| format!("cannot create {}", scratch.display()))?;
+    // The command line minus what the parent keeps (device, outputs, gate options).
+    let mut base: Vec<String> = Vec::new();
+    let mut args = std::env::args().skip(1);
+    while let Some(x) = args.next() {
+        let key = x.split('=').next().unwrap_or_default();
+        let takes_value = ["--device", "--out-dir", "--format", "--write", "--baseline"];
+        if takes_value.contains(&key) {
+            if !x.contains('=') {
+                args.next();
+            }
+            continue;
+        }
+        if key == "--exit-zero" {
+            continue;
+        }
+        base.push(x);
+    }
+    let exe = std::env::current_exe().context("cannot find the xaudit executable")?;
+    eprintln!("running {n} shards in parallel on {}", devices.join(", "));
+    let children = devices
+        .iter()
+        .enumerate()
+        .map(|(i, d)| {
+            let mut c = std::process::Command::new(&exe);
+            c.args(&base)
+                .args([
+                    "--device",
+                    d,
+                    "--shard",
+                    &format!("{i}/{n}"),
+                    "--no-progress",
+                ])
+                .arg("--out-dir")
+                .arg(&scratch)
+                .stdout(std::process::Stdio::null());
+            c.spawn()
+                .with_context(|| format!("cannot start the shard on {d}"))
+                .map(|ch| (d.clone(), ch))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let mut failed = Vec::new();
+    for (d, mut ch) in children {
+        let st = ch.wait()?;
+        if !st.success() {
+            failed.push(format!("{d} (exit {})", st.code().unwrap_or(-1)));
         }
     }
-    Ok(exit_code)
+    anyhow::ensure!(
+        failed.is_empty(),
+        "shard(s) on {} failed; see their messages above",
+        failed.join(", ")
+    );
+    let partials: Vec<PathBuf> = (0..n)
+        .map(|i| scratch.join(xaudit::shard::Shard { index: i, count: n }.file_name()))
+        .collect();
+    let code = super::merge::merge_and_report(super::merge::MergeOptions {
+        partials: partials.clone(),
+        out_dir,
+        files: report_files(&a.write, &cfg),
+        format: a.format,
+        baseline: a.baseline.clone(),
+        exit_zero: a.exit_zero,
+    })?;
+    for p in &partials {
+        let _ = std::fs::remove_file(p);
+    }
+    let _ = std::fs::remove_dir(&scratch);
+    Ok(code)
 }

@@ -15,6 +15,7 @@ mod docs;
 mod doctor;
 mod explain;
 mod list;
+mod merge;
 mod methods;
 mod replay;
 mod report;
@@ -56,6 +57,8 @@ pub enum Command {
     /// Compare runs (models or methods on the same images): per audit the paired effect, its
     /// bound and the significantly better run, then a ranking.
     Compare(compare::CompareArgs),
+    /// Join the partial reports of a sharded `check --shard I/N` run and decide, as one run.
+    Merge(merge::MergeArgs),
     /// Re-render a stored report.json in another format.
     Report(report::ReportArgs),
     /// Print the JSON Schema of report.json.
@@ -82,6 +85,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Docs(a) => docs::run(a).map(|_| 0),
         Command::Report(a) => report::run(a),
         Command::Compare(a) => compare::run(a),
+        Command::Merge(a) => merge::run(a),
         Command::Replay(a) => replay::run(a),
         Command::Throughput(a) => throughput::run(a).map(|_| 0),
         Command::Schema => {
