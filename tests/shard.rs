@@ -151,6 +151,10 @@ fn base_args(model: &str, data: &Path, suite: &str, methods: &[&str], n: usize) 
         "64".into(),
         "--seed".into(),
         "3".into(),
+        // The tests run side by side and each spawns processes: one intra-op thread each
+        // keeps OpenMP from spinning on oversubscribed cores (results do not depend on it).
+        "--threads".into(),
+        "1".into(),
     ];
     for m in methods {
         a.extend(["--method".into(), (*m).into()]);

@@ -634,6 +634,13 @@ fn run_on_devices(a: CheckArgs) -> Result<i32> {
         }
         base.push(x);
     }
+    // CPU shards share the cores: without --threads each would start one OpenMP thread per
+    // core, and oversubscribed OpenMP threads spin (measured: 5x slower in tests/shard.rs).
+    let all_cpu = devices.iter().all(|d| d.eq_ignore_ascii_case("cpu"));
+    if all_cpu && a.common.threads.is_none() {
+        let share = (tch::get_num_threads().max(1) as usize / n).max(1);
+        base.extend(["--threads".to_string(), share.to_string()]);
+    }
     let exe = std::env::current_exe().context("cannot find the xaudit executable")?;
     eprintln!("running {n} shards in parallel on {}", devices.join(", "));
     let children = devices
