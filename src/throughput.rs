@@ -52,7 +52,12 @@ fn sync(device: Device) {
 
 /// Runs `f` once to warm up, then repeatedly until `min_time` seconds (and 3 runs) have
 /// passed; returns runs per second.
-fn rate(device: Device, min_time: f64, mut f: impl FnMut() -> Result<()>) -> Result<f64> {
+fn rate(
+    device: Device,
+    min_time: f64,
+    min_runs: u32,
+    mut f: impl FnMut() -> Result<()>,
+) -> Result<f64> {
     f()?;
     sync(device);
     let start = Instant::now();
@@ -61,7 +66,7 @@ fn rate(device: Device, min_time: f64, mut f: impl FnMut() -> Result<()>) -> Res
         f()?;
         runs += 1;
         crate::interrupt::check()?;
-        if runs >= 3 && start.elapsed().as_secs_f64() >= min_time {
+        if runs >= min_runs && start.elapsed().as_secs_f64() >= min_time {
             break;
         }
         if runs % 8 == 0 {
@@ -111,12 +116,12 @@ pub fn measure(
             let b = p.batch;
             let x = inputs(model, images, b);
             let t = Tensor::zeros([b as i64], (Kind::Int64, model.device));
-            let fwd = rate(model.device, min_time, || {
+            let fwd = rate(model.device, min_time, 3, || {
                 // Reading one value back forces the pass to finish, as an audit's scalars do.
                 let _ = model.logits(&x)?.sum(Kind::Float);
                 Ok(())
             })?;
-            let bwd = rate(model.device, min_time, || {
+            let bwd = rate(model.device, min_time, 3, || {
                 let _ = input_grads(model, &x, &t, Score::Logit)?;
                 Ok(())
             })?;
@@ -187,9 +192,15 @@ pub fn cache_file() -> Option<std::path::PathBuf> {
     Some(dir.join("batch-tuning.json"))
 }
 
+/// Seconds the batch-size probe may take: larger sizes whose projected cost would overrun it
+/// are not tried (a 64-image forward+backward pass of EfficientNet-Lite0 at 224x224 takes
+/// about 6 s on 2 CPU cores, and rates there are far below the best).
+pub const PROBE_BUDGET_S: f64 = 10.0;
+
 /// The internal batch size that runs forward+backward fastest on this device, measured by a
 /// short probe over powers of two up to the memory bound [`auto_batch`] (stopping once the
-/// rate falls below 70% of the best), and cached per (model sha256, device, input shape,
+/// rate falls below 70% of the best, or before a size whose projected cost would take the
+/// probe past [`PROBE_BUDGET_S`]), and cached per (model sha256, device, input shape,
 /// threads). A cache that cannot be read or written only costs a new probe.
 pub fn tuned_batch(model: &Model, model_sha256: &str, threads: i32) -> Result<BatchChoice> {
     let [c, h, w] = model.input_shape;
@@ -214,9 +225,20 @@ pub fn tuned_batch(model: &Model, model_sha256: &str, threads: i32) -> Result<Ba
     let mut points: Vec<ProbePoint> = Vec::new();
     let mut b = 1usize;
     while b <= top {
+        let best = points.iter().map(|p| p.images_per_s).fold(0.0, f64::max);
+        // A point costs a warm-up pass and at least one timed pass: skip the larger sizes
+        // once they would overrun the budget (large models on CPUs, where they are slow).
+        let projected = if best > 0.0 {
+            2.0 * b as f64 / best
+        } else {
+            0.0
+        };
+        if points.len() >= 3 && start.elapsed().as_secs_f64() + projected > PROBE_BUDGET_S {
+            break;
+        }
         let x = probe(model, b);
         let t = Tensor::zeros([b as i64], (Kind::Int64, model.device));
-        let r = rate(model.device, 0.05, || {
+        let r = rate(model.device, 0.05, 1, || {
             let _ = input_grads(model, &x, &t, Score::Logit)?;
             Ok(())
         })? * b as f64;

@@ -424,6 +424,33 @@ pub fn run(a: CheckArgs) -> Result<i32> {
         bar.set_length(measured_images.len() as u64);
         bar.set_message(format!("{} {}", g.entry.doc.name, m.name()));
     };
+    // The run's provenance, for a shard's partial (no data hash: the merge adds it) and for a
+    // full report alike.
+    let provenance = |data_sha256: String| -> Result<Provenance> {
+        Ok(Provenance {
+            xaudit_version: env!("CARGO_PKG_VERSION").into(),
+            libtorch_version: env!("XAUDIT_LIBTORCH_VERSION").into(),
+            device: xaudit::device::describe(device),
+            threads: tch::get_num_threads(),
+            command_line: std::env::args().collect(),
+            suite: suite.name.clone(),
+            suite_origin: suite.origin.clone(),
+            suite_sha256: suite.sha256.clone(),
+            config: cfg.origin.as_ref().map(|p| p.display().to_string()),
+            config_sha256: cfg.origin.as_deref().map(sha256_file).transpose()?,
+            data: data_path.display().to_string(),
+            data_count: data.len(),
+            data_sha256,
+            random_label_model: a
+                .random_label_model
+                .as_ref()
+                .map(|p| p.display().to_string()),
+            out_of_set: a.out_of_set.as_ref().map(|p| p.display().to_string()),
+            started: started.to_rfc3339(),
+            finished: chrono::Local::now().to_rfc3339(),
+            internal_batch: Some(internal.clone()),
+        })
+    };
     if let Some(shard) = a.shard {
         let preflight = check::preflight_counts(&ctx, labels.alternative.as_ref())?;
         let measured = check::measure(&ctx, &plan, on_start)?;
@@ -492,29 +519,7 @@ pub fn run(a: CheckArgs) -> Result<i32> {
                 num_classes: model.num_classes,
                 num_parameters: model.num_parameters,
             },
-            provenance: Provenance {
-                xaudit_version: env!("CARGO_PKG_VERSION").into(),
-                libtorch_version: env!("XAUDIT_LIBTORCH_VERSION").into(),
-                device: xaudit::device::describe(device),
-                threads: tch::get_num_threads(),
-                command_line: std::env::args().collect(),
-                suite: suite.name.clone(),
-                suite_origin: suite.origin.clone(),
-                suite_sha256: suite.sha256.clone(),
-                config: cfg.origin.as_ref().map(|p| p.display().to_string()),
-                config_sha256: cfg.origin.as_deref().map(sha256_file).transpose()?,
-                data: data_path.display().to_string(),
-                data_count: data.len(),
-                data_sha256: String::new(),
-                random_label_model: a
-                    .random_label_model
-                    .as_ref()
-                    .map(|p| p.display().to_string()),
-                out_of_set: a.out_of_set.as_ref().map(|p| p.display().to_string()),
-                started: started.to_rfc3339(),
-                finished: chrono::Local::now().to_rfc3339(),
-                internal_batch: Some(internal),
-            },
+            provenance: provenance(String::new())?,
         };
         let dir = out_dir.as_deref().expect("checked above");
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
@@ -550,29 +555,7 @@ pub fn run(a: CheckArgs) -> Result<i32> {
         num_classes: model.num_classes,
         num_parameters: model.num_parameters,
     };
-    let provenance = Provenance {
-        xaudit_version: env!("CARGO_PKG_VERSION").into(),
-        libtorch_version: env!("XAUDIT_LIBTORCH_VERSION").into(),
-        device: xaudit::device::describe(device),
-        threads: tch::get_num_threads(),
-        command_line: std::env::args().collect(),
-        suite: suite.name.clone(),
-        suite_origin: suite.origin.clone(),
-        suite_sha256: suite.sha256.clone(),
-        config: cfg.origin.as_ref().map(|p| p.display().to_string()),
-        config_sha256: cfg.origin.as_deref().map(sha256_file).transpose()?,
-        data: data_path.display().to_string(),
-        data_count: data.len(),
-        data_sha256: data_manifest_sha256(&outcome.images),
-        random_label_model: a
-            .random_label_model
-            .as_ref()
-            .map(|p| p.display().to_string()),
-        out_of_set: a.out_of_set.as_ref().map(|p| p.display().to_string()),
-        started: started.to_rfc3339(),
-        finished: chrono::Local::now().to_rfc3339(),
-        internal_batch: Some(internal),
-    };
+    let provenance = provenance(data_manifest_sha256(&outcome.images))?;
     let report = xaudit::check::report(
         &plan,
         outcome,

@@ -37,8 +37,9 @@ pub struct ExplainArgs {
     #[arg(long, default_value_t = 16)]
     pub batch_size: usize,
     /// Most perturbed samples per forward pass (IG steps, SmoothGrad noise, masks, windows).
-    /// Default: auto, from the input size (256 up to ~64k values per image, then fewer so
-    /// one pass holds about 16M input values); `xaudit throughput` shows what this machine likes.
+    /// Default: measured as for `check` (the smallest power of two within 5% of the fastest
+    /// forward+backward rate up to the memory bound; probed once per model, device, input
+    /// shape and threads, then cached under ~/.cache/xaudit).
     #[arg(long)]
     pub internal_batch_size: Option<usize>,
     /// Seed of every random draw.
@@ -143,10 +144,13 @@ pub fn run(a: ExplainArgs) -> Result<()> {
         aggregate: method.aggregate,
         normalize: a.normalize,
         batch_size: a.batch_size.max(1),
-        internal_batch: a
-            .internal_batch_size
-            .unwrap_or_else(|| xaudit::throughput::auto_batch(shape))
-            .max(1),
+        internal_batch: super::check::internal_batch(
+            a.internal_batch_size,
+            &model,
+            &super::check::sha256_of(&a.model)?,
+        )?
+        .size
+        .max(1),
         seed: a.seed,
         out_dir: a.out.clone(),
         write_raw: a.raw,
