@@ -269,7 +269,13 @@ pub fn merge(mut parts: Vec<(PathBuf, Partial)>) -> Result<Merged> {
         ));
     }
     let mut parts = parts.into_iter();
-    let (_, head) = parts.next().expect("at least one partial");
+    let Some((_, head)) = parts.next() else {
+        return Err(Error::data(
+            "merge",
+            "no partial report given",
+            "pass the partial-*.json files of every shard",
+        ));
+    };
     let Partial {
         run,
         invocation,

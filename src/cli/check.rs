@@ -521,7 +521,9 @@ pub fn run(a: CheckArgs) -> Result<i32> {
             },
             provenance: provenance(String::new())?,
         };
-        let dir = out_dir.as_deref().expect("checked above");
+        let Some(dir) = out_dir.as_deref() else {
+            anyhow::bail!("--shard writes partial-I-of-N.json under --out-dir DIR; give one");
+        };
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
         let path = dir.join(shard.file_name());
         partial.write(&path)?;
