@@ -153,12 +153,15 @@ def suite_file(name: str, audits: list[tuple[str, dict]], methods: list[str]) ->
 
 
 def xcheck(model: str, suite: Path | str, data: Path, methods: list[str], out: str, device: str,
-           extra: list[str] | None = None) -> tuple[dict, float]:
+           extra: list[str] | None = None, sequential: bool = False) -> tuple[dict, float]:
+    """`xaudit check`; fixed-n unless `sequential` (the measurement sections time every image)."""
     m = MODELS[model]
     out_dir = BUILD / "runs" / out
     cmd = [str(XAUDIT), "check", m["pt"], "--suite", str(suite), "--config", m["config"],
            "--data", str(data), "--out-dir", str(out_dir), "--write", "json", "--no-progress",
            "--device", device, "--format", "json"]
+    if not sequential:
+        cmd.append("--fixed-n")
     for meth in methods:
         cmd += ["--method", meth]
     cmd += extra or []
@@ -208,7 +211,7 @@ def attacks(device: str, data: Path, iterations: int) -> list[dict]:
         out_dir = BUILD / "runs" / tag
         cmd = [str(XAUDIT), "check", pt, "--suite", str(suite), "--config", config, "--data", str(data),
                "--max-images", str(n), "--method", "saliency", "--out-dir", str(out_dir), "--write", "json",
-               "--no-progress", "--device", device, "--format", "json"]
+               "--no-progress", "--device", device, "--format", "json", "--fixed-n"]
         if surrogate:
             cmd += ["--surrogate", surrogate]
         log(f"attack: {label}, {est}")
@@ -318,6 +321,45 @@ def audit_rows(report: dict, ceil: dict) -> list[dict]:
             continue
         seen.add(key)
         out.append(r)
+    return out
+
+
+def images_to_verdict(device: str, all_dir: Path, sizes: dict[str, int]) -> dict:
+    """The robustness and sanity suites with saliency, sequential (the default) against
+    --fixed-n on the same capped data set: per audit the verdicts, images used and wall time."""
+    out = {"runs": []}
+    for model, n in sizes.items():
+        data = class_balanced_csv(all_dir, n, f"digits_all_{n}")
+        for suite in ("robustness", "sanity"):
+            log(f"images to verdict: {suite} on {model}, {n} images, sequential and fixed n")
+            seq, seq_wall = xcheck(model, suite, data, ["saliency"], f"seq-{model}-{suite}", device,
+                                   sequential=True)
+            fix, fix_wall = xcheck(model, suite, data, ["saliency"], f"fixed-{model}-{suite}", device)
+            key = lambda a: (a["code"], a["method"], a.get("variant", ""))
+            fixed_by = {key(a): a for a in fix["audits"]}
+            rows = []
+            for a in seq["audits"]:
+                b = fixed_by.get(key(a))
+                st = a.get("sequential") or {}
+                if b is None or a["verdict"] == "not-run":
+                    continue
+                rows.append({
+                    "audit": a["name"] + (f" ({a['variant']})" if a.get("variant") else ""),
+                    "code": a["code"],
+                    "verdict_seq": a["verdict"],
+                    "verdict_fixed": b["verdict"],
+                    "images": st.get("images"),
+                    "available": st.get("available"),
+                    "stopped": st.get("stopped", ""),
+                    "n_seq": a["n"],
+                    "n_fixed": b["n"],
+                    "seconds_seq": a["duration_s"],
+                    "seconds_fixed": b["duration_s"],
+                })
+            out["runs"].append({"model": MODELS[model]["what"], "suite": suite, "images": n,
+                                "wall_seq": seq_wall, "wall_fixed": fix_wall,
+                                "exit_seq": seq["exit_code"], "exit_fixed": fix["exit_code"],
+                                "rows": rows})
     return out
 
 
@@ -765,7 +807,32 @@ def write_results(res: dict, path: Path) -> None:
                      f"{r['passes_per_image']:.0f} | {r['xaudit_audit']} | {fmt(r['xaudit_s'])} | "
                      f"{fmt(r['xaudit_passes_per_image'], 0)} |")
         L.append("")
-    L.append("## 8. GPU")
+    seqr = res.get("images_to_verdict") or {}
+    if seqr.get("runs"):
+        L.append("## 8. Images to a verdict: sequential against fixed n")
+        L.append("")
+        L.append("`xaudit check` with saliency on the same class-balanced images from all 1797 "
+                 "digits, in its default sequential mode (seeded random order, looks at 30, 45, "
+                 "68, ... images, an audit stops once its anytime-valid p-value is at most alpha / "
+                 "the run's claim count) and with `--fixed-n` (every image). Per audit: the "
+                 "verdicts, the images the sequential run used (of those available) and why it "
+                 "stopped, and the audit's wall time (shared clean maps are counted in the audit "
+                 "that first needed them). Wall = the whole process.")
+        L.append("")
+        for run in seqr["runs"]:
+            L.append(f"**{run['suite']}**, {run['model']}, {run['images']} images: wall "
+                     f"{run['wall_seq']:.1f} s sequential vs {run['wall_fixed']:.1f} s fixed n "
+                     f"({run['wall_fixed'] / max(run['wall_seq'], 1e-9):.1f}x); exit "
+                     f"{run['exit_seq']} vs {run['exit_fixed']}.")
+            L.append("")
+            L.append("| audit | verdict (sequential) | verdict (fixed n) | images used | stopped | s sequential | s fixed n |")
+            L.append("|---|---|---|---:|---|---:|---:|")
+            for r in run["rows"]:
+                used = (f"{r['images']} of {r['available']}" if r["images"] is not None else "–")
+                L.append(f"| {r['code']} {r['audit']} | {r['verdict_seq']} | {r['verdict_fixed']} | "
+                         f"{used} | {r['stopped']} | {r['seconds_seq']:.1f} | {r['seconds_fixed']:.1f} |")
+            L.append("")
+    L.append("## 9. GPU")
     L.append("")
     L.append(res["gpu_note"])
     L.append("")
@@ -796,7 +863,9 @@ def main() -> None:
     ap.add_argument("--samples", type=int, default=50)
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--scaling", default=os.environ.get("BENCH_SCALING", "100,400,1600"))
-    ap.add_argument("--skip", default="", help="comma list of sections to skip: ceiling,efficiency,peers,scaling,attacks,faithfulness,methods; "
+    ap.add_argument("--seq-images", type=int, default=int(os.environ.get("BENCH_SEQ_IMAGES", 300)))
+    ap.add_argument("--seq-images-resnet", type=int, default=int(os.environ.get("BENCH_SEQ_IMAGES_RESNET", 120)))
+    ap.add_argument("--skip", default="", help="comma list of sections to skip: ceiling,efficiency,peers,scaling,attacks,faithfulness,methods,sequential; "
                     "a skipped section keeps the numbers of the previous bench/results.json")
     ap.add_argument("--attack-iterations", type=int, default=int(os.environ.get("BENCH_ATTACK_ITERATIONS", 100)))
     ap.add_argument("--out", default=str(ROOT / "bench" / "RESULTS.md"))
@@ -880,7 +949,7 @@ def main() -> None:
         for n in sizes:
             data = class_balanced_csv(all_dir, n, f"digits_all_{n}")
             log(f"scaling: {n} images")
-            wall, rss = run_rss([str(XAUDIT), "check", MODELS["digits"]["pt"], "--suite", "robustness",
+            wall, rss = run_rss([str(XAUDIT), "check", "--fixed-n", MODELS["digits"]["pt"], "--suite", "robustness",
                                  "--config", str(cfg), "--data", str(data), "--method", "saliency",
                                  "--out-dir", str(BUILD / "runs" / f"scaling-{n}"), "--no-progress",
                                  "--device", args.device, "--format", "json"])
@@ -899,12 +968,19 @@ def main() -> None:
     if "methods" not in skip:
         res["method_costs"] = method_costs(args.device, test_dir)
 
+    res["images_to_verdict"] = {}
+    if "sequential" not in skip:
+        res["images_to_verdict"] = images_to_verdict(
+            args.device, BUILD / "digits_all",
+            {"digits": args.seq_images, "resnet18": args.seq_images_resnet})
+
     # Sections not measured this time keep the previous run's numbers.
     if skip and prev_file.exists():
         prev = json.loads(prev_file.read_text())
         keys = {"efficiency": ["efficiency", "efficiency_notes"], "peers": ["peers", "peer_versions"],
                 "scaling": ["scaling", "scaling_notes"], "attacks": ["attacks", "attack_notes"],
-                "faithfulness": ["faithfulness_costs"], "methods": ["method_costs"]}
+                "faithfulness": ["faithfulness_costs"], "methods": ["method_costs"],
+                "sequential": ["images_to_verdict"]}
         for section, names in keys.items():
             if section in skip:
                 for k in names:
@@ -913,7 +989,7 @@ def main() -> None:
     res["total_minutes"] = (time.perf_counter() - t0) / 60
     if skip and prev_file.exists():
         prev = json.loads(prev_file.read_text())
-        res["partial_run"] = (f"This run re-measured {', '.join(s for s in ('ceiling', 'efficiency', 'peers', 'scaling', 'attacks', 'faithfulness', 'methods') if s not in skip)} "
+        res["partial_run"] = (f"This run re-measured {', '.join(s for s in ('ceiling', 'efficiency', 'peers', 'scaling', 'attacks', 'faithfulness', 'methods', 'sequential') if s not in skip)} "
                               f"only ({res['total_minutes']:.0f} minutes); the other sections are from the previous full run.")
         res["total_minutes"] = prev.get("total_minutes", res["total_minutes"])
         res["commands"] = prev.get("commands", []) + COMMANDS

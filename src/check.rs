@@ -231,6 +231,9 @@ pub struct Measured {
     pub duration_s: f64,
     /// (forward, forward+backward) images through the model during this job.
     pub passes: (u64, u64),
+    /// Sequential runs: how far the job went and why it stopped.
+    #[serde(default)]
+    pub stopping: Option<crate::report::Stopping>,
 }
 
 /// Step 1: runs every (gate, method) job; `on_start` is told each job before it runs.
@@ -241,42 +244,240 @@ pub fn measure(
 ) -> Result<Vec<Measured>> {
     let mut out = Vec::new();
     for (gi, kind) in plan.jobs() {
-        let g = &plan.gates[gi];
-        on_start(g, kind);
-        let method = plan.method(kind);
-        let passes0 = run.passes();
-        let start = Instant::now();
-        let outcome = if kind.needs_cam() {
-            run.model
-                .require_cam(kind.name())
-                .map_err(|e| Error::NotApplicable(e.to_string()))
-        } else {
-            Ok(())
-        }
-        .and_then(|_| (g.entry.measure)(run, &method, &g.params));
-        let first = |s: String| s.lines().next().unwrap_or_default().to_string();
-        let measure = match outcome {
-            Ok(f) => Measure::Findings(f),
-            Err(Error::NotApplicable(why)) => Measure::NotRun(first(why)),
-            // Input and configuration errors stop the run (exit 2); they are not audit results.
-            Err(
-                e @ (Error::Config { .. }
-                | Error::Data { .. }
-                | Error::Image { .. }
-                | Error::Interrupted),
-            ) => return Err(e),
-            Err(e) => Measure::Error(first(e.to_string())),
-        };
-        let passes1 = run.passes();
-        out.push(Measured {
-            gate: gi,
-            method: kind,
-            measure,
-            duration_s: start.elapsed().as_secs_f64(),
-            passes: (passes1.0 - passes0.0, passes1.1 - passes0.1),
-        });
+        on_start(&plan.gates[gi], kind);
+        out.push(measure_job(run, plan, gi, kind)?);
     }
     Ok(out)
+}
+
+/// One (gate, method) job on the images `run` measures.
+fn measure_job(run: &RunCtx, plan: &Plan, gi: usize, kind: MethodKind) -> Result<Measured> {
+    let g = &plan.gates[gi];
+    let method = plan.method(kind);
+    let passes0 = run.passes();
+    let start = Instant::now();
+    let outcome = if kind.needs_cam() {
+        run.model
+            .require_cam(kind.name())
+            .map_err(|e| Error::NotApplicable(e.to_string()))
+    } else {
+        Ok(())
+    }
+    .and_then(|_| (g.entry.measure)(run, &method, &g.params));
+    let first = |s: String| s.lines().next().unwrap_or_default().to_string();
+    let measure = match outcome {
+        Ok(f) => Measure::Findings(f),
+        Err(Error::NotApplicable(why)) => Measure::NotRun(first(why)),
+        // Input and configuration errors stop the run (exit 2); they are not audit results.
+        Err(
+            e @ (Error::Config { .. }
+            | Error::Data { .. }
+            | Error::Image { .. }
+            | Error::Interrupted),
+        ) => return Err(e),
+        Err(e) => Measure::Error(first(e.to_string())),
+    };
+    let passes1 = run.passes();
+    Ok(Measured {
+        gate: gi,
+        method: kind,
+        measure,
+        duration_s: start.elapsed().as_secs_f64(),
+        passes: (passes1.0 - passes0.0, passes1.1 - passes0.1),
+        stopping: None,
+    })
+}
+
+/// The looks of a sequential run over `n` images, as image counts: the first once `min_n`
+/// (at least 10) images are in, then each time the count has grown by half, and at the cap.
+pub fn look_schedule(n: usize, min_n: usize) -> Vec<usize> {
+    let mut out = Vec::new();
+    let mut at = min_n.max(10);
+    while at < n {
+        out.push(at);
+        // x + x/2, rounded up: 10, 15, 23, 35, 53, 80, ...
+        at = (3 * at).div_ceil(2);
+    }
+    out.push(n);
+    out
+}
+
+/// Why a job cannot stop early (`None` when it can): only per-image audits tested with the
+/// quantile test have an anytime-valid form here.
+pub fn fixed_n_reason(g: &Gate) -> Option<String> {
+    if !g.entry.shardable {
+        return Some("the audit needs every image at once".into());
+    }
+    match g.entry.design {
+        crate::audit::Design::TwoSample => {
+            return Some("two-sample test (no sequential form yet)".into())
+        }
+        crate::audit::Design::Proportion => {
+            return Some("proportion test over all images (no sequential form yet)".into())
+        }
+        crate::audit::Design::OneSample => {}
+    }
+    (g.test != gate::TestChoice::Quantile)
+        .then(|| "Wilcoxon test (no sequential form yet; the quantile test has one)".into())
+}
+
+/// The usable (position, value) pairs of a finding's gated metric, in measurement order.
+fn gated_values(g: &Gate, f: &Finding) -> Vec<(usize, f64)> {
+    let col = f.metrics.get(&g.metric);
+    f.index
+        .iter()
+        .enumerate()
+        .filter(|(k, _)| f.excluded[*k].is_none())
+        .filter_map(|(k, i)| {
+            col.and_then(|c| c.get(k).copied().flatten())
+                .filter(|v| v.is_finite())
+                .map(|v| (*i, v))
+        })
+        .collect()
+}
+
+/// Whether every finding of a sequential job is decided at the stopping level `a_stop`: a
+/// claim's anytime p-value at most `a_stop` with at least `min_n` usable images (a PASS also
+/// needs its requirements, at alpha / the number of looks).
+fn job_decided(plan: &Plan, m: &Measured, a_stop: f64) -> bool {
+    let (Measure::Findings(fs), Some(stop)) = (&m.measure, &m.stopping) else {
+        return false;
+    };
+    let g = &plan.gates[m.gate];
+    let s = &plan.settings;
+    !fs.is_empty()
+        && fs.iter().all(|f| {
+            let mut f = f.clone();
+            crate::audit::finish(g.entry, &mut f);
+            let x = gated_values(g, &f);
+            if x.is_empty() {
+                return false;
+            }
+            let e = gate::one_sample_anytime(
+                &x,
+                &stop.looks,
+                &g.metric,
+                g.threshold,
+                g.direction,
+                g.quantile,
+            );
+            let shown = f
+                .requirements
+                .iter()
+                .all(|r| r.p.is_finite() && r.p * stop.planned_looks as f64 <= s.alpha);
+            decided_at_look(&e, s.min_n, a_stop, shown)
+        })
+}
+
+/// The per-look stopping level of a sequential run with `results` results: alpha over its
+/// claim count (two per result), so a stop is also rejected by the final Holm step.
+pub fn stopping_level(alpha: f64, results: usize) -> f64 {
+    alpha / (2 * results).max(2) as f64
+}
+
+/// The stopping rule at one look: at least `min_n` usable images and either claim's
+/// anytime p-value at most `a_stop` (a PASS also needs its precondition `shown`).
+pub fn decided_at_look(e: &gate::Evaluation, min_n: usize, a_stop: f64, shown: bool) -> bool {
+    e.n >= min_n && ((e.p_pass <= a_stop && shown) || e.p_fail <= a_stop)
+}
+
+/// Step 1 of a sequential run: the images are measured in blocks between looks (in the
+/// order of `run.data`, which the caller shuffled), every job that can stop early stops as
+/// soon as it is decided at alpha / (the run's claim count) (Bonferroni, so every such stop
+/// survives the final Holm step), and the others measure every image once. Clean
+/// predictions and maps are computed only for the blocks some job still measures.
+pub fn measure_sequential(
+    run: &mut RunCtx,
+    plan: &Plan,
+    mut on_start: impl FnMut(&Gate, MethodKind, std::ops::Range<usize>),
+) -> Result<Vec<Measured>> {
+    let n = run.data.len();
+    let schedule = look_schedule(n, plan.settings.min_n);
+    let jobs = plan.jobs();
+    let mut out: Vec<Option<Measured>> = jobs.iter().map(|_| None).collect();
+    let mut active = vec![true; jobs.len()];
+    let mut a_stop = None;
+    let mut start = 0;
+    for &end in &schedule {
+        for (j, &(gi, kind)) in jobs.iter().enumerate() {
+            if !active[j] {
+                continue;
+            }
+            let g = &plan.gates[gi];
+            let why = fixed_n_reason(g);
+            let window = if why.is_some() { 0..n } else { start..end };
+            run.window = Some(window.clone());
+            on_start(g, kind, window.clone());
+            let mut m = measure_job(run, plan, gi, kind)?;
+            m.stopping = Some(crate::report::Stopping {
+                looks: if why.is_some() {
+                    Vec::new()
+                } else {
+                    out[j]
+                        .as_ref()
+                        .and_then(|p| p.stopping.as_ref())
+                        .map(|s| s.looks.clone())
+                        .unwrap_or_default()
+                        .into_iter()
+                        .chain([end])
+                        .collect()
+                },
+                planned_looks: schedule.len(),
+                images: window.end,
+                available: n,
+                stopped: match &why {
+                    Some(w) => format!("fixed-n: {w}"),
+                    None => "cap".into(),
+                },
+            });
+            let stopping = m.stopping.clone();
+            let joined = match out[j].take() {
+                None => m,
+                Some(prev) => crate::shard::join_job(vec![prev, m])?,
+            };
+            out[j] = Some(Measured { stopping, ..joined });
+            let done = why.is_some()
+                || !matches!(
+                    out[j].as_ref().map(|m| &m.measure),
+                    Some(Measure::Findings(_))
+                );
+            if done {
+                active[j] = false;
+            }
+        }
+        run.window = None;
+        // The run's claims (two per result), known once every job has measured a block.
+        let a = *a_stop.get_or_insert_with(|| {
+            let results: usize = out
+                .iter()
+                .flatten()
+                .map(|m| match &m.measure {
+                    Measure::Findings(fs) => fs.len(),
+                    _ => 0,
+                })
+                .sum();
+            stopping_level(plan.settings.alpha, results)
+        });
+        for j in 0..jobs.len() {
+            if !active[j] {
+                continue;
+            }
+            let Some(m) = out[j].as_mut() else { continue };
+            if end >= n {
+                active[j] = false;
+            } else if job_decided(plan, m, a) {
+                active[j] = false;
+                if let Some(s) = m.stopping.as_mut() {
+                    s.stopped = "decided".into();
+                }
+            }
+        }
+        if !active.iter().any(|&a| a) {
+            break;
+        }
+        start = end;
+    }
+    Ok(out.into_iter().flatten().collect())
 }
 
 /// One result after step 2: its report fields and its typed test (none for results that
@@ -344,6 +545,7 @@ fn empty_result(g: &Gate, method: &str, verdict: Verdict, reason: String) -> Aud
         duration_s: 0.0,
         examples: Vec::new(),
         regression: None,
+        sequential: None,
     }
 }
 
@@ -413,11 +615,23 @@ fn evaluate_finding(
     images: &[crate::report::ImageRecord],
     g: &Gate,
     method: &str,
-    f: Finding,
+    mut f: Finding,
     settings: &Settings,
+    stopping: Option<&crate::report::Stopping>,
 ) -> Evaluated {
     let mut r = empty_result(g, method, Verdict::Inconclusive, String::new());
     r.variant = f.variant.clone();
+    r.sequential = stopping.cloned();
+    // A sequential job's values are tested with the anytime form over the looks it took; its
+    // preconditions were checked at every look, so at alpha / (the looks the run allows).
+    let anytime = stopping.filter(|s| !s.looks.is_empty());
+    if let Some(s) = anytime {
+        for q in &mut f.requirements {
+            q.p = (q.p * s.planned_looks as f64).min(1.0);
+            q.what = format!("{} (Bonferroni over {} looks)", q.what, s.planned_looks);
+        }
+    }
+    let ordered = gated_values(g, &f);
     let col = f
         .metrics
         .get(&g.metric)
@@ -506,8 +720,17 @@ fn evaluate_finding(
             (!x.is_empty() && !reference.is_empty())
                 .then(|| gate::two_sample(&x, &reference, &g.metric, g.threshold, g.direction))
         }
-        crate::audit::Design::OneSample => (!x.is_empty())
-            .then(|| gate::one_sample(&x, &g.metric, g.threshold, g.direction, g.quantile, g.test)),
+        crate::audit::Design::OneSample => (!x.is_empty()).then(|| match anytime {
+            Some(s) => gate::one_sample_anytime(
+                &ordered,
+                &s.looks,
+                &g.metric,
+                g.threshold,
+                g.direction,
+                g.quantile,
+            ),
+            None => gate::one_sample(&x, &g.metric, g.threshold, g.direction, g.quantile, g.test),
+        }),
     };
     if !x.is_empty() && g.entry.design != crate::audit::Design::Proportion {
         r.descriptive = Some(gate::describe(&x, settings, seed));
@@ -574,7 +797,7 @@ pub fn evaluate(
         let mut produced = match m.measure {
             Measure::Findings(fs) => fs
                 .into_iter()
-                .map(|f| evaluate_finding(images, g, name, f, &plan.settings))
+                .map(|f| evaluate_finding(images, g, name, f, &plan.settings, m.stopping.as_ref()))
                 .collect(),
             Measure::NotRun(why) => vec![Evaluated {
                 result: empty_result(g, name, Verdict::NotRun, why),
@@ -921,6 +1144,19 @@ pub fn run(run: &RunCtx, plan: &Plan, on_start: impl FnMut(&Gate, MethodKind)) -
     Ok(decide(evaluate(&images, plan, measured), plan, images))
 }
 
+/// Steps 1-3 of a sequential run (see [`measure_sequential`]); `run.data` must already be
+/// in the run's seeded order and `plan.settings.sequential` set.
+pub fn run_sequential(
+    run: &mut RunCtx,
+    plan: &Plan,
+    on_start: impl FnMut(&Gate, MethodKind, std::ops::Range<usize>),
+) -> Result<Outcome> {
+    let mut measured = measure_sequential(run, plan, on_start)?;
+    finish(plan, &mut measured);
+    let images = run.data.manifest()?;
+    Ok(decide(evaluate(&images, plan, measured), plan, images))
+}
+
 /// Step 4: the report model of a decided run (built in the library, so tests need no
 /// binary); every renderer reads only this.
 pub fn report(plan: &Plan, outcome: Outcome, inputs: ReportInputs) -> Report {
@@ -963,6 +1199,7 @@ pub fn report(plan: &Plan, outcome: Outcome, inputs: ReportInputs) -> Report {
     warnings.extend(exclusion_warnings(&outcome.audits));
     let mut report = Report {
         schema_version: SCHEMA_VERSION.into(),
+        sequential: plan.settings.sequential,
         verdict: outcome.verdict.clone(),
         exit_code: inputs.exit_code,
         seed: plan.settings.seed,
@@ -1040,6 +1277,17 @@ pub fn exclusion_warnings(results: &[AuditResult]) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn looks_start_at_min_n_and_grow_by_half_up_to_the_cap() {
+        assert_eq!(look_schedule(120, 30), vec![30, 45, 68, 102, 120]);
+        assert_eq!(look_schedule(40, 30), vec![30, 40]);
+        assert_eq!(look_schedule(30, 30), vec![30]);
+        assert_eq!(look_schedule(12, 30), vec![12]);
+        assert_eq!(look_schedule(20, 5), vec![10, 15, 20]);
+        // About log_1.5(cap / min_n) looks: 20 for 50000 images.
+        assert_eq!(look_schedule(50_000, 30).len(), 20);
+    }
 
     #[test]
     fn most_images_excluded_for_one_reason_is_a_warning_naming_the_cause() {

@@ -60,6 +60,10 @@ pub struct Settings {
     /// Power assumed when estimating how many images would decide an INCONCLUSIVE result.
     pub power: f64,
     pub seed: u64,
+    /// Sequential `check`: results that stopped as soon as they were decided (or ran to the
+    /// cap) are tested with the anytime-valid form of the quantile test.
+    #[serde(default)]
+    pub sequential: bool,
 }
 
 impl Default for Settings {
@@ -71,6 +75,7 @@ impl Default for Settings {
             confidence: 0.95,
             power: 0.8,
             seed: 0,
+            sequential: false,
         }
     }
 }
@@ -93,9 +98,26 @@ pub fn decision_rule(s: &Settings) -> String {
          withhold a PASS, so the error budget stands. The bound shown beside a verdict is the \
          one-sided order-statistic (or \
          Clopper-Pearson, or Hoeffding) confidence bound at the Holm level at which the claim \
-         was tested.",
+         was tested.{sequential}",
         alpha = s.alpha,
-        min_n = s.min_n
+        min_n = s.min_n,
+        sequential = if s.sequential {
+            " Sequential mode (the default of `check`; `--fixed-n` turns it off): each audit \
+             measures the images in a seeded random order and looks at its values after 10 \
+             images and then each time their count has grown by half; a result using the \
+             quantile test stops as soon as either claim's anytime-valid p-value is at most \
+             alpha / (the run's claim count), and otherwise runs to the cap (--max-images, or \
+             every image). Its claims are then tested with a mixture-martingale test of the same \
+             quantile (the likelihood ratio of the side counts mixed uniformly over the \
+             alternative rates; by Ville's inequality 1 / its largest value over the looks is a \
+             p-value valid however the stop was chosen), and the bound shown is the matching \
+             confidence-sequence bound. Its p-values enter the same Holm family, so the error \
+             bound above holds. Results of other tests (Wilcoxon, two-sample, proportions) and \
+             audits that need every image run to the cap and use their fixed-n tests; a \
+             precondition checked at several looks is tested at alpha / (the number of looks)."
+        } else {
+            ""
+        }
     )
 }
 
@@ -120,6 +142,14 @@ pub enum Source {
     Walsh { x: Vec<f64>, tau: f64, good: Good },
     /// Two-sample relative effect (Hoeffding), oriented so that a larger r is good.
     Effect { test: stats::EffectTest },
+    /// Anytime-valid quantile test of a sequential run: (arrival position, value) in arrival
+    /// order and the looks taken (see `stats::replay`).
+    Anytime {
+        x: Vec<(usize, f64)>,
+        looks: Vec<usize>,
+        q: f64,
+        good: Good,
+    },
     /// k of n images violate; good = Lower means a rate below `tau` is good.
     Proportion {
         k: u64,
@@ -136,6 +166,9 @@ impl Source {
         match self {
             Source::Quantile { x, q, good, .. } => stats::quantile_bound(x, *q, *good, pass, a),
             Source::Walsh { x, good, .. } => stats::walsh_bound(x, *good, pass, a),
+            Source::Anytime { x, looks, q, good } => {
+                stats::anytime_bound(x, looks, *q, *good, pass, a)
+            }
             // The PASS bound of r is a lower bound, the FAIL bound an upper one.
             Source::Effect { test } => Some(stats::effect_bound(test, pass, a)),
             Source::Proportion { k, n, good, .. } => {
@@ -158,6 +191,9 @@ impl Source {
                 let n = t.n.max(1) as f64;
                 either(t.good as f64 / n, *q, t.bad as f64 / n)
             }
+            // The anytime test has no closed-form sample size; the run already went as far
+            // as it could (the cap).
+            Source::Anytime { .. } => None,
             Source::Walsh { x, tau, good } => {
                 // The share of Walsh averages on one side has variance ~ 1/(3n) under H0.
                 let t = stats::walsh_test(x, *tau, *good);
@@ -209,6 +245,8 @@ pub struct Evaluation {
     pub source: Source,
     /// Evidence a PASS also needs (see `audit::Requirement`); none by default.
     pub requirements: Vec<crate::audit::Requirement>,
+    /// Sequential runs: the number of looks taken (the p-values are anytime-valid).
+    pub looks: Option<usize>,
 }
 
 /// Median, spread and a bootstrap interval: context for readers, not used by the decision.
@@ -327,6 +365,7 @@ pub fn one_sample(
                     good,
                 },
                 requirements: Vec::new(),
+                looks: None,
             }
         }
         TestChoice::Wilcoxon => {
@@ -355,9 +394,46 @@ pub fn one_sample(
                     good,
                 },
                 requirements: Vec::new(),
+                looks: None,
             }
         }
     }
+}
+
+/// The anytime-valid quantile test of a sequential run: the same claims, counts and
+/// estimate as the fixed-n quantile test, with the mixture-martingale p-values over the looks
+/// taken (`x`: (arrival position, value) in arrival order; `looks`: the position counts after
+/// which the run looked, each a look it actually took).
+pub fn one_sample_anytime(
+    x: &[(usize, f64)],
+    looks: &[usize],
+    metric: &str,
+    threshold: f64,
+    dir: Direction,
+    quantile: f64,
+) -> Evaluation {
+    let values: Vec<f64> = x.iter().map(|p| p.1).collect();
+    let mut e = one_sample(
+        &values,
+        metric,
+        threshold,
+        dir,
+        quantile,
+        TestChoice::Quantile,
+    );
+    let good = good_of(dir);
+    let t = stats::replay(x, looks, threshold, quantile, good);
+    e.test = "quantile-anytime";
+    e.p_pass = t.p_good();
+    e.p_fail = t.p_bad();
+    e.looks = Some(looks.len());
+    e.source = Source::Anytime {
+        x: x.to_vec(),
+        looks: looks.to_vec(),
+        q: quantile,
+        good,
+    };
+    e
 }
 
 /// Two-sample evaluation: the audited group `x` against `reference`, by the rank-biserial
@@ -402,6 +478,7 @@ pub fn two_sample(
         direction: Direction::Higher,
         source: Source::Effect { test },
         requirements: Vec::new(),
+        looks: None,
     }
 }
 
@@ -446,6 +523,7 @@ pub fn proportion(k: u64, n: u64, what: &str, threshold: f64, dir: Direction) ->
             good: good_of(dir),
         },
         requirements: Vec::new(),
+        looks: None,
     }
 }
 
@@ -585,13 +663,20 @@ pub fn decide(evals: &[Option<&Evaluation>], s: &Settings) -> Vec<Option<Decisio
             d.level = Some(level);
             d.images_to_decide = None;
             d.reason = format!(
-                "{}: {label} {est}, one-sided {} {} bound {} (Holm level {}, adjusted p = {})",
+                "{}: {label} {est}, one-sided {} {} bound {} (Holm level {}, adjusted p = {}){}",
                 if pass { &e.claim_pass } else { &e.claim_fail },
                 conf(level),
                 side(pass),
                 fmt_v(b),
                 fmt_p(level),
-                fmt_p(adj)
+                fmt_p(adj),
+                match e.looks {
+                    Some(k) => format!(
+                        "; anytime-valid over {k} look(s), decided with {} images",
+                        e.n
+                    ),
+                    None => String::new(),
+                }
             );
             // A PASS that rests on evidence the audit could not show is not a PASS. (This
             // only ever turns a PASS into INCONCLUSIVE, so it adds no wrong verdict.)
@@ -620,6 +705,11 @@ pub fn decide(evals: &[Option<&Evaluation>], s: &Settings) -> Vec<Option<Decisio
             d.level = Some(l);
             d.images_to_decide = e.source.images_needed(a_plan, s.power).map(|v| v.ceil());
             let more = match d.images_to_decide {
+                _ if e.looks.is_some() => format!(
+                    "; anytime-valid over {} look(s), still undecided with {} images (the cap: more images, --max-images, or --fixed-n for the more powerful fixed-n test)",
+                    e.looks.unwrap_or(0),
+                    e.n
+                ),
                 Some(v) if v > e.n as f64 => format!(
                     "; about {v:.0} images would likely decide it at the observed effect ({} power)",
                     pct(s.power)

@@ -314,7 +314,7 @@ pub fn merge(mut parts: Vec<(PathBuf, Partial)>) -> Result<Merged> {
 
 /// One job over every shard: findings joined variant by variant; a job that errored or was
 /// not run in any shard is that for the run (the first shard's reason).
-fn join_job(parts: Vec<Measured>) -> Result<Measured> {
+pub(crate) fn join_job(parts: Vec<Measured>) -> Result<Measured> {
     let gate = parts[0].gate;
     let method = parts[0].method;
     let duration_s = parts.iter().map(|m| m.duration_s).sum();
@@ -368,6 +368,7 @@ fn join_job(parts: Vec<Measured>) -> Result<Measured> {
         measure,
         duration_s,
         passes,
+        stopping: None,
     })
 }
 

@@ -56,6 +56,8 @@ fn check(dir: &Path, model: &str, method: &str, out: &str, extra: &[&str]) -> Ou
         method,
         "--out-dir",
         &out,
+        // Baselines are full measurements (a sequential run keeps only the images it used).
+        "--fixed-n",
     ];
     args.extend_from_slice(extra);
     run(&args)

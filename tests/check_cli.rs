@@ -108,7 +108,11 @@ fn gate_exit_codes_and_report_json() {
     ] {
         assert!(a.get(k).is_some(), "report lacks {k}");
     }
-    assert_eq!(a["per_sample"].as_array().unwrap().len(), 40);
+    // Sequential by default: the values of the images the audit used (30 or all 40).
+    assert_eq!(r["sequential"], true);
+    let used = a["sequential"]["images"].as_u64().unwrap() as usize;
+    assert!(used == 30 || used == 40, "{}", a["sequential"]);
+    assert_eq!(a["per_sample"].as_array().unwrap().len(), used);
     assert!(r["decision_rule"]
         .as_str()
         .unwrap()
@@ -437,7 +441,14 @@ fn the_new_methods_run_through_check_with_their_configured_parameters() {
             "{m}: {v}: {}",
             a["reason"]
         );
-        assert_eq!(a["n"], 40, "{m}");
+        // Sequential: 30 images when the first look decided it, else all 40.
+        let used = a["sequential"]["images"].as_u64().unwrap();
+        assert!(used == 30 || used == 40, "{m}: {}", a["sequential"]);
+        assert_eq!(
+            a["per_sample"].as_array().unwrap().len() as u64,
+            used,
+            "{m}"
+        );
     }
     // The report records every method as audited.
     assert_eq!(r["methods"]["sobol"]["designs"], 8, "{}", r["methods"]);

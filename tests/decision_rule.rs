@@ -319,3 +319,110 @@ fn the_simulation_catches_a_lying_rule() {
         "{wrong_q}"
     );
 }
+
+/// One sequential run as `check` runs it (the engine's look schedule, stopping level and
+/// stopping rule, then the one Holm family over the anytime p-values) with seven one-sample
+/// results whose true quantile sits exactly on tau, each seen image by image up to `cap`.
+/// Returns whether any verdict was PASS or FAIL (all wrong), and the images used in all.
+fn sequential_run(cap: usize, shift: f64, rng: &mut ChaCha8Rng) -> (bool, bool, usize) {
+    let s = Settings {
+        sequential: true,
+        ..settings()
+    };
+    let schedule = xaudit::check::look_schedule(cap, s.min_n);
+    // (arrival position, value) per image, tau, direction, quantile.
+    type Sim = (Vec<(usize, f64)>, f64, Direction, f64);
+    let mut results: Vec<Sim> = Vec::new();
+    for law in [
+        Law::LogNormal,
+        Law::Exponential,
+        Law::DiscreteAtom,
+        Law::DiscreteGap,
+        Law::Normal,
+    ] {
+        let dir = if rng.random::<bool>() {
+            Direction::Lower
+        } else {
+            Direction::Higher
+        };
+        // `shift` moves the values to the good side (0: the null exactly).
+        let good = if dir == Direction::Lower {
+            -shift
+        } else {
+            shift
+        };
+        let x = (0..cap).map(|i| (i, law.draw(rng) + good)).collect();
+        results.push((x, law.median(), dir, 0.5));
+    }
+    for (tau, dir, q) in [
+        (10f64.ln(), Direction::Lower, 0.9),
+        (-(0.9f64.ln()), Direction::Higher, 0.9),
+    ] {
+        let good = if dir == Direction::Lower {
+            -shift
+        } else {
+            shift
+        };
+        let x = (0..cap)
+            .map(|i| (i, Law::Exponential.draw(rng) + good))
+            .collect();
+        results.push((x, tau, dir, q));
+    }
+    let a_stop = xaudit::check::stopping_level(s.alpha, results.len());
+    let mut evals = Vec::new();
+    let mut used = 0;
+    for (x, tau, dir, q) in &results {
+        let mut looks = Vec::new();
+        for &end in &schedule {
+            looks.push(end);
+            let e = gate::one_sample_anytime(&x[..end], &looks, "m", *tau, *dir, *q);
+            if xaudit::check::decided_at_look(&e, s.min_n, a_stop, true) || end == cap {
+                used += end;
+                evals.push(e);
+                break;
+            }
+        }
+    }
+    let refs: Vec<Option<&Evaluation>> = evals.iter().map(Some).collect();
+    let d = gate::decide(&refs, &s);
+    let wrong_way = d.iter().flatten().any(|d| d.verdict == Verdict::Fail);
+    let decided = d
+        .iter()
+        .flatten()
+        .any(|d| matches!(d.verdict, Verdict::Pass | Verdict::Fail));
+    (decided, wrong_way, used)
+}
+
+/// Sequential mode holds the error budget under optional stopping: runs whose every result
+/// sits on its threshold give a wrong PASS or FAIL in at most alpha of the runs, though every
+/// result may stop at any look; with a clear effect the results stop after a fraction of the
+/// cap, never the wrong way.
+#[test]
+fn sequential_runs_hold_alpha_and_stop_early_on_clear_effects() {
+    let alpha = settings().alpha;
+    let cap = 300;
+    let mut rng = ChaCha8Rng::seed_from_u64(11);
+    let wrong = (0..RUNS)
+        .filter(|_| sequential_run(cap, 0.0, &mut rng).0)
+        .count();
+    let rate = wrong as f64 / RUNS as f64;
+    eprintln!(
+        "sequential, cap {cap}: any wrong PASS or FAIL in {rate:.4} of {RUNS} runs (alpha {alpha})"
+    );
+    assert!(rate <= ceiling(alpha), "{rate} > {}", ceiling(alpha));
+    // A clear effect: every law moved 1.0 to the good side (the Exp 0.9-quantile claims too).
+    let runs = 200;
+    let (mut used, mut wrong_way) = (0, 0);
+    for _ in 0..runs {
+        let (_, w, u) = sequential_run(cap, 1.0, &mut rng);
+        used += u;
+        wrong_way += usize::from(w);
+    }
+    let share = used as f64 / (runs * 7 * cap) as f64;
+    eprintln!(
+        "sequential, clear effect: {:.1}% of the images used",
+        100.0 * share
+    );
+    assert_eq!(wrong_way, 0);
+    assert!(share < 0.5, "{share}");
+}

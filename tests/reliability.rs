@@ -281,6 +281,8 @@ fn mixed_image_formats_are_converted_not_refused() {
             "saliency",
             "--format",
             "json",
+            // Every image: the values of the four encodings are compared below.
+            "--fixed-n",
         ])
         .output()
         .unwrap();

@@ -1,5 +1,5 @@
 //! Sharded runs: `check --shard I/N` in separate processes, then `merge`, must give the
-//! report of a single run on the same data, byte for byte apart from provenance and
+//! report of a single `--fixed-n` run on the same data, byte for byte apart from provenance and
 //! timings (wall time and the model-pass accounting, which counts each shard's own probes).
 //! `--device cpu,cpu` runs the shards itself and must agree too. A merge refuses partials
 //! that are not one whole run.
@@ -77,7 +77,9 @@ fn comparable(path: &Path) -> String {
 fn single_and_merged(dir: &Path, args: &[String], shards: usize) -> (String, String, Value) {
     let single = dir.join("single");
     let mut a = args.to_vec();
+    // Shards are fixed-n runs: the reference is one too.
     a.extend([
+        "--fixed-n".into(),
         "--out-dir".into(),
         s(&single),
         "--write".into(),

@@ -43,6 +43,9 @@ pub struct RunCtx<'a> {
     /// `check --shard I/N`: audits measure only the I-th of N contiguous blocks of whole
     /// batches (0-based), so every image sees the batches of a single run.
     pub shard: Option<(usize, usize)>,
+    /// Sequential `check`: audits measure only these images (a block between two looks),
+    /// batched from its start.
+    pub window: Option<std::ops::Range<usize>>,
     clean: Mutex<HashMap<usize, Clean>>,
     maps: Mutex<MapStore>,
 }
@@ -166,6 +169,7 @@ impl<'a> RunCtx<'a> {
             progress,
             per_sample: false,
             shard: None,
+            window: None,
             clean: Mutex::new(HashMap::new()),
             maps: Mutex::new(MapStore::default()),
         }
@@ -205,8 +209,16 @@ impl<'a> RunCtx<'a> {
         self.model.device
     }
 
-    /// The batches this process measures: all of them, or the shard's block.
+    /// The batches this process measures: all of them, the shard's block, or the sequential
+    /// run's current block.
     pub fn batches(&self) -> Vec<std::ops::Range<usize>> {
+        if let Some(w) = &self.window {
+            let bs = self.batch_size.max(1);
+            return (w.start..w.end.min(self.data.len()))
+                .step_by(bs)
+                .map(|a| a..(a + bs).min(w.end).min(self.data.len()))
+                .collect();
+        }
         let all: Vec<_> = self.data.batch_ranges(self.batch_size).collect();
         match self.shard {
             None => all,

@@ -52,6 +52,12 @@ pub struct CheckArgs {
     /// worse than there (default: `[baseline] path` in xaudit.toml).
     #[arg(long, value_name = "REPORT_JSON")]
     pub baseline: Option<PathBuf>,
+    /// Measure every image for every audit and test at that fixed n (the behaviour before
+    /// sequential mode). By default `check` is sequential: images are taken in a seeded
+    /// random order and each audit whose test has an anytime-valid form stops as soon as its
+    /// verdict is decided (sharded and --baseline runs are always fixed-n).
+    #[arg(long)]
+    pub fixed_n: bool,
     /// Always exit 0 unless xaudit itself failed (exit 2 / 101 still apply).
     #[arg(long)]
     pub exit_zero: bool,
@@ -98,7 +104,8 @@ pub struct RunArgs {
     /// Seed of every random draw (default: `seed` in xaudit.toml, else 0).
     #[arg(long)]
     pub seed: Option<u64>,
-    /// Use at most the first N images.
+    /// Use at most N images: the first N, or with sequential `check` the first N of the
+    /// seeded random order (a random sample), which is also the audits' cap.
     #[arg(long)]
     pub max_images: Option<usize>,
     /// Smooth surrogate of the model (the same network with ReLU replaced by softplus): the
@@ -160,6 +167,17 @@ impl RunArgs {
         device: &str,
         pre: &xaudit::config::Preprocess,
     ) -> Result<Inputs> {
+        self.inputs_in_order(cfg, device, pre, None)
+    }
+
+    /// `inputs`, the images in the seeded random order of `shuffle` (sequential runs).
+    pub(super) fn inputs_in_order(
+        &self,
+        cfg: &xaudit::config::Config,
+        device: &str,
+        pre: &xaudit::config::Preprocess,
+        shuffle: Option<u64>,
+    ) -> Result<Inputs> {
         load_inputs(
             &self.model,
             self.data.as_ref(),
@@ -167,6 +185,7 @@ impl RunArgs {
             self.max_images,
             device,
             pre,
+            shuffle,
         )
     }
 }
@@ -189,6 +208,7 @@ pub(super) fn load_inputs(
     max_images: Option<usize>,
     device: &str,
     pre: &xaudit::config::Preprocess,
+    shuffle: Option<u64>,
 ) -> Result<Inputs> {
     let data_path = data
         .cloned()
@@ -204,11 +224,22 @@ pub(super) fn load_inputs(
     if let Some(note) = &labels.note {
         eprintln!("note: {}: {note}", data_path.display());
     }
+    let mut labels = labels;
+    if let Some(seed) = shuffle {
+        // The cap then takes a random sample, not the first folders.
+        let order = ds.shuffle(seed, &data_path);
+        if let Some((_, alt)) = labels.alternative.as_mut() {
+            let old = std::mem::take(alt);
+            *alt = order
+                .iter()
+                .map(|&i| old.get(i).copied().flatten())
+                .collect();
+        }
+    }
     if let Some(n) = max_images {
         anyhow::ensure!(n >= 1, "--max-images must be at least 1");
         ds.items.truncate(n);
     }
-    let mut labels = labels;
     if let (Some((_, alt)), Some(n)) = (labels.alternative.as_mut(), max_images) {
         alt.truncate(n);
     }
@@ -366,6 +397,13 @@ pub fn run(a: CheckArgs) -> Result<i32> {
     let today = started.format("%Y-%m-%d").to_string();
     let mut plan = Plan::new(&suite, &cfg, &a.run.methods, seed, &today)?;
     let baseline = a.baseline.as_ref().or(cfg.baseline.path.as_ref());
+    // Shards run to their cap and the merge decides at fixed n; a baseline comparison pairs
+    // every image with its earlier value, so it needs every image too.
+    let sequential = !a.fixed_n && a.shard.is_none() && baseline.is_none();
+    if !a.fixed_n && a.shard.is_none() && baseline.is_some() {
+        eprintln!("note: a run with a baseline measures every image (fixed n), so that every image can be compared with its earlier value");
+    }
+    plan.settings.sequential = sequential;
     if a.shard.is_some() {
         check_shardable(&plan)?;
         anyhow::ensure!(
@@ -377,13 +415,22 @@ pub fn run(a: CheckArgs) -> Result<i32> {
         // (A sharded run reads it in `merge`.)
         plan.set_baseline(b, &cfg)?;
     }
+    let mut notices = Vec::new();
+    if plan.baseline.as_ref().is_some_and(|b| b.report.sequential) {
+        notices.push(format!(
+            "the baseline {} is a sequential run: each audit kept only the images it needed, so few images pair with this run and comparisons fall back to two-sample tests; write baselines with `check --fixed-n`",
+            baseline.map(|p| p.display().to_string()).unwrap_or_default()
+        ));
+    }
     let Inputs {
         data_path,
         data,
         device,
         model,
         labels,
-    } = a.run.inputs(&cfg, &a.common.device, &pre)?;
+    } = a
+        .run
+        .inputs_in_order(&cfg, &a.common.device, &pre, sequential.then_some(seed))?;
     let shape = model.input_shape;
     let rl_model = match &a.random_label_model {
         Some(p) => Some(Model::load(p, device, shape)?),
@@ -540,11 +587,33 @@ pub fn run(a: CheckArgs) -> Result<i32> {
         );
         return Ok(0);
     }
-    let warnings = check::preflight(&ctx, labels.alternative.as_ref())?;
+    if sequential {
+        // The accuracy check needs only a sample, and the order is random: the first look's
+        // images, so that no image is predicted only for it.
+        let first = check::look_schedule(data.len(), plan.settings.min_n)[0];
+        ctx.window = Some(0..first);
+    }
+    let mut warnings = notices;
+    warnings.extend(check::preflight(&ctx, labels.alternative.as_ref())?);
+    ctx.window = None;
     for w in &warnings {
         eprintln!("warning: {w}");
     }
-    let outcome = check::run(&ctx, &plan, on_start)?;
+    let outcome = if sequential {
+        check::run_sequential(&mut ctx, &plan, |g, m, images| {
+            bar.reset();
+            bar.set_length(images.len() as u64);
+            bar.set_message(format!(
+                "{} {} (images {}..{})",
+                g.entry.doc.name,
+                m.name(),
+                images.start,
+                images.end
+            ));
+        })?
+    } else {
+        check::run(&ctx, &plan, on_start)?
+    };
     bar.finish_and_clear();
     let exit_code = if a.exit_zero && outcome.exit_code == 1 {
         0

@@ -402,6 +402,32 @@ impl Dataset {
         self.items.is_empty()
     }
 
+    /// Puts the images in a seeded random order (sequential `check`): each image's place is
+    /// a hash of the seed and its path relative to `root`, so the order does not depend on
+    /// how the list was assembled or where the data set lies, and adding an image does not
+    /// move the others. Returns, for each new position, the image's old position.
+    pub fn shuffle(&mut self, seed: u64, root: &Path) -> Vec<usize> {
+        let base = if root.is_file() {
+            root.parent().unwrap_or(Path::new(""))
+        } else {
+            root
+        };
+        let key = |it: &Item| {
+            let rel = it.path.strip_prefix(base).unwrap_or(&it.path);
+            crate::rng::derive(seed, &["image-order", &rel.to_string_lossy()])
+        };
+        let mut order: Vec<(u64, usize)> = self
+            .items
+            .iter()
+            .enumerate()
+            .map(|(i, it)| (key(it), i))
+            .collect();
+        order.sort_unstable();
+        let old = std::mem::take(&mut self.items);
+        self.items = order.iter().map(|&(_, i)| old[i].clone()).collect();
+        order.into_iter().map(|(_, i)| i).collect()
+    }
+
     /// Index ranges of consecutive batches.
     pub fn batch_ranges(&self, batch_size: usize) -> impl Iterator<Item = std::ops::Range<usize>> {
         let n = self.items.len();
@@ -470,5 +496,81 @@ impl Batch {
     }
     pub fn is_empty(&self) -> bool {
         self.paths.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn items(names: &[&str]) -> Dataset {
+        Dataset {
+            items: names
+                .iter()
+                .map(|n| Item {
+                    path: PathBuf::from("/data").join(n),
+                    label: None,
+                })
+                .collect(),
+            folder_classes: None,
+        }
+    }
+
+    fn names(d: &Dataset) -> Vec<String> {
+        d.items
+            .iter()
+            .map(|i| i.path.display().to_string())
+            .collect()
+    }
+
+    /// The order is the seed's, whatever the listing order or where the data set lies, an
+    /// added image does not move the others, and the returned map undoes the shuffle.
+    #[test]
+    fn the_seeded_order_depends_on_the_seed_and_the_images_only() {
+        let all: Vec<String> = (0..50).map(|i| format!("c{}/img{i}.png", i % 5)).collect();
+        let refs: Vec<&str> = all.iter().map(String::as_str).collect();
+        let mut a = items(&refs);
+        let before = names(&a);
+        let map = a.shuffle(3, Path::new("/data"));
+        assert_ne!(names(&a), before, "shuffled");
+        for (new, old) in map.iter().enumerate() {
+            assert_eq!(names(&a)[new], before[*old]);
+        }
+        let mut rev: Vec<&str> = refs.clone();
+        rev.reverse();
+        let mut b = items(&rev);
+        b.shuffle(3, Path::new("/data"));
+        assert_eq!(names(&a), names(&b), "listing order does not matter");
+        // Moved elsewhere: the same relative order.
+        let mut c = Dataset {
+            items: a
+                .items
+                .iter()
+                .map(|i| Item {
+                    path: Path::new("/elsewhere").join(i.path.strip_prefix("/data").unwrap()),
+                    label: None,
+                })
+                .collect(),
+            folder_classes: None,
+        };
+        c.shuffle(3, Path::new("/elsewhere"));
+        let rel = |d: &Dataset, root: &str| -> Vec<String> {
+            d.items
+                .iter()
+                .map(|i| i.path.strip_prefix(root).unwrap().display().to_string())
+                .collect()
+        };
+        assert_eq!(rel(&a, "/data"), rel(&c, "/elsewhere"));
+        // One image fewer: the others keep their relative order.
+        let mut d = items(&refs[1..]);
+        d.shuffle(3, Path::new("/data"));
+        let without: Vec<String> = names(&a)
+            .into_iter()
+            .filter(|n| !n.ends_with("/img0.png"))
+            .collect();
+        assert_eq!(names(&d), without);
+        let mut e = items(&refs);
+        e.shuffle(4, Path::new("/data"));
+        assert_ne!(names(&a), names(&e), "another seed, another order");
     }
 }

@@ -150,6 +150,27 @@ pub fn render(r: &Report) -> String {
             ));
         }
     }
+    let sequential: Vec<_> = r
+        .audits
+        .iter()
+        .filter_map(|a| a.sequential.as_ref().map(|s| (a, s)))
+        .collect();
+    if !sequential.is_empty() {
+        o.push_str("\n**Images used (sequential run)**\n\n");
+        for (a, s) in sequential {
+            o.push_str(&format!(
+                "- {} / {}{}: {}\n",
+                esc(&a.code),
+                esc(&a.method),
+                if a.variant.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", esc(&a.variant))
+                },
+                esc(&s.describe())
+            ));
+        }
+    }
     let notes: std::collections::BTreeSet<&String> =
         r.audits.iter().filter_map(|a| a.note.as_ref()).collect();
     for n in notes {

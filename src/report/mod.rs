@@ -235,6 +235,57 @@ pub struct AuditResult {
     /// Against the baseline report, when one was given and it holds this result.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub regression: Option<Regression>,
+    /// Sequential runs (`check` without `--fixed-n`): images used and why the audit stopped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sequential: Option<Stopping>,
+}
+
+/// How far one audit of a sequential run went.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct Stopping {
+    /// The looks it took, as image counts in the run's seeded order (empty when it measured
+    /// every image at once).
+    pub looks: Vec<usize>,
+    /// Looks the run's schedule allows (the Bonferroni factor of a PASS's precondition).
+    pub planned_looks: usize,
+    /// Images measured: the first `images` of the run's order (before exclusions).
+    pub images: usize,
+    /// Images the run could use (the cap: --max-images, or every image).
+    pub available: usize,
+    /// `decided` (stopped early), `cap` (ran to the cap undecided or decided only there), or
+    /// `fixed-n: why` (a test without a sequential form, measured on every image).
+    pub stopped: String,
+}
+
+impl Stopping {
+    /// One line for readers: images used of those available, the looks, why it stopped.
+    pub fn describe(&self) -> String {
+        let looks = self
+            .looks
+            .iter()
+            .map(|l| l.to_string())
+            .collect::<Vec<_>>()
+            .join(", ");
+        let why = match self.stopped.as_str() {
+            "decided" => "stopped early: the verdict was decided".to_string(),
+            "cap" => "ran to the cap".to_string(),
+            other => other
+                .strip_prefix("fixed-n: ")
+                .map(|w| format!("measured every image: {w}"))
+                .unwrap_or_else(|| other.to_string()),
+        };
+        if self.looks.is_empty() {
+            format!(
+                "{} of {} images (seeded random order); {why}",
+                self.images, self.available
+            )
+        } else {
+            format!(
+                "{} of {} images (seeded random order), looks at {looks}; {why}",
+                self.images, self.available
+            )
+        }
+    }
 }
 
 /// One image's value in the baseline and in this run (paired comparison).
@@ -467,6 +518,10 @@ impl AuditDocView {
 #[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Report {
     pub schema_version: String,
+    /// Sequential run: audits stopped as soon as they were decided (each result's
+    /// `sequential` says how far it went); false for `--fixed-n`, sharded and baseline runs.
+    #[serde(default)]
+    pub sequential: bool,
     /// `pass` or `fail` (the gate), `error` when an audit could not be evaluated.
     pub verdict: String,
     pub exit_code: i32,

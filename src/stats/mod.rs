@@ -40,7 +40,7 @@ pub use mann_whitney::mann_whitney_u;
 pub use quantile::{binom_sf, images_to_decide, quantile_bound, quantile_test, QuantileTest};
 pub use ranks::rank_average;
 pub use relative_effect::{effect_bound, effect_test, EffectTest};
-pub use sequential::{ln_mixture_martingale, SequentialQuantile};
+pub use sequential::{anytime_bound, ln_mixture_martingale, replay, SequentialQuantile};
 pub use sign::sign_test;
 pub use walsh::{hodges_lehmann, signed_rank_sf, walsh_bound, walsh_test, WalshTest};
 pub use wilcoxon::wilcoxon_signed_rank;

@@ -104,6 +104,91 @@ impl SequentialQuantile {
     }
 }
 
+/// The test of a whole sequential run: `x` holds (arrival position, value) in arrival order,
+/// and the run looked after every position count in `looks` (a look at `e` sees the values
+/// at positions below `e`). Looks past the last value add nothing.
+pub fn replay(
+    x: &[(usize, f64)],
+    looks: &[usize],
+    tau: f64,
+    q: f64,
+    good: Good,
+) -> SequentialQuantile {
+    let mut t = SequentialQuantile::new(tau, q, good);
+    let mut it = x.iter().peekable();
+    for &e in looks {
+        while let Some(&&(pos, v)) = it.peek() {
+            if pos >= e {
+                break;
+            }
+            t.push(v);
+            it.next();
+        }
+        t.look();
+        if it.peek().is_none() {
+            break;
+        }
+    }
+    t
+}
+
+/// The confidence-sequence bound of a sequential run (same arguments as [`replay`]): the
+/// value beyond which the claim (PASS when `pass`, else FAIL) is shown at level `a`, so that,
+/// as for the fixed-n bound, the claim holds at a threshold tau iff the bound lies strictly on
+/// the claimed side of tau. `None` when the claim is shown at no threshold.
+///
+/// The claim "P(X < t) > r0" (the quantile lies below t) is shown at t iff the martingale
+/// of the counts #{x < t} reached 1/a at some look; the counts, and so the p-value, are
+/// monotone in t, so the bound is found by bisection over the sorted values.
+pub fn anytime_bound(
+    x: &[(usize, f64)],
+    looks: &[usize],
+    q: f64,
+    good: Good,
+    pass: bool,
+    a: f64,
+) -> Option<f64> {
+    if !(q > 0.0 && q < 1.0 && a > 0.0 && a < 1.0) {
+        return None;
+    }
+    let r0 = if pass { q } else { 1.0 - q };
+    // PASS of lower-is-better and FAIL of higher-is-better claim the values lie below.
+    let below = (good == Good::Lower) == pass;
+    let mut sorted: Vec<f64> = x.iter().map(|p| p.1).filter(|v| !v.is_nan()).collect();
+    sorted.sort_by(f64::total_cmp);
+    sorted.dedup();
+    // Shown when the claimed side is "at or below v" (or "at or above v").
+    let shown = |v: f64| {
+        let mut ln_max = 0.0f64;
+        let (mut n, mut s) = (0u64, 0u64);
+        let mut it = x.iter().filter(|p| !p.1.is_nan()).peekable();
+        for &e in looks {
+            while let Some(&&(pos, y)) = it.peek() {
+                if pos >= e {
+                    break;
+                }
+                n += 1;
+                s += u64::from(if below { y <= v } else { y >= v });
+                it.next();
+            }
+            ln_max = ln_max.max(ln_mixture_martingale(s, n, r0));
+            if it.peek().is_none() {
+                break;
+            }
+        }
+        (-ln_max).exp() <= a
+    };
+    if below {
+        // Smallest v that is shown (shown is monotone non-decreasing in v).
+        let k = sorted.partition_point(|&v| !shown(v));
+        sorted.get(k).copied()
+    } else {
+        // Largest v that is shown (monotone non-increasing in v).
+        let k = sorted.partition_point(|&v| shown(v));
+        k.checked_sub(1).map(|k| sorted[k])
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -233,5 +318,53 @@ mod tests {
         eprintln!("clear effect: mean images to a PASS {mean:.1} of a 300-image cap");
         assert!(mean < 0.25 * 300.0, "mean images to a verdict {mean}");
         assert!(used.iter().all(|u| *u < 300.0), "some run never decided");
+    }
+
+    /// The bound's duality with the p-values: the claim holds at tau iff the bound lies
+    /// strictly on the claimed side of tau, at every tau between and around the values.
+    #[test]
+    fn the_anytime_bound_is_dual_to_the_p_values() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        let normal = Normal::<f64>::new(0.6, 1.0).unwrap();
+        let x: Vec<(usize, f64)> = (0..120)
+            .map(|i| (i, (normal.sample(&mut rng) * 4.0).round() / 4.0))
+            .collect();
+        let looks: Vec<usize> = vec![10, 15, 23, 35, 53, 80, 120];
+        let a = 0.01;
+        for good in [Good::Higher, Good::Lower] {
+            for pass in [true, false] {
+                let b = anytime_bound(&x, &looks, 0.5, good, pass, a);
+                for k in -20..20 {
+                    let tau = k as f64 / 8.0;
+                    let t = replay(&x, &looks, tau, 0.5, good);
+                    let p = if pass { t.p_good() } else { t.p_bad() };
+                    let below = (good == Good::Lower) == pass;
+                    let holds = b.is_some_and(|b| if below { b < tau } else { b > tau });
+                    assert_eq!(
+                        p <= a,
+                        holds,
+                        "{good:?} pass={pass} tau={tau} p={p} b={b:?}"
+                    );
+                }
+            }
+        }
+    }
+
+    /// `replay` equals pushing and looking by hand.
+    #[test]
+    fn replay_follows_the_looks() {
+        let x: Vec<(usize, f64)> = (0..30)
+            .map(|i| (i, if i % 4 == 0 { -1.0 } else { 1.0 }))
+            .collect();
+        let mut t = SequentialQuantile::new(0.0, 0.5, Good::Higher);
+        for (k, (_, v)) in x.iter().enumerate() {
+            t.push(*v);
+            if [9, 19, 29].contains(&k) {
+                t.look();
+            }
+        }
+        let r = replay(&x, &[10, 20, 40], 0.0, 0.5, Good::Higher);
+        assert_eq!(r.p_good(), t.p_good());
+        assert_eq!(r.p_bad(), t.p_bad());
     }
 }
