@@ -365,6 +365,28 @@ def images_to_verdict(device: str, all_dir: Path, plan: dict[str, tuple[int, lis
     return out
 
 
+def probe_choices(device: str, data: Path) -> dict:
+    """The batch probe of a first `check` on each bench model (a fresh cache, a one-audit
+    suite, fixed n): its measured points and choice, for the table beside the ceiling sweep."""
+    suite = suite_file("probe", [("random-logit", {})], ["saliency"])
+    out = {}
+    for model, m in MODELS.items():
+        cache = BUILD / f"batch-cache-{model}"
+        shutil.rmtree(cache, ignore_errors=True)
+        out_dir = BUILD / "runs" / f"probe-{model}"
+        run([str(XAUDIT), "check", m["pt"], "--suite", str(suite), "--config", m["config"],
+             "--data", str(data), "--out-dir", str(out_dir), "--write", "json", "--no-progress",
+             "--device", device, "--format", "json", "--fixed-n"], ok=(0, 1),
+            env={"XAUDIT_CACHE_DIR": str(cache)})
+        rep = json.loads((out_dir / "report.json").read_text())
+        # A full sweep in the same run, so the choice is judged on the same machine and load.
+        sweep, _ = run([str(XAUDIT), "throughput", m["pt"], "--config", m["config"], "--device",
+                        device, "--json", "--min-time", "1.0", "--data", str(data)])
+        out[model] = {"choice": rep["provenance"].get("internal_batch"),
+                      "sweep": json.loads(sweep)["points"]}
+    return out
+
+
 # ---------------------------------------------------------------------------------------
 # a real 224x224 pretrained classifier
 
@@ -727,8 +749,11 @@ def write_results(res: dict, path: Path) -> None:
     L.append("")
     if res.get("partial_run"):
         mp = res.get("machine_previous") or {}
-        L.append(f"**Partial run.** {res['partial_run']} Those sections were measured on: "
+        L.append(f"**Partial run.** {res['partial_run']} The full run was measured on: "
                  f"{mp.get('cpu', 'n/a')}, {mp.get('cores', 'n/a')} cores, {mp.get('date', 'n/a')}.")
+        if res.get("measured"):
+            L.append("Each section was last measured: " + "; ".join(
+                f"{k} {v}" for k, v in res["measured"].items()) + ".")
         L.append("")
     L.append("## 1. Model ceiling")
     L.append("")
@@ -746,6 +771,19 @@ def write_results(res: dict, path: Path) -> None:
             L.append(f"| {p['batch']} | {p['forward_per_s']:.0f} | {p['backward_per_s']:.0f} |")
         L.append(f"| **ceiling** | **{c['ceiling_forward_per_s']:.0f}** | **{c['ceiling_backward_per_s']:.0f}** |")
         L.append("")
+        pc = (res.get("probe_choices") or {}).get(name)
+        if pc and pc.get("choice"):
+            ib, sweep = pc["choice"], pc["sweep"]
+            best = max(sweep, key=lambda p: p["backward_per_s"])
+            at = next((p for p in sweep if p["batch"] == ib.get("size")), None)
+            pts = ", ".join(f"{p['batch']}: {p['images_per_s']:.0f}" for p in ib.get("points", []))
+            share = (f", {at['backward_per_s']:.0f} img/s there = "
+                     f"{100 * at['backward_per_s'] / best['backward_per_s']:.0f}% of the peak") if at else ""
+            L.append(f"The internal-batch probe of a first `check` (measured {res.get('measured', {}).get('probe', '')}, "
+                     f"{fmt(ib.get('probe_seconds'), 1)} s; forward+backward img/s per size: {pts}) chose "
+                     f"**{ib.get('size')}**. A full sweep right after it (`xaudit throughput`, 1 s per "
+                     f"point) peaks at {best['batch']} ({best['backward_per_s']:.0f} img/s){share}.")
+            L.append("")
     L.append("## 2. Audit efficiency")
     L.append("")
     L.append("Per audit and method: the model passes the audit ran (images; shared clean "
@@ -995,7 +1033,7 @@ def main() -> None:
     ap.add_argument("--scaling", default=os.environ.get("BENCH_SCALING", "100,400,1600"))
     ap.add_argument("--seq-images", type=int, default=int(os.environ.get("BENCH_SEQ_IMAGES", 300)))
     ap.add_argument("--seq-images-resnet", type=int, default=int(os.environ.get("BENCH_SEQ_IMAGES_RESNET", 120)))
-    ap.add_argument("--skip", default="", help="comma list of sections to skip: ceiling,efficiency,peers,scaling,attacks,faithfulness,methods,sequential,effnet; "
+    ap.add_argument("--skip", default="", help="comma list of sections to skip: ceiling,efficiency,peers,scaling,attacks,faithfulness,methods,sequential,effnet,probe; "
                     "a skipped section keeps the numbers of the previous bench/results.json")
     ap.add_argument("--attack-iterations", type=int, default=int(os.environ.get("BENCH_ATTACK_ITERATIONS", 100)))
     ap.add_argument("--out", default=str(ROOT / "bench" / "RESULTS.md"))
@@ -1098,6 +1136,11 @@ def main() -> None:
     if "methods" not in skip:
         res["method_costs"] = method_costs(args.device, test_dir)
 
+    res["probe_choices"] = {}
+    if "probe" not in skip:
+        res["probe_choices"] = probe_choices(
+            args.device, class_balanced_csv(test_dir, 64, "digits_test_64"))
+
     res["effnet224"] = {}
     if "effnet" not in skip:
         res["effnet224"] = effnet224(py, args.device)
@@ -1115,17 +1158,25 @@ def main() -> None:
         keys = {"efficiency": ["efficiency", "efficiency_notes"], "peers": ["peers", "peer_versions"],
                 "scaling": ["scaling", "scaling_notes"], "attacks": ["attacks", "attack_notes"],
                 "faithfulness": ["faithfulness_costs"], "methods": ["method_costs"],
-                "sequential": ["images_to_verdict"], "effnet": ["effnet224"]}
+                "sequential": ["images_to_verdict"], "effnet": ["effnet224"],
+                "probe": ["probe_choices"]}
         for section, names in keys.items():
             if section in skip:
                 for k in names:
                     if k in prev:
                         res[k] = prev[k]
     res["total_minutes"] = (time.perf_counter() - t0) / 60
+    # When each section was last measured (partial re-runs keep the others' numbers).
+    sections = ("ceiling", "efficiency", "peers", "scaling", "attacks", "faithfulness", "methods",
+                "sequential", "effnet", "probe")
+    prev_measured = (json.loads(prev_file.read_text()).get("measured", {})
+                     if skip and prev_file.exists() else {})
+    res["measured"] = {sec: (prev_measured.get(sec, "with the previous full run") if sec in skip
+                             else res["machine"]["date"]) for sec in sections}
     if skip and prev_file.exists():
         prev = json.loads(prev_file.read_text())
-        res["partial_run"] = (f"This run re-measured {', '.join(s for s in ('ceiling', 'efficiency', 'peers', 'scaling', 'attacks', 'faithfulness', 'methods', 'sequential', 'effnet') if s not in skip)} "
-                              f"only ({res['total_minutes']:.0f} minutes); the other sections are from the previous full run.")
+        res["partial_run"] = (f"This run re-measured {', '.join(s for s in ('ceiling', 'efficiency', 'peers', 'scaling', 'attacks', 'faithfulness', 'methods', 'sequential', 'effnet', 'probe') if s not in skip)} "
+                              f"only ({res['total_minutes']:.0f} minutes); the other sections keep earlier numbers.")
         res["total_minutes"] = prev.get("total_minutes", res["total_minutes"])
         res["commands"] = prev.get("commands", []) + COMMANDS
         res["machine_previous"] = prev.get("machine_previous") or prev.get("machine")
