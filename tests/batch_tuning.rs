@@ -1,7 +1,7 @@
 //! The internal batch size is measured, cached per model, device, shape and threads, and
 //! recorded in the report; the flag overrides it; a broken cache only costs a new probe.
 mod common;
-use common::fixture;
+use common::{first_values as values, fixture};
 use serde_json::Value;
 use std::process::Command;
 
@@ -38,15 +38,6 @@ fn run(cache: &std::path::Path, extra: &[&str]) -> (Value, String) {
     let err = String::from_utf8_lossy(&o.stderr).into_owned();
     assert!(o.status.code().unwrap() <= 1, "{err}");
     (serde_json::from_slice(&o.stdout).unwrap(), err)
-}
-
-fn values(r: &Value) -> Vec<f64> {
-    r["audits"][0]["per_sample"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["value"].as_f64().unwrap())
-        .collect()
 }
 
 #[test]

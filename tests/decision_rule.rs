@@ -35,6 +35,14 @@ enum Law {
 }
 
 impl Law {
+    const ALL: [Law; 5] = [
+        Law::LogNormal,
+        Law::Exponential,
+        Law::DiscreteAtom,
+        Law::DiscreteGap,
+        Law::Normal,
+    ];
+
     fn draw(self, rng: &mut ChaCha8Rng) -> f64 {
         match self {
             Law::LogNormal => LogNormal::new(0.0, 1.0).unwrap().sample(rng),
@@ -86,13 +94,7 @@ fn settings() -> Settings {
 /// FAIL is a wrong verdict. Returns whether the run had any.
 fn boundary_run(n: usize, rng: &mut ChaCha8Rng) -> bool {
     let mut evals: Vec<Evaluation> = Vec::new();
-    for law in [
-        Law::LogNormal,
-        Law::Exponential,
-        Law::DiscreteAtom,
-        Law::DiscreteGap,
-        Law::Normal,
-    ] {
+    for law in Law::ALL {
         let x = sample(law, n, rng);
         let dir = if rng.random::<bool>() {
             Direction::Lower
@@ -333,13 +335,7 @@ fn sequential_run(cap: usize, shift: f64, rng: &mut ChaCha8Rng) -> (bool, bool, 
     // (arrival position, value) per image, tau, direction, quantile.
     type Sim = (Vec<(usize, f64)>, f64, Direction, f64);
     let mut results: Vec<Sim> = Vec::new();
-    for law in [
-        Law::LogNormal,
-        Law::Exponential,
-        Law::DiscreteAtom,
-        Law::DiscreteGap,
-        Law::Normal,
-    ] {
+    for law in Law::ALL {
         let dir = if rng.random::<bool>() {
             Direction::Lower
         } else {

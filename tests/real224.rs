@@ -92,15 +92,6 @@ fn cascading(out: &Path, method: &str) -> Value {
     serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap()
 }
 
-fn values(r: &Value) -> Vec<f64> {
-    r["audits"][0]["per_sample"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["value"].as_f64().unwrap())
-        .collect()
-}
-
 /// Cascading randomisation through every weight layer of the real model: saliency's map
 /// decorrelates from the trained one on every photo (|Spearman| well below the 0.5
 /// threshold), while the fixed random map, which ignores the model, stays identical (1).
@@ -117,12 +108,12 @@ fn saliency_depends_on_the_trained_weights_and_a_model_blind_map_does_not() {
         layers > 40,
         "a layer curve over the model's weight layers: {layers}"
     );
-    let v = values(&r);
+    let v = common::first_values(&r);
     assert_eq!(v.len(), 3);
     assert!(
         v.iter().all(|&x| x < 0.3),
         "saliency after full randomisation: {v:?}"
     );
-    let blind = values(&cascading(&dir.path().join("fixed"), "fixed-random"));
+    let blind = common::first_values(&cascading(&dir.path().join("fixed"), "fixed-random"));
     assert!(blind.iter().all(|&x| x > 0.999), "fixed-random: {blind:?}");
 }

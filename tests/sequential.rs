@@ -5,26 +5,9 @@
 //! tests without a sequential form measure every image; an undecidable result runs to the
 //! cap and is INCONCLUSIVE; the same seed gives the same report.
 mod common;
-use common::fixture;
+use common::{fixture, output_text as text, xaudit as run};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-fn run(args: &[String]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_xaudit"))
-        .args(args)
-        .env("CI", "1")
-        .output()
-        .expect("run xaudit")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
 
 fn s(p: &Path) -> String {
     p.to_string_lossy().into_owned()

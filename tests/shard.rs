@@ -4,26 +4,9 @@
 //! `--device cpu,cpu` runs the shards itself and must agree too. A merge refuses partials
 //! that are not one whole run.
 mod common;
-use common::fixture;
+use common::{fixture, output_text as text, xaudit as run};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-fn run(args: &[String]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_xaudit"))
-        .args(args)
-        .env("CI", "1")
-        .output()
-        .expect("run xaudit")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
 
 fn s(p: &Path) -> String {
     p.to_string_lossy().into_owned()
@@ -289,7 +272,7 @@ fn a_merge_refuses_what_is_not_one_whole_run() {
     let p0 = shard(0, 2, "3", "a");
     let p1 = shard(1, 2, "3", "a");
     let other_seed = shard(1, 2, "4", "b");
-    let merge = |files: &[&str]| -> Output {
+    let merge = |files: &[&str]| -> std::process::Output {
         let mut m = vec!["merge".to_string()];
         m.extend(files.iter().map(|f| f.to_string()));
         run(&m)

@@ -95,3 +95,31 @@ pub fn digits_every(step: usize, n: usize) -> xaudit::data::Dataset {
     d.items = d.items.iter().step_by(step).take(n).cloned().collect();
     d
 }
+
+/// Runs the xaudit binary with `args` (CI=1: no progress bars).
+pub fn xaudit(args: &[String]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_xaudit"))
+        .args(args)
+        .env("CI", "1")
+        .output()
+        .expect("run xaudit")
+}
+
+/// A process's stdout then stderr, for assertion messages.
+pub fn output_text(o: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// The per-image values of a report's first result.
+pub fn first_values(r: &serde_json::Value) -> Vec<f64> {
+    r["audits"][0]["per_sample"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["value"].as_f64().unwrap())
+        .collect()
+}
