@@ -153,6 +153,10 @@ pub struct ModelSection {
     /// when folder names are integers that disagree with their positions).
     #[serde(default)]
     pub labels: Option<crate::data::LabelRule>,
+    /// `classifier` (forward returns logits, the default) or `embedding` (forward returns
+    /// embeddings, explained through their similarity to `[embedding]` references).
+    #[serde(default)]
+    pub kind: crate::embedding::ModelKind,
 }
 
 /// Per-audit overrides: threshold, metric and parameters (keys: audit code or name).
@@ -222,6 +226,9 @@ pub struct Config {
     pub preprocess: Option<Preprocess>,
     #[serde(default)]
     pub model: ModelSection,
+    /// References of an embedding model (`[model] kind = "embedding"`).
+    #[serde(default)]
+    pub embedding: crate::embedding::EmbeddingSection,
     /// Built-in suite name or suite file for `xaudit check`.
     #[serde(default)]
     pub suite: Option<String>,
@@ -298,6 +305,25 @@ impl Config {
                     "use e.g. alpha = 0.05",
                 ));
             }
+        }
+        let emb = &cfg.embedding;
+        let emb_set = emb.prototypes.is_some() || emb.temperature.is_some();
+        match cfg.model.kind {
+            crate::embedding::ModelKind::Classifier if emb_set => {
+                return Err(Error::config(
+                    origin,
+                    "[embedding] is set but [model] kind is \"classifier\"",
+                    "set `kind = \"embedding\"` under [model] for a model whose forward returns embeddings, or remove [embedding]",
+                ));
+            }
+            crate::embedding::ModelKind::Embedding if cfg.model.class_names.is_some() => {
+                return Err(Error::config(
+                    origin,
+                    "[model] class_names is set for an embedding model",
+                    "remove it: an embedding model's classes are the class folders of [embedding] prototypes",
+                ));
+            }
+            _ => {}
         }
         for ig in &cfg.ignore {
             if ig.reason.trim().is_empty() {

@@ -16,6 +16,7 @@ pub mod compare;
 pub mod config;
 pub mod data;
 pub mod device;
+pub mod embedding;
 pub mod error;
 pub mod explain;
 pub mod fmt;

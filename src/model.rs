@@ -28,6 +28,9 @@ pub struct Model {
     pub cam: CamSupport,
     /// Images pushed through the model, for efficiency accounting (`xaudit throughput`).
     pub passes: Passes,
+    /// For an embedding model: the references its scores compare with. Every output of
+    /// `logits`, `forward_grad` and `head` is then the `[N,K]` similarity to them.
+    pub embedding: Option<crate::embedding::References>,
 }
 
 /// Counts of images the model processed: plain forward passes, and forward passes recorded
@@ -194,20 +197,43 @@ impl Model {
             num_parameters,
             cam,
             passes: Passes::default(),
+            embedding: None,
         })
+    }
+
+    /// Makes this model an embedding model scored against `refs` (`crate::embedding`).
+    pub fn with_references(mut self, refs: crate::embedding::References) -> Model {
+        self.num_classes = refs.names.len() as i64;
+        self.embedding = Some(refs);
+        self
+    }
+
+    /// The classifier's logits, or an embedding model's similarity scores.
+    fn out(&self, raw: Tensor) -> Tensor {
+        match &self.embedding {
+            Some(r) => r.scores(&raw),
+            None => raw,
+        }
+    }
+
+    /// The raw `forward` output without building a graph (an embedding model's embeddings).
+    pub fn embed(&self, x: &Tensor) -> Result<Tensor> {
+        let _g = tch::no_grad_guard();
+        self.passes.add_forward(x);
+        Ok(self.module.forward_ts(&[x])?)
     }
 
     /// Logits without building a graph.
     pub fn logits(&self, x: &Tensor) -> Result<Tensor> {
         let _g = tch::no_grad_guard();
         self.passes.add_forward(x);
-        Ok(self.module.forward_ts(&[x])?)
+        Ok(self.out(self.module.forward_ts(&[x])?))
     }
 
     /// Logits with autograd recording (x should require grad).
     pub fn forward_grad(&self, x: &Tensor) -> Result<Tensor> {
         self.passes.add_backward(x);
-        Ok(self.module.forward_ts(&[x])?)
+        Ok(self.out(self.module.forward_ts(&[x])?))
     }
 
     pub fn features(&self, x: &Tensor) -> Result<Tensor> {
@@ -223,7 +249,7 @@ impl Model {
     }
 
     pub fn head(&self, a: &Tensor) -> Result<Tensor> {
-        Ok(self.module.method_ts("head", &[a])?)
+        Ok(self.out(self.module.method_ts("head", &[a])?))
     }
 
     /// Top-1 class and its softmax probability for each row of `logits` `[B,K]`, refusing

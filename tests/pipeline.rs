@@ -58,6 +58,7 @@ fn report_of(plan: &Plan, o: Outcome) -> Report {
                 path: "m.pt".into(),
                 sha256: "0".repeat(64),
                 num_classes: 10,
+                embedding: None,
                 num_parameters: 1,
             },
             provenance: Provenance {

@@ -30,13 +30,8 @@ pub fn run(a: CalibrateArgs) -> Result<i32> {
     let (suite, seed) = a.run.suite_and_seed(&cfg)?;
     let today = chrono::Local::now().format("%Y-%m-%d").to_string();
     let plan = calibrate::plan(&suite, &cfg, &a.run.methods, seed, &today)?;
-    let Inputs {
-        data,
-        model,
-        device,
-        ..
-    } = a.run.inputs(&cfg, &a.common.device, &pre)?;
-    let surrogate = a.run.surrogate(&cfg, device, model.input_shape)?;
+    let Inputs { data, model, .. } = a.run.inputs(&cfg, &a.common.device, &pre)?;
+    let surrogate = a.run.surrogate(&cfg, &model, model.input_shape)?;
     let bar = progress_bar(a.no_progress);
     let tick = |n: usize| bar.inc(n as u64);
     let auto = xaudit::throughput::auto_batch(model.input_shape);

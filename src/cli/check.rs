@@ -11,7 +11,7 @@ use xaudit::audit::RunCtx;
 use xaudit::check::{self, Plan};
 use xaudit::data::Dataset;
 use xaudit::model::Model;
-use xaudit::report::{self, Format, ModelInfo, Provenance, ReportInputs};
+use xaudit::report::{self, EmbeddingInfo, Format, ModelInfo, Provenance, ReportInputs};
 use xaudit::suite::Suite;
 
 #[derive(Args)]
@@ -133,11 +133,11 @@ impl RunArgs {
     pub(super) fn surrogate(
         &self,
         cfg: &xaudit::config::Config,
-        device: tch::Device,
+        main: &Model,
         shape: [i64; 3],
     ) -> Result<Option<Model>> {
         match self.surrogate.as_ref().or(cfg.model.surrogate.as_ref()) {
-            Some(p) => Ok(Some(Model::load(p, device, shape)?)),
+            Some(p) => Ok(Some(xaudit::embedding::load_like(main, p, shape)?)),
             None => Ok(None),
         }
     }
@@ -146,6 +146,7 @@ impl RunArgs {
     pub(super) fn replicas(
         &self,
         cfg: &xaudit::config::Config,
+        pre: &xaudit::config::Preprocess,
         device: tch::Device,
         shape: [i64; 3],
     ) -> Result<Vec<Model>> {
@@ -156,7 +157,7 @@ impl RunArgs {
         };
         Ok(paths
             .iter()
-            .map(|p| Model::load(p, device, shape))
+            .map(|p| xaudit::embedding::load(p, device, shape, cfg, pre))
             .collect::<std::result::Result<Vec<_>, _>>()?)
     }
 
@@ -220,7 +221,8 @@ pub(super) fn load_inputs(
         .as_ref()
         .map(|p| p.display().to_string())
         .unwrap_or_else(|| "configuration".into());
-    let labels = ds.relabel(cfg.model.labels, cfg.model.class_names.as_deref(), &origin)?;
+    let names = xaudit::embedding::class_names(cfg)?;
+    let labels = ds.relabel(cfg.model.labels, names.as_deref(), &origin)?;
     if let Some(note) = &labels.note {
         eprintln!("note: {}: {note}", data_path.display());
     }
@@ -248,7 +250,7 @@ pub(super) fn load_inputs(
     if device.trim().eq_ignore_ascii_case("auto") && dev == tch::Device::Cpu {
         eprintln!("note: --device auto found no CUDA device; running on the CPU");
     }
-    let model = Model::load(model_path, dev, shape)?;
+    let model = xaudit::embedding::load(model_path, dev, shape, cfg, pre)?;
     if let Some(it) = ds
         .items
         .iter()
@@ -433,7 +435,7 @@ pub fn run(a: CheckArgs) -> Result<i32> {
         .inputs_in_order(&cfg, &a.common.device, &pre, sequential.then_some(seed))?;
     let shape = model.input_shape;
     let rl_model = match &a.random_label_model {
-        Some(p) => Some(Model::load(p, device, shape)?),
+        Some(p) => Some(xaudit::embedding::load(p, device, shape, &cfg, &pre)?),
         None => None,
     };
     let oos = match &a.out_of_set {
@@ -455,9 +457,9 @@ pub fn run(a: CheckArgs) -> Result<i32> {
         &tick,
     );
     ctx.random_label_model = rl_model.as_ref();
-    let surrogate = a.run.surrogate(&cfg, device, shape)?;
+    let surrogate = a.run.surrogate(&cfg, &model, shape)?;
     ctx.surrogate = surrogate.as_ref();
-    let replicas = a.run.replicas(&cfg, device, shape)?;
+    let replicas = a.run.replicas(&cfg, &pre, device, shape)?;
     ctx.replicas = replicas.iter().collect();
     ctx.per_sample = a.per_sample || cfg.per_sample.unwrap_or(false);
     ctx.out_of_set = oos.as_ref();
@@ -565,6 +567,7 @@ pub fn run(a: CheckArgs) -> Result<i32> {
                 sha256: model_sha256,
                 num_classes: model.num_classes,
                 num_parameters: model.num_parameters,
+                embedding: model.embedding.as_ref().map(EmbeddingInfo::of),
             },
             provenance: provenance(String::new())?,
         };
@@ -625,6 +628,7 @@ pub fn run(a: CheckArgs) -> Result<i32> {
         sha256: model_sha256,
         num_classes: model.num_classes,
         num_parameters: model.num_parameters,
+        embedding: model.embedding.as_ref().map(EmbeddingInfo::of),
     };
     let provenance = provenance(data_manifest_sha256(&outcome.images))?;
     let report = xaudit::check::report(

@@ -61,10 +61,19 @@ pub fn run(a: DoctorArgs) -> Result<()> {
     outln!("device: {}", xaudit::device::describe(device));
     if let Some(path) = a.model {
         let shape = [pre.channels as i64, pre.size[0] as i64, pre.size[1] as i64];
-        let m = Model::load(&path, device, shape)?;
+        let m = xaudit::embedding::load(&path, device, shape, &cfg, &pre)?;
         outln!("model: {}", path.display());
         outln!("  input [C,H,W]: {shape:?} (from preprocessing)");
-        outln!("  classes: {}", m.num_classes);
+        match &m.embedding {
+            None => outln!("  kind: classifier\n  classes: {}", m.num_classes),
+            Some(r) => {
+                outln!("  kind: embedding, {}-dimensional embeddings", r.dim);
+                outln!(
+                    "  targets: class prototypes: {}; every method and audit explains the cosine similarity to a prototype (a nearest-prototype classifier)",
+                    r.describe()
+                );
+            }
+        }
         outln!(
             "  parameters: {} in {} tensors",
             m.num_parameters,
@@ -103,7 +112,7 @@ pub fn run(a: DoctorArgs) -> Result<()> {
             }
         );
         if let Some(sp) = a.surrogate.as_ref().or(cfg.model.surrogate.as_ref()) {
-            let s = Model::load(sp, device, shape)?;
+            let s = xaudit::embedding::load_like(&m, sp, shape)?;
             let x = match &a.data {
                 Some(d) => {
                     let ds = xaudit::data::Dataset::from_inputs(std::slice::from_ref(d))?;

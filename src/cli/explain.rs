@@ -6,7 +6,6 @@ use std::path::PathBuf;
 use xaudit::attribution::{Aggregate, Method, MethodKind, Normalize, Score};
 use xaudit::data::Dataset;
 use xaudit::explain::{Request, Target};
-use xaudit::model::Model;
 
 #[derive(Args)]
 pub struct ExplainArgs {
@@ -118,11 +117,11 @@ pub fn run(a: ExplainArgs) -> Result<()> {
     let device = xaudit::device::parse_device(&a.common.device)?;
     let data = Dataset::from_inputs(&a.inputs)?;
     let shape = [pre.channels as i64, pre.size[0] as i64, pre.size[1] as i64];
-    let model = Model::load(&a.model, device, shape)?;
+    let model = xaudit::embedding::load(&a.model, device, shape, &cfg, &pre)?;
     if method.kind().needs_cam() {
         model.require_cam(method.kind().name())?;
     }
-    let class_names = cfg.model.class_names.clone().or_else(|| {
+    let class_names = xaudit::embedding::class_names(&cfg)?.or_else(|| {
         data.folder_classes
             .clone()
             .filter(|c| c.len() as i64 == model.num_classes)

@@ -3,7 +3,6 @@ use super::CommonArgs;
 use anyhow::Result;
 use clap::Args;
 use std::path::PathBuf;
-use xaudit::model::Model;
 
 #[derive(Args)]
 pub struct ThroughputArgs {
@@ -42,10 +41,10 @@ pub fn run(a: ThroughputArgs) -> Result<()> {
         a.batch_sizes.iter().all(|&b| b >= 1),
         "--batch-sizes must all be at least 1"
     );
-    let (_cfg, pre) = a.common.resolve()?;
+    let (cfg, pre) = a.common.resolve()?;
     let device = xaudit::device::parse_device(&a.common.device)?;
     let shape = [pre.channels as i64, pre.size[0] as i64, pre.size[1] as i64];
-    let m = Model::load(&a.model, device, shape)?;
+    let m = xaudit::embedding::load(&a.model, device, shape, &cfg, &pre)?;
     let images = match &a.data {
         Some(p) => {
             let d = xaudit::data::Dataset::from_inputs(std::slice::from_ref(p))?;

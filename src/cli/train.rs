@@ -7,7 +7,6 @@ use std::path::PathBuf;
 use tch::Tensor;
 use xaudit::attribution::l_cam::{self, Training, Variant};
 use xaudit::data::Dataset;
-use xaudit::model::Model;
 
 #[derive(Subcommand)]
 pub enum TrainCommand {
@@ -50,11 +49,11 @@ pub fn run(c: TrainCommand) -> Result<()> {
         a.epochs >= 1 && a.batch_size >= 1 && a.lr > 0.0 && a.lr.is_finite(),
         "--epochs and --batch-size must be >= 1 and --lr > 0"
     );
-    let (_, pre) = a.common.resolve()?;
+    let (cfg, pre) = a.common.resolve()?;
     let device = xaudit::device::parse_device(&a.common.device)?;
     let data = Dataset::from_inputs(std::slice::from_ref(&a.data))?;
     let shape = [pre.channels as i64, pre.size[0] as i64, pre.size[1] as i64];
-    let model = Model::load(&a.model, device, shape)?;
+    let model = xaudit::embedding::load(&a.model, device, shape, &cfg, &pre)?;
     model.require_cam("l-cam")?;
     // The training set is held on the device once: L-CAM's own examples are small data sets
     // or samples of one; the frozen features are computed once too.

@@ -435,6 +435,43 @@ pub struct ModelInfo {
     pub sha256: String,
     pub num_classes: i64,
     pub num_parameters: i64,
+    /// For an embedding model: what its scores compare with (absent for a classifier).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub embedding: Option<EmbeddingInfo>,
+}
+
+/// An embedding model's score: cosine similarity to references, divided by a temperature.
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct EmbeddingInfo {
+    /// Embedding dimension.
+    pub dim: i64,
+    /// `prototypes`.
+    pub reference: String,
+    /// The support folder the references were built from.
+    pub source: String,
+    pub temperature: f64,
+    /// Reference names (classes) and the support images behind each.
+    pub names: Vec<String>,
+    pub counts: Vec<usize>,
+    /// One line for people.
+    pub describe: String,
+}
+
+impl EmbeddingInfo {
+    pub fn of(r: &crate::embedding::References) -> EmbeddingInfo {
+        EmbeddingInfo {
+            dim: r.dim,
+            reference: serde_json::to_value(r.reference)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default(),
+            source: r.source.clone(),
+            temperature: r.temperature,
+            names: r.names.clone(),
+            counts: r.counts.clone(),
+            describe: r.describe(),
+        }
+    }
 }
 
 /// What was run where (extended by the provenance work of the reports issue).

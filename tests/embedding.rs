@@ -1,0 +1,366 @@
+//! Embedding models (docs/model-contract.md, "Embedding models"): the SimCLR digits encoder
+//! of fixtures/build_simclr.py, scored by the cosine similarity of its embeddings to one
+//! prototype per class of fixtures/data/digits_support. Known answers: the scores are the
+//! cosines computed here by hand, the nearest-prototype accuracy is the one the Python
+//! build measured, explanations of the similarity sit on the digit's strokes and are
+//! faithful to it, and the model-blind controls fail the suites.
+mod common;
+use common::{digits_pre, fixture, output_text, xaudit};
+use serde_json::Value;
+use tch::{Device, Kind, Tensor};
+use xaudit::attribution::{Ctx, MethodKind, MethodSpec, Score};
+use xaudit::config::Config;
+use xaudit::data::Dataset;
+use xaudit::model::Model;
+
+fn config(text: &str) -> Config {
+    Config::parse(text, "test.toml").unwrap()
+}
+
+fn simclr_config() -> Config {
+    config(&std::fs::read_to_string(fixture("simclr.toml")).unwrap())
+}
+
+fn simclr_with(cfg: &Config) -> xaudit::Result<Model> {
+    xaudit::embedding::load(
+        &fixture("models/digits_simclr.pt"),
+        Device::Cpu,
+        [1, 28, 28],
+        cfg,
+        &digits_pre(),
+    )
+}
+
+fn simclr() -> Model {
+    simclr_with(&simclr_config()).unwrap()
+}
+
+fn unit(e: &Tensor) -> Tensor {
+    e / e.norm_scalaropt_dim(2, [1].as_slice(), true)
+}
+
+fn test_images(step: usize) -> (Tensor, Vec<i64>, Tensor) {
+    let mut d = Dataset::from_inputs(&[fixture("data/digits/test")]).unwrap();
+    d.items = d.items.into_iter().step_by(step).collect();
+    let b = d
+        .load_batch(0..d.len(), &digits_pre(), Device::Cpu)
+        .unwrap();
+    let labels = d.items.iter().map(|it| it.label.unwrap()).collect();
+    // Pixels in [0,1]: the ink of a digit is bright on black.
+    let pixels = (&b.x * 0.5 + 0.5).shallow_clone();
+    (b.x, labels, pixels)
+}
+
+fn metrics() -> Value {
+    serde_json::from_str(&std::fs::read_to_string(fixture("models/metrics.json")).unwrap()).unwrap()
+}
+
+#[test]
+fn scores_are_cosine_similarities_to_class_prototypes() {
+    let m = simclr();
+    assert_eq!(m.num_classes, 10);
+    let r = m.embedding.as_ref().unwrap();
+    assert_eq!(r.dim, 64);
+    assert_eq!(r.counts, vec![10; 10]);
+    // Prototypes by hand: the mean unit embedding of each support class, renormalised.
+    let sup = Dataset::from_inputs(&[fixture("data/digits_support")]).unwrap();
+    let b = sup
+        .load_batch(0..sup.len(), &digits_pre(), Device::Cpu)
+        .unwrap();
+    let e = unit(&m.embed(&b.x).unwrap());
+    let protos: Vec<Tensor> = (0..10)
+        .map(|c| {
+            let rows: Vec<i64> = (0..sup.len() as i64)
+                .filter(|&i| sup.items[i as usize].label == Some(c))
+                .collect();
+            e.index_select(0, &Tensor::from_slice(&rows)).mean_dim(
+                [0].as_slice(),
+                false,
+                Kind::Float,
+            )
+        })
+        .collect();
+    let p = unit(&Tensor::stack(&protos, 0));
+    let (x, labels, _) = test_images(1);
+    let want = unit(&m.embed(&x).unwrap()).matmul(&p.tr());
+    let got = m.logits(&x).unwrap();
+    let diff = (&got - &want).abs().max().double_value(&[]);
+    assert!(diff < 1e-5, "scores differ from the cosines by {diff}");
+    // The nearest-prototype accuracy the Python build measured, on the same 360 PNGs.
+    let (pred, _) = m.decide(&got, "test images").unwrap();
+    let acc = pred.iter().zip(&labels).filter(|(a, b)| a == b).count() as f64 / 360.0;
+    let want_acc = metrics()["digits_simclr"]["nearest_prototype_test_acc"]
+        .as_f64()
+        .unwrap();
+    assert!(
+        (acc - want_acc).abs() < 1.5 / 360.0,
+        "accuracy {acc} vs Python's {want_acc}"
+    );
+    // The temperature divides every score.
+    let hot = simclr_with(&config(
+        &std::fs::read_to_string(fixture("simclr.toml"))
+            .unwrap()
+            .replace("[embedding]", "[embedding]\ntemperature = 0.1"),
+    ))
+    .unwrap();
+    let d = (hot.logits(&x).unwrap() - &got * 10.0)
+        .abs()
+        .max()
+        .double_value(&[]);
+    assert!(
+        d < 1e-4,
+        "temperature 0.1 must multiply the scores by 10 ({d})"
+    );
+}
+
+fn ctx(m: &Model) -> Ctx<'_> {
+    Ctx {
+        model: m,
+        seed: 0,
+        internal_batch: 64,
+        score: Score::Logit,
+    }
+}
+
+/// `[B,H,W]` map magnitudes of `kind` on the similarity to the predicted prototype.
+fn maps(m: &Model, kind: MethodKind, x: &Tensor, targets: &Tensor) -> Tensor {
+    let ids: Vec<u64> = (0..x.size()[0] as u64).collect();
+    MethodSpec::with_defaults(kind)
+        .attribute(&ctx(m), x, targets, &ids)
+        .unwrap()
+        .maps
+        .abs()
+        .sum_dim_intlist([1].as_slice(), false, Kind::Float)
+}
+
+/// Deletion on the similarity (Petsiuk et al. 2018's deletion, at one step): the pixels a
+/// map ranks first are set to grey (0 in model space, integrated gradients' baseline) and the mean similarity to the
+/// explained prototype is measured again. A map that follows the model must lower it more
+/// than deleting as many pixels at random; a model-blind map (fixed-random) cannot.
+#[test]
+fn similarity_explanations_are_faithful_and_the_model_blind_control_is_not() {
+    let m = simclr();
+    let (x, _, _) = test_images(9);
+    let targets = m.logits(&x).unwrap().argmax(-1, false);
+    let (b, hw) = (x.size()[0], 28 * 28);
+    let k = (hw as f64 * 0.15) as i64;
+    let similarity = |x: &Tensor| {
+        m.logits(x)
+            .unwrap()
+            .gather(1, &targets.view([-1, 1]), false)
+            .mean(Kind::Float)
+            .double_value(&[])
+    };
+    let delete = |scores: &Tensor| {
+        let idx = scores.reshape([b, hw]).topk(k, 1, true, true).1;
+        let keep = Tensor::ones([b, hw], (Kind::Float, Device::Cpu))
+            .scatter_value(1, &idx, 0.0)
+            .view([b, 1, 28, 28]);
+        similarity(&(&x * &keep))
+    };
+    let base = similarity(&x);
+    tch::manual_seed(0);
+    let random_drop = base - delete(&Tensor::rand([b, 28, 28], (Kind::Float, Device::Cpu)));
+    let mut drops = Vec::new();
+    for kind in [
+        MethodKind::IntegratedGradients,
+        MethodKind::Occlusion,
+        MethodKind::FixedRandom,
+    ] {
+        drops.push((kind.name(), base - delete(&maps(&m, kind, &x, &targets))));
+    }
+    eprintln!("mean similarity {base:.3}; drop after deleting 15% random pixels {random_drop:.3}, the top 15% of each map: {drops:.3?}");
+    for (name, d) in &drops {
+        if *name == "fixed-random" {
+            assert!(
+                *d < 1.3 * random_drop,
+                "{name}: {d} vs random {random_drop}"
+            );
+        } else {
+            assert!(
+                *d > 1.5 * random_drop,
+                "{name}: {d} vs random {random_drop}"
+            );
+        }
+    }
+}
+
+fn args(list: &[&str]) -> Vec<String> {
+    list.iter().map(|s| s.to_string()).collect()
+}
+
+#[test]
+fn doctor_checks_the_embedding_contract_and_names_the_targets() {
+    let o = xaudit(&args(&[
+        "doctor",
+        "fixtures/models/digits_simclr.pt",
+        "--config",
+        "fixtures/simclr.toml",
+    ]));
+    let text = output_text(&o);
+    assert!(o.status.success(), "{text}");
+    for want in [
+        "kind: embedding, 64-dimensional embeddings",
+        "targets: class prototypes: 10 class prototypes from fixtures/data/digits_support (100 images), temperature 1",
+        "features/head: ok, features [64, 7, 7]; CAM methods available",
+        "contract: ok",
+    ] {
+        assert!(text.contains(want), "missing `{want}` in:\n{text}");
+    }
+    // The same file declared as a classifier is a 64-class classifier: doctor says so.
+    let o = xaudit(&args(&[
+        "doctor",
+        "fixtures/models/digits_simclr.pt",
+        "--config",
+        "fixtures/digits.toml",
+    ]));
+    assert!(output_text(&o).contains("kind: classifier\n  classes: 64"));
+}
+
+/// Each bad configuration: exit 2, one message naming the file and the fix, no panic.
+#[test]
+fn bad_embedding_configurations_are_refused_with_the_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = std::fs::read_to_string(fixture("simclr.toml")).unwrap();
+    // A support set with an empty class folder.
+    let sup = dir.path().join("support");
+    for c in ["a", "b"] {
+        std::fs::create_dir_all(sup.join(c)).unwrap();
+    }
+    std::fs::copy(
+        fixture("data/digits_support/0/0000.png"),
+        sup.join("a/x.png"),
+    )
+    .unwrap();
+    let flat = dir.path().join("flat");
+    std::fs::create_dir_all(&flat).unwrap();
+    std::fs::copy(
+        fixture("data/digits_support/0/0000.png"),
+        flat.join("x.png"),
+    )
+    .unwrap();
+    let cases = [
+        (
+            base.replace("prototypes = \"fixtures/data/digits_support\"", ""),
+            "[embedding] prototypes is not set",
+        ),
+        (
+            base.replace("kind = \"embedding\"", ""),
+            "[embedding] is set but [model] kind is \"classifier\"",
+        ),
+        (
+            base.replace(
+                "kind = \"embedding\"",
+                "kind = \"embedding\"\nclass_names = [\"a\"]",
+            ),
+            "class_names is set for an embedding model",
+        ),
+        (
+            base.replace("[embedding]", "[embedding]\ntemperature = 0"),
+            "temperature = 0 is not a positive number",
+        ),
+        (
+            base.replace("fixtures/data/digits_support", sup.to_str().unwrap()),
+            "class folder `b` of the prototype support set has no image",
+        ),
+        (
+            base.replace("fixtures/data/digits_support", flat.to_str().unwrap()),
+            "not a folder of class sub-folders",
+        ),
+    ];
+    for (i, (text, want)) in cases.iter().enumerate() {
+        let cfg = dir.path().join(format!("c{i}.toml"));
+        std::fs::write(&cfg, text).unwrap();
+        let o = xaudit(&args(&[
+            "doctor",
+            "fixtures/models/digits_simclr.pt",
+            "--config",
+            cfg.to_str().unwrap(),
+        ]));
+        let out = output_text(&o);
+        assert_eq!(o.status.code(), Some(2), "{want}: {out}");
+        assert!(out.contains(want), "missing `{want}` in:\n{out}");
+        assert!(out.contains("fix:"), "{out}");
+        assert!(!out.contains("panicked"), "{out}");
+    }
+}
+
+/// The sanity suite on the encoder: a model-dependent method passes cascading
+/// randomisation, the model-blind controls (a fixed random map, an edge detector) fail
+/// it, and the reports say what was explained.
+#[test]
+fn check_runs_on_the_embedding_model_and_the_model_blind_controls_fail() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let o = xaudit(&args(&[
+        "check",
+        "fixtures/models/digits_simclr.pt",
+        "--config",
+        "fixtures/simclr.toml",
+        "--suite",
+        "sanity",
+        "--method",
+        "saliency",
+        "--method",
+        "fixed-random",
+        "--method",
+        "edge",
+        "--data",
+        "fixtures/data/digits/test",
+        "--max-images",
+        "60",
+        "--out-dir",
+        out.to_str().unwrap(),
+    ]));
+    let text = output_text(&o);
+    assert_eq!(o.status.code(), Some(1), "{text}");
+    let r: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
+    let verdict = |name: &str, method: &str| {
+        r["audits"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["name"] == name && a["method"] == method)
+            .map(|a| a["verdict"].as_str().unwrap().to_string())
+            .unwrap_or_default()
+    };
+    assert_eq!(verdict("cascading-randomization", "saliency"), "pass");
+    assert_eq!(verdict("cascading-randomization", "fixed-random"), "fail");
+    assert_eq!(verdict("cascading-randomization", "edge"), "fail");
+    assert_eq!(r["model"]["embedding"]["dim"], 64);
+    assert_eq!(r["model"]["embedding"]["reference"], "prototypes");
+    assert_eq!(r["model"]["num_classes"], 10);
+    let html = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert!(
+        html.contains("64-dimensional embeddings; the explained score is the cosine similarity to 10 class prototypes"),
+        "the HTML report names the embedding score"
+    );
+}
+
+/// The robustness suite on the encoder: the fixed random map is perfectly stable, so it
+/// would pass the stability audits trivially; its failed model-dependence prerequisite
+/// fails the gate.
+#[test]
+fn the_robustness_suite_fails_the_model_blind_control_on_the_embedding_model() {
+    let o = xaudit(&args(&[
+        "check",
+        "fixtures/models/digits_simclr.pt",
+        "--config",
+        "fixtures/simclr.toml",
+        "--suite",
+        "robustness",
+        "--method",
+        "fixed-random",
+        "--data",
+        "fixtures/data/digits/test",
+        "--max-images",
+        "40",
+    ]));
+    let text = output_text(&o);
+    assert_eq!(o.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("fixed-random's explanations are not shown to depend on the model"),
+        "{text}"
+    );
+}
