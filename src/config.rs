@@ -307,7 +307,23 @@ impl Config {
             }
         }
         let emb = &cfg.embedding;
-        let emb_set = emb.prototypes.is_some() || emb.temperature.is_some();
+        let view = emb.reference == crate::embedding::Reference::View;
+        let emb_set =
+            emb.prototypes.is_some() || emb.temperature.is_some() || emb.view.is_some() || view;
+        if view && emb.prototypes.is_some() {
+            return Err(Error::config(
+                origin,
+                "[embedding] prototypes is set with reference = \"view\"",
+                "remove prototypes (views need no support set), or set reference = \"prototypes\"",
+            ));
+        }
+        if !view && emb.view.is_some() {
+            return Err(Error::config(
+                origin,
+                "[embedding.view] is set but reference is \"prototypes\"",
+                "set reference = \"view\" under [embedding], or remove [embedding.view]",
+            ));
+        }
         match cfg.model.kind {
             crate::embedding::ModelKind::Classifier if emb_set => {
                 return Err(Error::config(

@@ -14,6 +14,7 @@ use crate::config::{Config, Preprocess};
 use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::model::Model;
+use crate::perturb::Op;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use tch::{Device, Kind, Tensor};
@@ -36,6 +37,148 @@ pub enum Reference {
     /// One prototype per class of a labelled support folder.
     #[default]
     Prototypes,
+    /// A second augmented view of each audited image (SimCLR's pretext task): image i is
+    /// scored against the embedding of its own view, which is reference i.
+    View,
+}
+
+/// The seeded augmentation of the second view (`[embedding.view]`): each image gets its
+/// own draw, uniform within these budgets, keyed by `--seed` and its path.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ViewAugment {
+    /// Rotation, degrees either way.
+    #[serde(default = "d_rot")]
+    pub rotate_degrees: f64,
+    /// Shift, whole pixels either way in each direction.
+    #[serde(default = "d_shift")]
+    pub translate: i64,
+    /// Added to [0,1] pixels, either way.
+    #[serde(default = "d_bright")]
+    pub brightness: f64,
+    /// Contrast factor 1 +- this.
+    #[serde(default = "d_contrast")]
+    pub contrast: f64,
+    /// Standard deviation of Gaussian noise on [0,1] pixels.
+    #[serde(default = "d_noise")]
+    pub noise: f64,
+}
+
+fn d_rot() -> f64 {
+    15.0
+}
+fn d_shift() -> i64 {
+    2
+}
+fn d_bright() -> f64 {
+    0.1
+}
+fn d_contrast() -> f64 {
+    0.2
+}
+fn d_noise() -> f64 {
+    0.02
+}
+
+impl Default for ViewAugment {
+    fn default() -> Self {
+        ViewAugment {
+            rotate_degrees: d_rot(),
+            translate: d_shift(),
+            brightness: d_bright(),
+            contrast: d_contrast(),
+            noise: d_noise(),
+        }
+    }
+}
+
+impl ViewAugment {
+    fn validate(&self) -> std::result::Result<(), String> {
+        let v = [
+            self.rotate_degrees,
+            self.brightness,
+            self.contrast,
+            self.noise,
+        ];
+        if v.iter().any(|v| !v.is_finite() || *v < 0.0) || self.translate < 0 {
+            return Err("[embedding.view] budgets must be finite and >= 0".into());
+        }
+        if self.contrast >= 1.0 {
+            return Err("[embedding.view] contrast must be below 1 (a factor in (0, 2))".into());
+        }
+        Ok(())
+    }
+
+    /// The operations that make the second view of the image keyed `key` (its path
+    /// relative to the data root): rotation, shift, then contrast, brightness and noise.
+    pub fn ops(&self, seed: u64, key: &str) -> Vec<Op> {
+        use rand::Rng;
+        let mut rng = crate::rng::stream(seed, "embedding-view", crate::rng::tag(key), 0);
+        let mut sym = |m: f64| {
+            if m > 0.0 {
+                rng.random_range(-m..=m)
+            } else {
+                0.0
+            }
+        };
+        let degrees = sym(self.rotate_degrees);
+        let t = self.translate as f64;
+        let (dx, dy) = (sym(t).round() as i64, sym(t).round() as i64);
+        let contrast = sym(self.contrast);
+        let brightness = sym(self.brightness);
+        let noise_seed = crate::rng::derive(seed, &["embedding-view-noise", key]);
+        vec![
+            Op::Rotate { degrees },
+            Op::Translate { dx, dy },
+            Op::Contrast { delta: contrast },
+            Op::Brightness { delta: brightness },
+            Op::Noise {
+                sigma: self.noise,
+                seed: noise_seed,
+            },
+        ]
+    }
+}
+
+/// The images an embedding model's view references are built from: the run's images in
+/// order (reference i is image i's view), keyed by their path relative to `root`.
+pub struct RunImages<'a> {
+    pub data: &'a Dataset,
+    pub root: &'a Path,
+    pub seed: u64,
+}
+
+impl RunImages<'_> {
+    /// The image's key: its path relative to the root.
+    pub fn key(&self, path: &Path) -> String {
+        let base = if self.root.is_file() {
+            self.root.parent().unwrap_or(Path::new(""))
+        } else {
+            self.root
+        };
+        path.strip_prefix(base)
+            .unwrap_or(path)
+            .to_string_lossy()
+            .into_owned()
+    }
+}
+
+/// The second views `[B,C,H,W]` (model space) of a batch `x` (model space) of images at
+/// `paths`.
+pub fn views(
+    aug: &ViewAugment,
+    run: &RunImages,
+    pre: &Preprocess,
+    x: &Tensor,
+    paths: &[PathBuf],
+) -> Tensor {
+    let x01 = crate::data::denormalise(x, pre);
+    let v: Vec<Tensor> = paths
+        .iter()
+        .enumerate()
+        .map(|(i, p)| crate::perturb::apply(&aug.ops(run.seed, &run.key(p)), &x01.get(i as i64)))
+        .collect();
+    crate::data::normalise(&Tensor::stack(&v, 0), pre)
 }
 
 /// `[embedding]` in xaudit.toml.
@@ -51,6 +194,9 @@ pub struct EmbeddingSection {
     /// Scores are cosine / temperature (default 1: the score is the cosine similarity).
     #[serde(default)]
     pub temperature: Option<f64>,
+    /// The second view's augmentation (`reference = "view"`).
+    #[serde(default)]
+    pub view: Option<ViewAugment>,
 }
 
 /// The references of an embedding model, as attached to a loaded `Model`.
@@ -67,6 +213,9 @@ pub struct References {
     pub source: String,
     /// Support images per reference.
     pub counts: Vec<usize>,
+    /// View references: the unit embeddings of the clean images `[K,D]`, against which the
+    /// views are scored in turn (the other side of the pair).
+    clean: Option<Tensor>,
 }
 
 impl References {
@@ -91,17 +240,37 @@ impl References {
             reference: self.reference,
             source: self.source.clone(),
             counts: self.counts.clone(),
+            clean: self.clean.as_ref().map(Tensor::shallow_clone),
         }
     }
 
+    /// For view references: the other side of each pair, the clean images' embeddings as
+    /// references (so that a view is scored against its own image).
+    pub fn swapped(&self) -> Option<References> {
+        let clean = self.clean.as_ref()?;
+        let mut r = self.share();
+        r.unit = clean.shallow_clone();
+        r.clean = Some(self.unit.shallow_clone());
+        r.source = format!("the clean images of {}", self.source);
+        Some(r)
+    }
+
     pub fn describe(&self) -> String {
-        format!(
-            "{} class prototypes from {} ({} images), temperature {}",
-            self.names.len(),
-            self.source,
-            self.counts.iter().sum::<usize>(),
-            self.temperature
-        )
+        match self.reference {
+            Reference::Prototypes => format!(
+                "{} class prototypes from {} ({} images), temperature {}",
+                self.names.len(),
+                self.source,
+                self.counts.iter().sum::<usize>(),
+                self.temperature
+            ),
+            Reference::View => format!(
+                "a second augmented view of each of the {} images ({}), temperature {}",
+                self.names.len(),
+                self.source,
+                self.temperature
+            ),
+        }
     }
 
     /// The reference embeddings `[K,D]` (unit rows) on the CPU.
@@ -134,6 +303,9 @@ pub fn class_names(cfg: &Config) -> Result<Option<Vec<String>>> {
     if cfg.model.kind != ModelKind::Embedding {
         return Ok(cfg.model.class_names.clone());
     }
+    if cfg.embedding.reference == Reference::View {
+        return Ok(None);
+    }
     let ds = support(cfg)?;
     Ok(ds.folder_classes)
 }
@@ -153,19 +325,129 @@ fn support(cfg: &Config) -> Result<Dataset> {
 
 /// Loads the model of `path` as the configuration declares it: a classifier, or an
 /// embedding model with its references built from the support set with this very model.
+///
+/// View references need the run's images (`run`): reference i is the second view of image
+/// i, and image i's label must be i (`label_by_position`).
 pub fn load(
     path: &Path,
     device: Device,
     shape: [i64; 3],
     cfg: &Config,
     pre: &Preprocess,
+    run: Option<&RunImages>,
 ) -> Result<Model> {
     let model = Model::load(path, device, shape)?;
     if cfg.model.kind != ModelKind::Embedding {
         return Ok(model);
     }
-    let refs = prototypes(&model, cfg, pre)?;
+    let refs = match cfg.embedding.reference {
+        Reference::Prototypes => prototypes(&model, cfg, pre)?,
+        Reference::View => {
+            let run = run.ok_or_else(|| {
+                Error::config(
+                    origin(cfg),
+                    "[embedding] reference = \"view\" scores each image against its own second view, and this command has no images",
+                    "use reference = \"view\" with `xaudit explain` and `xaudit check`, or reference = \"prototypes\"",
+                )
+            })?;
+            view_references(&model, cfg, pre, run)?
+        }
+    };
     Ok(model.with_references(refs))
+}
+
+/// Whether the configuration scores images against their own views.
+pub fn uses_views(cfg: &Config) -> bool {
+    cfg.model.kind == ModelKind::Embedding && cfg.embedding.reference == Reference::View
+}
+
+/// View references score image i against reference i: its label is its position.
+pub fn label_by_position(data: &mut Dataset) {
+    for (i, it) in data.items.iter_mut().enumerate() {
+        it.label = Some(i as i64);
+    }
+    data.folder_classes = None;
+}
+
+fn temperature(cfg: &Config) -> Result<f64> {
+    let t = cfg.embedding.temperature.unwrap_or(1.0);
+    if !(t.is_finite() && t > 0.0) {
+        return Err(Error::config(
+            origin(cfg),
+            format!("[embedding] temperature = {t} is not a positive number"),
+            "omit it (scores are then the cosine similarity) or give e.g. 0.1",
+        ));
+    }
+    Ok(t)
+}
+
+fn unit(e: &Tensor) -> Tensor {
+    e / e
+        .norm_scalaropt_dim(2, [1].as_slice(), true)
+        .clamp_min(1e-12)
+}
+
+fn embeddings(model: &Model, x: &Tensor, what: &str) -> Result<Tensor> {
+    let e = model.embed(x)?.to_kind(Kind::Float);
+    if e.dim() != 2 {
+        return Err(Error::model(
+            &model.path,
+            format!(
+                "forward returned shape {:?}; an embedding model returns [N,D]",
+                e.size()
+            ),
+            "make forward return the embedding as a 2-D tensor [batch, dim]",
+        ));
+    }
+    if !bool::try_from(e.isfinite().all()).unwrap_or(false) {
+        return Err(Error::model(
+            &model.path,
+            format!("forward returned NaN or infinite embeddings for {what}"),
+            "check the model and the preprocessing (mean/std) in xaudit.toml",
+        ));
+    }
+    Ok(e)
+}
+
+/// Reference i: the unit embedding of image i's second view; also the clean images'.
+pub fn view_references(
+    model: &Model,
+    cfg: &Config,
+    pre: &Preprocess,
+    run: &RunImages,
+) -> Result<References> {
+    let temperature = temperature(cfg)?;
+    let aug = cfg.embedding.view.clone().unwrap_or_default();
+    aug.validate()
+        .map_err(|e| Error::config(origin(cfg), e, "give finite budgets >= 0 (contrast < 1)"))?;
+    let (mut seen, mut clean) = (Vec::new(), Vec::new());
+    let mut dim = 0;
+    for r in run.data.batch_ranges(64) {
+        let b = run.data.load_batch(r, pre, model.device)?;
+        let what = format!("the images of {}", run.root.display());
+        let v = views(&aug, run, pre, &b.x, &b.paths);
+        let ev = embeddings(model, &v, &what)?;
+        dim = ev.size()[1];
+        seen.push(unit(&ev));
+        clean.push(unit(&embeddings(model, &b.x, &what)?));
+    }
+    let names = run
+        .data
+        .items
+        .iter()
+        .map(|it| format!("view of {}", run.key(&it.path)))
+        .collect();
+    Ok(References {
+        unit: Tensor::cat(&seen, 0),
+        scale: 1.0 / temperature,
+        temperature,
+        names,
+        dim,
+        reference: Reference::View,
+        source: run.root.display().to_string(),
+        counts: vec![1; run.data.len()],
+        clean: Some(Tensor::cat(&clean, 0)),
+    })
 }
 
 /// As `load`, with the references of `main` (a surrogate of the same encoder, whose
@@ -180,14 +462,7 @@ pub fn load_like(main: &Model, path: &Path, shape: [i64; 3]) -> Result<Model> {
 
 /// One prototype per class of the support set: the mean unit embedding, renormalised.
 pub fn prototypes(model: &Model, cfg: &Config, pre: &Preprocess) -> Result<References> {
-    let temperature = cfg.embedding.temperature.unwrap_or(1.0);
-    if !(temperature.is_finite() && temperature > 0.0) {
-        return Err(Error::config(
-            origin(cfg),
-            format!("[embedding] temperature = {temperature} is not a positive number"),
-            "omit it (scores are then the cosine similarity) or give e.g. 0.1",
-        ));
-    }
+    let temperature = temperature(cfg)?;
     let path = support_path(cfg)?;
     let ds = support(cfg)?;
     let names = ds.folder_classes.clone().unwrap_or_default();
@@ -263,5 +538,6 @@ pub fn prototypes(model: &Model, cfg: &Config, pre: &Preprocess) -> Result<Refer
         reference: Reference::Prototypes,
         source: path.display().to_string(),
         counts,
+        clean: None,
     })
 }

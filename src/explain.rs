@@ -8,7 +8,7 @@ use crate::error::{Error, Result};
 use crate::model::Model;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
-use tch::{Device, Kind};
+use tch::{Device, Kind, Tensor};
 
 /// Which class each map explains.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -66,6 +66,32 @@ pub struct ImageRecord {
     pub map_file: String,
     pub png_file: String,
     pub raw_file: Option<String>,
+    /// With view references: the other side of the pair.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub view: Option<ViewRecord>,
+}
+
+/// The second view of an image, explained against the image's own embedding: the same
+/// method on the same cosine similarity from the other side (Sammani et al. 2022 explain
+/// both images of a pair).
+#[derive(Debug, Clone, Serialize)]
+pub struct ViewRecord {
+    /// Cosine similarity of the image's and its view's embeddings.
+    pub similarity: f64,
+    /// The augmentation that made the view.
+    pub augmentation: String,
+    pub map_file: String,
+    pub png_file: String,
+    /// Image overlay and view overlay side by side.
+    pub pair_file: String,
+}
+
+/// Explaining both sides of view pairs: `other` is the model scoring views against the
+/// clean images' embeddings (`References::swapped`).
+pub struct Pairs<'a> {
+    pub other: &'a Model,
+    pub augment: crate::embedding::ViewAugment,
+    pub run: crate::embedding::RunImages<'a>,
 }
 
 #[derive(Debug, Serialize)]
@@ -151,6 +177,7 @@ pub fn run(
     pre: &Preprocess,
     class_names: Option<&[String]>,
     req: &Request,
+    pairs: Option<&Pairs>,
     mut on_image: impl FnMut(&ImageRecord),
 ) -> Result<Summary> {
     if let Target::Index(k) = req.target {
@@ -228,6 +255,24 @@ pub fn run(
             .to_device(Device::Cpu);
         let raw = attr.maps.to_kind(Kind::Float).to_device(Device::Cpu);
         let (h, w) = (maps.size()[1] as usize, maps.size()[2] as usize);
+        // The other side of each pair: the view, scored against its own image.
+        let side = match pairs {
+            Some(p) => {
+                let xv =
+                    crate::embedding::views(&p.augment, &p.run, pre, &batch.x, &batch.paths);
+                let a = run.attribution(p.other, &method, &xv, &targets, &ids)?;
+                let m = normalize(&aggregate(&a.maps, req.aggregate), req.normalize)
+                    .to_kind(Kind::Float)
+                    .to_device(Device::Cpu);
+                let t = Tensor::from_slice(&targets).to_device(model.device);
+                let r = model.embedding.as_ref().map(|r| r.temperature).unwrap_or(1.0);
+                let sim = crate::attribution::target_score(&model.logits(&batch.x)?, &t, crate::attribution::Score::Logit) * r;
+                let sim = Vec::<f64>::try_from(sim.to_kind(Kind::Double).to_device(Device::Cpu))?;
+                let shown = crate::data::denormalise(&xv, pre).to_device(Device::Cpu);
+                Some((m, sim, shown))
+            }
+            None => None,
+        };
         for (i, idx) in batch.indices.clone().enumerate() {
             let stem = format!(
                 "{idx:05}_{}",
@@ -256,6 +301,42 @@ pub fn run(
             } else {
                 None
             };
+            let view = match (&side, pairs) {
+                (Some((m, sim, shown)), Some(p)) => {
+                    let vmap: Vec<f32> = Vec::try_from(m.get(i as i64).flatten(0, -1))?;
+                    let map_file = format!("{stem}.view.npy");
+                    crate::npy::write_f32(
+                        &staging.dir.join(&map_file),
+                        &[h as u64, w as u64],
+                        &vmap,
+                    )?;
+                    let display = crate::render::heatmap::rgb(&shown.get(i as i64));
+                    let png_file = format!("{stem}.view.png");
+                    crate::render::heatmap::write_overlay(
+                        &staging.dir.join(&png_file),
+                        &display,
+                        &vmap,
+                        req.png_min_side,
+                    )?;
+                    let pair_file = format!("{stem}.pair.png");
+                    crate::render::heatmap::write_pair(
+                        &staging.dir.join(&pair_file),
+                        (&batch.displays[i], &map),
+                        (&display, &vmap),
+                        req.png_min_side,
+                    )?;
+                    Some(ViewRecord {
+                        similarity: sim[i],
+                        augmentation: crate::perturb::describe(
+                            &p.augment.ops(p.run.seed, &p.run.key(&batch.paths[i])),
+                        ),
+                        map_file,
+                        png_file,
+                        pair_file,
+                    })
+                }
+                _ => None,
+            };
             let rec = ImageRecord {
                 index: idx,
                 path: batch.paths[i].clone(),
@@ -273,6 +354,7 @@ pub fn run(
                 map_file,
                 png_file,
                 raw_file,
+                view,
             };
             on_image(&rec);
             records.push(rec);

@@ -28,7 +28,7 @@ fn run(
         write_raw: false,
         png_min_side: 28,
     };
-    let s = xaudit::explain::run(&m, &ds, &digits_pre(), None, &req, |_| {}).unwrap();
+    let s = xaudit::explain::run(&m, &ds, &digits_pre(), None, &req, None, |_| {}).unwrap();
     s.images
         .iter()
         .map(|r| xaudit::npy::read_f32(&out.join(&r.map_file)).unwrap().1)

@@ -147,6 +147,7 @@ impl RunArgs {
         &self,
         cfg: &xaudit::config::Config,
         pre: &xaudit::config::Preprocess,
+        run: &xaudit::embedding::RunImages,
         device: tch::Device,
         shape: [i64; 3],
     ) -> Result<Vec<Model>> {
@@ -157,7 +158,7 @@ impl RunArgs {
         };
         Ok(paths
             .iter()
-            .map(|p| xaudit::embedding::load(p, device, shape, cfg, pre))
+            .map(|p| xaudit::embedding::load(p, device, shape, cfg, pre, Some(run)))
             .collect::<std::result::Result<Vec<_>, _>>()?)
     }
 
@@ -187,6 +188,7 @@ impl RunArgs {
             device,
             pre,
             shuffle,
+            self.seed.or(cfg.seed).unwrap_or(0),
         )
     }
 }
@@ -210,6 +212,7 @@ pub(super) fn load_inputs(
     device: &str,
     pre: &xaudit::config::Preprocess,
     shuffle: Option<u64>,
+    seed: u64,
 ) -> Result<Inputs> {
     let data_path = data
         .cloned()
@@ -245,12 +248,21 @@ pub(super) fn load_inputs(
     if let (Some((_, alt)), Some(n)) = (labels.alternative.as_mut(), max_images) {
         alt.truncate(n);
     }
+    if xaudit::embedding::uses_views(cfg) {
+        xaudit::embedding::label_by_position(&mut ds);
+        labels = xaudit::data::LabelInfo::default();
+    }
     let dev = xaudit::device::parse_device(device)?;
     let shape = [pre.channels as i64, pre.size[0] as i64, pre.size[1] as i64];
     if device.trim().eq_ignore_ascii_case("auto") && dev == tch::Device::Cpu {
         eprintln!("note: --device auto found no CUDA device; running on the CPU");
     }
-    let model = xaudit::embedding::load(model_path, dev, shape, cfg, pre)?;
+    let run = xaudit::embedding::RunImages {
+        data: &ds,
+        root: &data_path,
+        seed,
+    };
+    let model = xaudit::embedding::load(model_path, dev, shape, cfg, pre, Some(&run))?;
     if let Some(it) = ds
         .items
         .iter()
@@ -435,7 +447,18 @@ pub fn run(a: CheckArgs) -> Result<i32> {
         .inputs_in_order(&cfg, &a.common.device, &pre, sequential.then_some(seed))?;
     let shape = model.input_shape;
     let rl_model = match &a.random_label_model {
-        Some(p) => Some(xaudit::embedding::load(p, device, shape, &cfg, &pre)?),
+        Some(p) => Some(xaudit::embedding::load(
+            p,
+            device,
+            shape,
+            &cfg,
+            &pre,
+            Some(&xaudit::embedding::RunImages {
+                data: &data,
+                root: &data_path,
+                seed,
+            }),
+        )?),
         None => None,
     };
     let oos = match &a.out_of_set {
@@ -459,7 +482,17 @@ pub fn run(a: CheckArgs) -> Result<i32> {
     ctx.random_label_model = rl_model.as_ref();
     let surrogate = a.run.surrogate(&cfg, &model, shape)?;
     ctx.surrogate = surrogate.as_ref();
-    let replicas = a.run.replicas(&cfg, &pre, device, shape)?;
+    let replicas = a.run.replicas(
+        &cfg,
+        &pre,
+        &xaudit::embedding::RunImages {
+            data: &data,
+            root: &data_path,
+            seed,
+        },
+        device,
+        shape,
+    )?;
     ctx.replicas = replicas.iter().collect();
     ctx.per_sample = a.per_sample || cfg.per_sample.unwrap_or(false);
     ctx.out_of_set = oos.as_ref();

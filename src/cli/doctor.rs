@@ -61,17 +61,59 @@ pub fn run(a: DoctorArgs) -> Result<()> {
     outln!("device: {}", xaudit::device::describe(device));
     if let Some(path) = a.model {
         let shape = [pre.channels as i64, pre.size[0] as i64, pre.size[1] as i64];
-        let m = xaudit::embedding::load(&path, device, shape, &cfg, &pre)?;
+        // View references are built from images: --data's, when given.
+        let mut view_data = None;
+        if xaudit::embedding::uses_views(&cfg) {
+            if let Some(d) = &a.data {
+                let mut ds = xaudit::data::Dataset::from_inputs(std::slice::from_ref(d))?;
+                ds.items.truncate(256);
+                xaudit::embedding::label_by_position(&mut ds);
+                view_data = Some(ds);
+            }
+        }
+        let root = a.data.clone().unwrap_or_default();
+        let run_images = view_data.as_ref().map(|data| xaudit::embedding::RunImages {
+            data,
+            root: &root,
+            seed: 0,
+        });
+        let m = if xaudit::embedding::uses_views(&cfg) && run_images.is_none() {
+            Model::load(&path, device, shape)?
+        } else {
+            xaudit::embedding::load(&path, device, shape, &cfg, &pre, run_images.as_ref())?
+        };
         outln!("model: {}", path.display());
         outln!("  input [C,H,W]: {shape:?} (from preprocessing)");
+        use xaudit::embedding::Reference;
         match &m.embedding {
+            None if xaudit::embedding::uses_views(&cfg) => {
+                outln!(
+                    "  kind: embedding, {}-dimensional embeddings",
+                    m.num_classes
+                );
+                outln!("  targets: second augmented views: in use, built from the images of `explain` and `check` (give --data to build them here)");
+                outln!("  targets: class prototypes: available with [embedding] reference = \"prototypes\" and prototypes = DIR (a labelled support folder)");
+            }
             None => outln!("  kind: classifier\n  classes: {}", m.num_classes),
             Some(r) => {
                 outln!("  kind: embedding, {}-dimensional embeddings", r.dim);
-                outln!(
-                    "  targets: class prototypes: {}; every method and audit explains the cosine similarity to a prototype (a nearest-prototype classifier)",
-                    r.describe()
-                );
+                match r.reference {
+                    Reference::Prototypes => {
+                        outln!(
+                            "  targets: class prototypes: in use, {}; every method and audit explains the cosine similarity to a prototype (a nearest-prototype classifier)",
+                            r.describe()
+                        );
+                        outln!("  targets: second augmented views: available with [embedding] reference = \"view\" (each image against its own seeded view)");
+                    }
+                    Reference::View => {
+                        outln!(
+                            "  targets: second augmented views: in use, {}; top-1 retrieval of the own view {}",
+                            r.describe(),
+                            view_retrieval(&m, view_data.as_ref(), &pre)?
+                        );
+                        outln!("  targets: class prototypes: available with [embedding] reference = \"prototypes\" and prototypes = DIR (a labelled support folder)");
+                    }
+                }
             }
         }
         outln!(
@@ -152,6 +194,24 @@ pub fn run(a: DoctorArgs) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Share of images whose nearest view is their own, as a percentage string.
+fn view_retrieval(
+    m: &Model,
+    data: Option<&xaudit::data::Dataset>,
+    pre: &xaudit::config::Preprocess,
+) -> Result<String> {
+    let Some(ds) = data else {
+        return Ok(String::new());
+    };
+    let mut hits = 0;
+    for r in ds.batch_ranges(64) {
+        let b = ds.load_batch(r.clone(), pre, m.device)?;
+        let (pred, _) = m.decide(&m.logits(&b.x)?, "the images")?;
+        hits += pred.iter().zip(r).filter(|(p, i)| **p == *i as i64).count();
+    }
+    Ok(xaudit::fmt::percent(hits as f64 / ds.len().max(1) as f64))
 }
 
 /// The folder of the libtorch this process loaded (a pip-installed xaudit uses the torch of

@@ -17,9 +17,10 @@ pub struct ExplainArgs {
     /// Attribution method (`xaudit methods` lists them).
     #[arg(long, value_parser = super::named(MethodKind::ALL), default_value = "saliency")]
     pub method: MethodKind,
-    /// Class to explain: predicted, label, or a class index.
-    #[arg(long, default_value = "predicted")]
-    pub target: Target,
+    /// Class to explain: predicted, label, or a class index (default: predicted; with
+    /// `[embedding] reference = "view"`, label: each image's own second view).
+    #[arg(long)]
+    pub target: Option<Target>,
     /// Explained score (default: the method's reference choice).
     #[arg(long, value_parser = super::named(&Score::ALL))]
     pub score: Option<Score>,
@@ -115,17 +116,48 @@ pub fn run(a: ExplainArgs) -> Result<()> {
     let (cfg, pre) = a.common.resolve()?;
     let method = a.method(&cfg)?;
     let device = xaudit::device::parse_device(&a.common.device)?;
-    let data = Dataset::from_inputs(&a.inputs)?;
+    let mut data = Dataset::from_inputs(&a.inputs)?;
     let shape = [pre.channels as i64, pre.size[0] as i64, pre.size[1] as i64];
-    let model = xaudit::embedding::load(&a.model, device, shape, &cfg, &pre)?;
+    let views = xaudit::embedding::uses_views(&cfg);
+    if views {
+        xaudit::embedding::label_by_position(&mut data);
+    }
+    // View draws are keyed by the path relative to the one input folder (or file's folder).
+    let root = match a.inputs.as_slice() {
+        [one] => one.clone(),
+        _ => PathBuf::new(),
+    };
+    let run_images = xaudit::embedding::RunImages {
+        data: &data,
+        root: &root,
+        seed: a.seed,
+    };
+    let model = xaudit::embedding::load(&a.model, device, shape, &cfg, &pre, Some(&run_images))?;
+    // The other side of each pair: the same encoder scoring views against clean images.
+    let other = match model.embedding.as_ref().and_then(|r| r.swapped()) {
+        Some(r) => Some(xaudit::model::Model::load(&a.model, device, shape)?.with_references(r)),
+        None => None,
+    };
+    let pairs = other.as_ref().map(|o| xaudit::explain::Pairs {
+        other: o,
+        augment: cfg.embedding.view.clone().unwrap_or_default(),
+        run: xaudit::embedding::RunImages {
+            data: &data,
+            root: &root,
+            seed: a.seed,
+        },
+    });
     if method.kind().needs_cam() {
         model.require_cam(method.kind().name())?;
     }
-    let class_names = xaudit::embedding::class_names(&cfg)?.or_else(|| {
-        data.folder_classes
-            .clone()
-            .filter(|c| c.len() as i64 == model.num_classes)
-    });
+    let reference_names = model.embedding.as_ref().map(|r| r.names.clone());
+    let class_names = reference_names
+        .or(xaudit::embedding::class_names(&cfg)?)
+        .or_else(|| {
+            data.folder_classes
+                .clone()
+                .filter(|c| c.len() as i64 == model.num_classes)
+        });
     if let Some(n) = &cfg.model.class_names {
         anyhow::ensure!(
             n.len() as i64 == model.num_classes,
@@ -138,7 +170,11 @@ pub fn run(a: ExplainArgs) -> Result<()> {
     let kind = method.kind();
     let req = Request {
         method: method.spec.clone(),
-        target: a.target,
+        target: a.target.unwrap_or(if views {
+            Target::Label
+        } else {
+            Target::Predicted
+        }),
         score: method.score,
         aggregate: method.aggregate,
         normalize: a.normalize,
@@ -162,22 +198,30 @@ pub fn run(a: ExplainArgs) -> Result<()> {
         req.score,
         xaudit::device::describe(device)
     );
-    let summary = xaudit::explain::run(&model, &data, &pre, class_names.as_deref(), &req, |r| {
-        let diag: String = r
-            .diagnostics
-            .iter()
-            .map(|(k, v)| format!("  {k}={v:.2e}"))
-            .collect();
-        // A closed pipe (`| head`) must not abort the run: the files are the product.
-        outln!(
-            "{}  predicted={} p={:.4}  target={}{}",
-            r.path.display(),
-            r.predicted_name,
-            r.probability,
-            r.target_name,
-            diag
-        );
-    })?;
+    let summary = xaudit::explain::run(
+        &model,
+        &data,
+        &pre,
+        class_names.as_deref(),
+        &req,
+        pairs.as_ref(),
+        |r| {
+            let diag: String = r
+                .diagnostics
+                .iter()
+                .map(|(k, v)| format!("  {k}={v:.2e}"))
+                .collect();
+            // A closed pipe (`| head`) must not abort the run: the files are the product.
+            outln!(
+                "{}  predicted={} p={:.4}  target={}{}",
+                r.path.display(),
+                r.predicted_name,
+                r.probability,
+                r.target_name,
+                diag
+            );
+        },
+    )?;
     eprintln!(
         "wrote {} map(s) and overlays to {}",
         summary.images.len(),

@@ -44,7 +44,7 @@ pub fn run(a: ThroughputArgs) -> Result<()> {
     let (cfg, pre) = a.common.resolve()?;
     let device = xaudit::device::parse_device(&a.common.device)?;
     let shape = [pre.channels as i64, pre.size[0] as i64, pre.size[1] as i64];
-    let m = xaudit::embedding::load(&a.model, device, shape, &cfg, &pre)?;
+    let m = xaudit::embedding::load(&a.model, device, shape, &cfg, &pre, None)?;
     let images = match &a.data {
         Some(p) => {
             let d = xaudit::data::Dataset::from_inputs(std::slice::from_ref(p))?;

@@ -481,6 +481,18 @@ pub fn normalise(x01: &Tensor, p: &Preprocess) -> Tensor {
     (x01 - mean) / std
 }
 
+/// `x * std + mean` per channel: model space back to [0,1] pixels.
+pub fn denormalise(x: &Tensor, p: &Preprocess) -> Tensor {
+    let c = p.channels as i64;
+    let mean = Tensor::from_slice(&p.mean())
+        .view([1, c, 1, 1])
+        .to_device(x.device());
+    let std = Tensor::from_slice(&p.std())
+        .view([1, c, 1, 1])
+        .to_device(x.device());
+    x * std + mean
+}
+
 /// A decoded batch; `indices` are positions in the data set (they key per-image seeds).
 pub struct Batch {
     pub indices: std::ops::Range<usize>,
