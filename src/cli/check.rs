@@ -204,6 +204,7 @@ pub(super) struct Inputs {
 }
 
 /// Loads the data set (at most `max_images`) and the model, and checks the labels.
+#[allow(clippy::too_many_arguments)]
 pub(super) fn load_inputs(
     model_path: &Path,
     data: Option<&PathBuf>,
