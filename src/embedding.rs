@@ -216,6 +216,59 @@ pub struct References {
     /// View references: the unit embeddings of the clean images `[K,D]`, against which the
     /// views are scored in turn (the other side of the pair).
     clean: Option<Tensor>,
+    /// Channel summaries `[K,C']` of each reference's feature maps (mean, max, attention;
+    /// see `summaries`), when the model exports `features`: Interaction-CAM's joint weights.
+    /// For a prototype, the mean over its support images.
+    features: Option<[Tensor; 3]>,
+    /// The same for the clean images (view references).
+    clean_features: Option<[Tensor; 3]>,
+}
+
+/// How a feature map `[C',h,w]` is summarised per channel (Sammani et al.'s reductions).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Reduction {
+    /// Spatial mean.
+    Mean,
+    /// Spatial max.
+    Max,
+    /// Attention pooling: softmax over positions of (mean feature · feature), then the
+    /// attention-weighted mean.
+    Attention,
+}
+
+impl Reduction {
+    /// Position in `summaries`' output.
+    pub fn index(self) -> usize {
+        match self {
+            Reduction::Mean => 0,
+            Reduction::Max => 1,
+            Reduction::Attention => 2,
+        }
+    }
+}
+
+/// The three channel summaries `[B,C']` of feature maps `[B,C',h,w]`.
+pub fn summaries(feats: &Tensor) -> [Tensor; 3] {
+    let s = feats.size();
+    let (b, c) = (s[0], s[1]);
+    let flat = feats.reshape([b, c, -1]).transpose(1, 2); // [B,hw,C']
+    let mean = flat.mean_dim([1].as_slice(), false, Kind::Float);
+    let max = flat.amax([1].as_slice(), false);
+    let q = mean.unsqueeze(1); // [B,1,C']
+    let attn = q.matmul(&flat.transpose(1, 2)).softmax(-1, Kind::Float); // [B,1,hw]
+    let att = attn.matmul(&flat).squeeze_dim(1);
+    [mean, max, att]
+}
+
+impl References {
+    /// The summaries `[B,C']` of the references `targets` `[B]`, or None when the model
+    /// exports no `features`.
+    pub fn feature_summary(&self, how: Reduction, targets: &Tensor) -> Option<Tensor> {
+        self.features
+            .as_ref()
+            .map(|f| f[how.index()].index_select(0, targets))
+    }
 }
 
 impl References {
@@ -241,6 +294,8 @@ impl References {
             source: self.source.clone(),
             counts: self.counts.clone(),
             clean: self.clean.as_ref().map(Tensor::shallow_clone),
+            features: self.features.as_ref().map(shallow3),
+            clean_features: self.clean_features.as_ref().map(shallow3),
         }
     }
 
@@ -251,6 +306,8 @@ impl References {
         let mut r = self.share();
         r.unit = clean.shallow_clone();
         r.clean = Some(self.unit.shallow_clone());
+        r.features = self.clean_features.as_ref().map(shallow3);
+        r.clean_features = self.features.as_ref().map(shallow3);
         r.source = format!("the clean images of {}", self.source);
         Some(r)
     }
@@ -277,6 +334,39 @@ impl References {
     pub fn unit_cpu(&self) -> Tensor {
         self.unit.to_device(Device::Cpu)
     }
+}
+
+fn shallow3(t: &[Tensor; 3]) -> [Tensor; 3] {
+    [
+        t[0].shallow_clone(),
+        t[1].shallow_clone(),
+        t[2].shallow_clone(),
+    ]
+}
+
+/// Feature summaries of `x`, when the model exports `features`.
+fn feature_summaries(model: &Model, x: &Tensor) -> Result<Option<[Tensor; 3]>> {
+    if !matches!(model.cam, crate::model::CamSupport::Available { .. }) {
+        return Ok(None);
+    }
+    let f = model.features(x)?.to_kind(Kind::Float);
+    Ok(Some(summaries(&f)))
+}
+
+fn cat3(parts: Vec<[Tensor; 3]>) -> Option<[Tensor; 3]> {
+    if parts.is_empty() {
+        return None;
+    }
+    let col = |i: usize| {
+        Tensor::cat(
+            &parts
+                .iter()
+                .map(|p| p[i].shallow_clone())
+                .collect::<Vec<_>>(),
+            0,
+        )
+    };
+    Some([col(0), col(1), col(2)])
 }
 
 fn origin(cfg: &Config) -> String {
@@ -421,6 +511,7 @@ pub fn view_references(
     aug.validate()
         .map_err(|e| Error::config(origin(cfg), e, "give finite budgets >= 0 (contrast < 1)"))?;
     let (mut seen, mut clean) = (Vec::new(), Vec::new());
+    let (mut seen_f, mut clean_f) = (Vec::new(), Vec::new());
     let mut dim = 0;
     for r in run.data.batch_ranges(64) {
         let b = run.data.load_batch(r, pre, model.device)?;
@@ -430,6 +521,12 @@ pub fn view_references(
         dim = ev.size()[1];
         seen.push(unit(&ev));
         clean.push(unit(&embeddings(model, &b.x, &what)?));
+        if let Some(f) = feature_summaries(model, &v)? {
+            seen_f.push(f);
+        }
+        if let Some(f) = feature_summaries(model, &b.x)? {
+            clean_f.push(f);
+        }
     }
     let names = run
         .data
@@ -447,6 +544,8 @@ pub fn view_references(
         source: run.root.display().to_string(),
         counts: vec![1; run.data.len()],
         clean: Some(Tensor::cat(&clean, 0)),
+        features: cat3(seen_f),
+        clean_features: cat3(clean_f),
     })
 }
 
@@ -468,35 +567,18 @@ pub fn prototypes(model: &Model, cfg: &Config, pre: &Preprocess) -> Result<Refer
     let names = ds.folder_classes.clone().unwrap_or_default();
     let k = names.len();
     let mut sums: Option<Tensor> = None;
+    let mut fsums: Option<[Tensor; 3]> = None;
     let mut counts = vec![0usize; k];
     let mut dim = 0;
     for r in ds.batch_ranges(64) {
         let b = ds.load_batch(r.clone(), pre, model.device)?;
-        let e = model.embed(&b.x)?.to_kind(Kind::Float);
-        if e.dim() != 2 {
-            return Err(Error::model(
-                &model.path,
-                format!(
-                    "forward returned shape {:?}; an embedding model returns [N,D]",
-                    e.size()
-                ),
-                "make forward return the embedding as a 2-D tensor [batch, dim]",
-            ));
-        }
+        let e = embeddings(
+            model,
+            &b.x,
+            &format!("support images of {}", path.display()),
+        )?;
         dim = e.size()[1];
-        if !bool::try_from(e.isfinite().all()).unwrap_or(false) {
-            return Err(Error::model(
-                &model.path,
-                format!(
-                    "forward returned NaN or infinite embeddings for support images of {}",
-                    path.display()
-                ),
-                "check the model and the preprocessing (mean/std) in xaudit.toml",
-            ));
-        }
-        let unit = &e
-            / e.norm_scalaropt_dim(2, [1].as_slice(), true)
-                .clamp_min(1e-12);
+        let u = unit(&e);
         let labels: Vec<i64> = ds.items[r]
             .iter()
             .map(|it| it.label.unwrap_or(-1))
@@ -508,11 +590,18 @@ pub fn prototypes(model: &Model, cfg: &Config, pre: &Preprocess) -> Result<Refer
         for l in &labels {
             counts[*l as usize] += 1;
         }
-        let s = onehot.tr().matmul(&unit);
+        let s = onehot.tr().matmul(&u);
         sums = Some(match sums {
             Some(t) => t + s,
             None => s,
         });
+        if let Some(f) = feature_summaries(model, &b.x)? {
+            let add = |i: usize| onehot.tr().matmul(&f[i]);
+            fsums = Some(match fsums {
+                Some(t) => [&t[0] + add(0), &t[1] + add(1), &t[2] + add(2)],
+                None => [add(0), add(1), add(2)],
+            });
+        }
     }
     if let Some(i) = counts.iter().position(|c| *c == 0) {
         return Err(Error::data(
@@ -525,12 +614,12 @@ pub fn prototypes(model: &Model, cfg: &Config, pre: &Preprocess) -> Result<Refer
         ));
     }
     let sums = sums.expect("a support set with classes has images");
-    let unit = &sums
-        / sums
-            .norm_scalaropt_dim(2, [1].as_slice(), true)
-            .clamp_min(1e-12);
+    let n = Tensor::from_slice(&counts.iter().map(|c| *c as f32).collect::<Vec<_>>())
+        .to_device(model.device)
+        .view([-1, 1]);
+    let features = fsums.map(|f| [&f[0] / &n, &f[1] / &n, &f[2] / &n]);
     Ok(References {
-        unit,
+        unit: unit(&sums),
         scale: 1.0 / temperature,
         temperature,
         names,
@@ -539,5 +628,7 @@ pub fn prototypes(model: &Model, cfg: &Config, pre: &Preprocess) -> Result<Refer
         source: path.display().to_string(),
         counts,
         clean: None,
+        features,
+        clean_features: None,
     })
 }

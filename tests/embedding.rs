@@ -559,3 +559,76 @@ fn doctor_describes_view_references() {
         .unwrap_or_else(|| panic!("{text}"));
     assert!(pct > 50.0 && pct < 100.0, "{text}");
 }
+
+// ---------------------------------------------------------------- Interaction-CAM
+
+/// Interaction-CAM against the official formula written out here (`get_interactioncam` of
+/// fawazsammani/explain-cl): `Σ_c A¹_c · s¹_c · s²_c · ReLU(∂cos/∂A¹_c)`, with image 2 the
+/// class prototype, whose channel summary is the mean over the class's support images.
+#[test]
+fn interaction_cam_follows_the_official_formula() {
+    let m = simclr();
+    let plain = Model::load(
+        &fixture("models/digits_simclr.pt"),
+        Device::Cpu,
+        [1, 28, 28],
+    )
+    .unwrap();
+    let sup = Dataset::from_inputs(&[fixture("data/digits_support")]).unwrap();
+    let bs = sup
+        .load_batch(0..sup.len(), &digits_pre(), Device::Cpu)
+        .unwrap();
+    let labels: Vec<i64> = sup.items.iter().map(|it| it.label.unwrap()).collect();
+    let onehot = Tensor::from_slice(&labels).one_hot(10).to_kind(Kind::Float); // [100,10]
+    let class_mean = |v: &Tensor| onehot.tr().matmul(v) / 10.0;
+    let protos = unit(&class_mean(&unit(&plain.embed(&bs.x).unwrap())));
+    let fs = plain.features(&bs.x).unwrap(); // [100,64,7,7]
+    let (x, _, _) = test_images(36);
+    let t = m.logits(&x).unwrap().argmax(-1, false);
+    let feats = plain.features(&x).unwrap();
+    let g = tch::with_grad(|| {
+        let leaf = feats.detach().set_requires_grad(true);
+        let e = unit(&plain.head(&leaf).unwrap());
+        let s = (e * protos.index_select(0, &t)).sum(Kind::Float);
+        Tensor::run_backward(&[&s], &[&leaf], false, false)
+            .pop()
+            .unwrap()
+    });
+    for (reduction, summary) in [
+        (
+            "mean",
+            Box::new(|f: &Tensor| f.mean_dim([2, 3].as_slice(), false, Kind::Float))
+                as Box<dyn Fn(&Tensor) -> Tensor>,
+        ),
+        (
+            "max",
+            Box::new(|f: &Tensor| f.amax([2, 3].as_slice(), false)),
+        ),
+    ] {
+        let theirs = class_mean(&summary(&fs)).index_select(0, &t);
+        let joint = (summary(&feats) * theirs).unsqueeze(-1).unsqueeze(-1);
+        let want = (&feats * joint * g.relu())
+            .sum_dim_intlist([1].as_slice(), true, Kind::Float)
+            .upsample_bilinear2d([28, 28], false, None, None);
+        let spec = MethodSpec::from_table(
+            MethodKind::InteractionCam,
+            &toml::from_str(&format!("reduction = \"{reduction}\"")).unwrap(),
+        )
+        .unwrap();
+        let ids: Vec<u64> = (0..x.size()[0] as u64).collect();
+        let got = spec.attribute(&ctx(&m), &x, &t, &ids).unwrap().maps;
+        let d = common::rel_l2(&got, &want);
+        assert!(d < 1e-4, "{reduction}: relative difference {d}");
+    }
+    // A classifier has no second image: the method says so and how to fix it.
+    let digits = common::digits();
+    let e = MethodSpec::with_defaults(MethodKind::InteractionCam)
+        .attribute(&ctx(&digits), &x, &t, &[0])
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        e.contains("this model is a classifier") && e.contains("kind = \"embedding\""),
+        "{e}"
+    );
+}

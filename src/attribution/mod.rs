@@ -8,6 +8,7 @@ pub mod grad_cam;
 pub mod grad_cam_plus_plus;
 pub mod gradient_x_input;
 pub mod integrated_gradients;
+pub mod interaction_cam;
 pub mod l_cam;
 pub mod l_cam_fm;
 pub mod l_cam_img;
@@ -517,6 +518,7 @@ registry! {
     smoothgrad => Smoothgrad,
     grad_cam => GradCam,
     grad_cam_plus_plus => GradCamPlusPlus,
+    interaction_cam => InteractionCam,
     score_cam => ScoreCam,
     sidu => Sidu,
     sobol => Sobol,
