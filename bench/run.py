@@ -43,6 +43,12 @@ MODELS = {
         "what": "torchvision ResNet-18 with a 1-channel stem, trained on the digits fixture data "
         "(bench/build_models.py; 1x28x28, 10 classes)",
     },
+    "simclr": {
+        "pt": "fixtures/models/digits_simclr.pt",
+        "config": "fixtures/simclr.toml",
+        "what": "SimCLR digits encoder, an embedding model (fixtures/models/digits_simclr.pt; 64-d "
+        "embeddings scored by cosine similarity to 10 class prototypes, 1x28x28)",
+    },
 }
 COMMANDS: list[str] = []
 
@@ -1080,6 +1086,9 @@ def main() -> None:
             # features/head) to keep the run in minutes.
             if model == "digits":
                 n, methods = args.eff_images, ["saliency", "integrated-gradients", "smoothgrad", "grad-cam"]
+            elif model == "simclr":
+                # The embedding model: the same audits on the cosine-to-prototype score.
+                n, methods = args.eff_images, ["saliency", "integrated-gradients", "grad-cam", "interaction-cam"]
             else:
                 n, methods = args.eff_images_resnet, ["saliency", "integrated-gradients"]
             d = class_balanced_csv(test_dir, n, f"digits_test_{n}") if n != args.eff_images else data
