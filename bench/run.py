@@ -1079,6 +1079,11 @@ def main() -> None:
 
     res["efficiency"] = {}
     if "efficiency" not in skip:
+        # A fresh batch-size cache, so each model's first run probes on this (idle) machine
+        # instead of reusing a choice cached under other conditions.
+        eff_cache = BUILD / "batch-cache-efficiency"
+        shutil.rmtree(eff_cache, ignore_errors=True)
+        os.environ["XAUDIT_CACHE_DIR"] = str(eff_cache)
         data = class_balanced_csv(test_dir, args.eff_images, f"digits_test_{args.eff_images}")
         for model in MODELS:
             # ResNet-18 passes cost ~7x the digits CNN's here: fewer images, and no SmoothGrad
@@ -1098,6 +1103,7 @@ def main() -> None:
                 rep, _ = xcheck(model, suite, d, methods, f"eff-{model}-{suite}", args.device)
                 rows += audit_rows(rep, res["ceilings"][model])
             res["efficiency"][f"{MODELS[model]['what']}, {n} images, default settings"] = rows
+        os.environ.pop("XAUDIT_CACHE_DIR", None)
 
     res["peers"] = []
     if "peers" not in skip:
