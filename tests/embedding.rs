@@ -632,3 +632,48 @@ fn interaction_cam_follows_the_official_formula() {
         "{e}"
     );
 }
+
+/// The faithfulness suite on the encoder: deletion records the similarity to the predicted
+/// prototype (the softmax over prototypes is nearly flat at temperature 1), integrated
+/// gradients' order deletes it faster than a random order, the model-blind control's does
+/// not, and its failed model-dependence prerequisite fails the gate.
+#[test]
+fn faithfulness_curves_record_the_similarity_on_embedding_models() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let o = xaudit(&args(&[
+        "check",
+        "fixtures/models/digits_simclr.pt",
+        "--config",
+        "fixtures/simclr.toml",
+        "--suite",
+        "faithfulness",
+        "--method",
+        "integrated-gradients",
+        "--method",
+        "fixed-random",
+        "--data",
+        "fixtures/data/digits/test",
+        "--max-images",
+        "60",
+        "--out-dir",
+        out.to_str().unwrap(),
+    ]));
+    assert_eq!(o.status.code(), Some(1), "{}", output_text(&o));
+    let r: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
+    let verdict = |name: &str, method: &str| {
+        r["audits"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["name"] == name && a["method"] == method)
+            .map(|a| a["verdict"].as_str().unwrap().to_string())
+            .unwrap()
+    };
+    assert_eq!(verdict("deletion", "integrated-gradients"), "pass");
+    assert_ne!(verdict("deletion", "fixed-random"), "pass");
+    assert_eq!(verdict("cascading-randomization", "fixed-random"), "fail");
+    let html = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert!(html.contains("similarity to the predicted reference"));
+}

@@ -169,6 +169,22 @@ pub fn curves(
     Ok(out)
 }
 
+/// `probabilities` of any number of inputs, in passes of `run.pass_size()`.
+pub fn chunked_probabilities(run: &RunCtx, xs: &Tensor, targets: &Tensor) -> Result<Vec<f64>> {
+    let n = xs.size()[0] as usize;
+    let mut out = Vec::with_capacity(n);
+    crate::attribution::for_chunks(n, run.pass_size(), |r| {
+        let (st, len) = (r.start as i64, r.len() as i64);
+        out.extend(probabilities(
+            run,
+            &xs.narrow(0, st, len),
+            &targets.narrow(0, st, len),
+        )?);
+        Ok(())
+    })?;
+    Ok(out)
+}
+
 /// `scores` of any number of inputs, in passes of `run.pass_size()`.
 pub fn chunked_scores(
     run: &RunCtx,
@@ -191,15 +207,35 @@ pub fn chunked_scores(
     Ok(out)
 }
 
-/// Softmax probability of `targets` `[N]` for the inputs `xs` `[N,C,H,W]` (one pass).
+/// Softmax probability of `targets` `[N]` for the inputs `xs` `[N,C,H,W]` (one pass), on
+/// every model: Average Drop and Increase in Confidence are ratios and comparisons of
+/// probabilities (a cosine can be 0 or negative).
 pub fn probabilities(run: &RunCtx, xs: &Tensor, targets: &Tensor) -> Result<Vec<f64>> {
-    scores(run, xs, targets, CurveScore::Probability)
+    let p = run
+        .model
+        .logits(xs)?
+        .to_kind(Kind::Double)
+        .softmax(1, Kind::Double)
+        .gather(1, &targets.unsqueeze(1), false)
+        .squeeze_dim(1);
+    Ok(Vec::try_from(p.to_device(tch::Device::Cpu))?)
+}
+
+/// The score a curve records: on an embedding model always its similarity score (cosine /
+/// temperature), because the softmax over its references is nearly flat at temperature 1
+/// and the similarity is what Sammani et al. (2022) delete and insert on.
+pub fn recorded(run: &RunCtx, s: CurveScore) -> CurveScore {
+    if run.model.embedding.is_some() {
+        CurveScore::Logit
+    } else {
+        s
+    }
 }
 
 /// The probability or logit of `targets` `[N]` for the inputs `xs` (one pass).
 pub fn scores(run: &RunCtx, xs: &Tensor, targets: &Tensor, s: CurveScore) -> Result<Vec<f64>> {
     let logits = run.model.logits(xs)?.to_kind(Kind::Double);
-    let y = match s {
+    let y = match recorded(run, s) {
         CurveScore::Probability => logits.softmax(1, Kind::Double),
         CurveScore::Logit => logits,
     };
@@ -364,9 +400,10 @@ pub fn measure_curves<K: CurveKind>(
     f.defer_curve_with_reference(
         "probability",
         &x_label,
-        match p.score {
-            CurveScore::Probability => "probability of the predicted class",
-            CurveScore::Logit => "logit of the predicted class",
+        match (recorded(run, p.score), run.model.embedding.is_some()) {
+            (_, true) => "similarity to the predicted reference",
+            (CurveScore::Probability, _) => "probability of the predicted class",
+            (CurveScore::Logit, _) => "logit of the predicted class",
         },
         curve_columns(&[], p.steps)
             .into_iter()
@@ -428,7 +465,7 @@ pub fn masked_confidences(
     let t: Vec<i64> = clean.iter().map(|c| c.pred).collect();
     let t = Tensor::from_slice(&t).to_device(run.device());
     let t = Tensor::cat(&[&t, &t], 0);
-    let probs = chunked_scores(run, &xs, &t, CurveScore::Probability)?;
+    let probs = chunked_probabilities(run, &xs, &t)?;
     Ok((0..n as usize)
         .map(|j| {
             (range[j] > 0.0).then(|| Masked {
