@@ -190,6 +190,66 @@ fn args(list: &[&str]) -> Vec<String> {
     list.iter().map(|s| s.to_string()).collect()
 }
 
+/// A finished `xaudit check` of the SimCLR encoder on the digits test images.
+struct Checked {
+    _dir: tempfile::TempDir,
+    out: std::path::PathBuf,
+    text: String,
+    code: Option<i32>,
+}
+
+impl Checked {
+    fn report(&self) -> Value {
+        serde_json::from_str(&std::fs::read_to_string(self.out.join("report.json")).unwrap())
+            .unwrap()
+    }
+
+    fn html(&self) -> String {
+        std::fs::read_to_string(self.out.join("report.html")).unwrap()
+    }
+}
+
+/// `check` with `config`, `suite`, `methods` and the first `images` digits test images.
+fn check(config: &str, suite: &str, methods: &[&str], images: usize) -> Checked {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let mut a = args(&[
+        "check",
+        "fixtures/models/digits_simclr.pt",
+        "--config",
+        config,
+        "--suite",
+        suite,
+        "--data",
+        "fixtures/data/digits/test",
+        "--max-images",
+        &images.to_string(),
+        "--out-dir",
+        out.to_str().unwrap(),
+    ]);
+    for m in methods {
+        a.extend(args(&["--method", m]));
+    }
+    let o = xaudit(&a);
+    Checked {
+        _dir: dir,
+        out,
+        text: output_text(&o),
+        code: o.status.code(),
+    }
+}
+
+/// The verdict of audit `name` for `method` in a report.
+fn verdict(r: &Value, name: &str, method: &str) -> String {
+    r["audits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["name"] == name && a["method"] == method)
+        .map(|a| a["verdict"].as_str().unwrap().to_string())
+        .unwrap_or_default()
+}
+
 #[test]
 fn doctor_checks_the_embedding_contract_and_names_the_targets() {
     let o = xaudit(&args(&[
@@ -299,50 +359,25 @@ fn bad_embedding_configurations_are_refused_with_the_fix() {
 /// it, and the reports say what was explained.
 #[test]
 fn check_runs_on_the_embedding_model_and_the_model_blind_controls_fail() {
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("out");
-    let o = xaudit(&args(&[
-        "check",
-        "fixtures/models/digits_simclr.pt",
-        "--config",
+    let c = check(
         "fixtures/simclr.toml",
-        "--suite",
         "sanity",
-        "--method",
-        "saliency",
-        "--method",
-        "fixed-random",
-        "--method",
-        "edge",
-        "--data",
-        "fixtures/data/digits/test",
-        "--max-images",
-        "60",
-        "--out-dir",
-        out.to_str().unwrap(),
-    ]));
-    let text = output_text(&o);
-    assert_eq!(o.status.code(), Some(1), "{text}");
-    let r: Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
-    let verdict = |name: &str, method: &str| {
-        r["audits"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|a| a["name"] == name && a["method"] == method)
-            .map(|a| a["verdict"].as_str().unwrap().to_string())
-            .unwrap_or_default()
-    };
-    assert_eq!(verdict("cascading-randomization", "saliency"), "pass");
-    assert_eq!(verdict("cascading-randomization", "fixed-random"), "fail");
-    assert_eq!(verdict("cascading-randomization", "edge"), "fail");
+        &["saliency", "fixed-random", "edge"],
+        60,
+    );
+    assert_eq!(c.code, Some(1), "{}", c.text);
+    let r = c.report();
+    assert_eq!(verdict(&r, "cascading-randomization", "saliency"), "pass");
+    assert_eq!(
+        verdict(&r, "cascading-randomization", "fixed-random"),
+        "fail"
+    );
+    assert_eq!(verdict(&r, "cascading-randomization", "edge"), "fail");
     assert_eq!(r["model"]["embedding"]["dim"], 64);
     assert_eq!(r["model"]["embedding"]["reference"], "prototypes");
     assert_eq!(r["model"]["num_classes"], 10);
-    let html = std::fs::read_to_string(out.join("report.html")).unwrap();
     assert!(
-        html.contains("64-dimensional embeddings; the explained score is the cosine similarity to 10 class prototypes"),
+        c.html().contains("64-dimensional embeddings; the explained score is the cosine similarity to 10 class prototypes"),
         "the HTML report names the embedding score"
     );
 }
@@ -352,25 +387,13 @@ fn check_runs_on_the_embedding_model_and_the_model_blind_controls_fail() {
 /// fails the gate.
 #[test]
 fn the_robustness_suite_fails_the_model_blind_control_on_the_embedding_model() {
-    let o = xaudit(&args(&[
-        "check",
-        "fixtures/models/digits_simclr.pt",
-        "--config",
-        "fixtures/simclr.toml",
-        "--suite",
-        "robustness",
-        "--method",
-        "fixed-random",
-        "--data",
-        "fixtures/data/digits/test",
-        "--max-images",
-        "40",
-    ]));
-    let text = output_text(&o);
-    assert_eq!(o.status.code(), Some(1), "{text}");
+    let c = check("fixtures/simclr.toml", "robustness", &["fixed-random"], 40);
+    assert_eq!(c.code, Some(1), "{}", c.text);
     assert!(
-        text.contains("fixed-random's explanations are not shown to depend on the model"),
-        "{text}"
+        c.text
+            .contains("fixed-random's explanations are not shown to depend on the model"),
+        "{}",
+        c.text
     );
 }
 
@@ -496,42 +519,21 @@ fn explain_explains_both_sides_of_each_view_pair() {
 /// model-dependent method passes cascading randomisation and the model-blind control fails.
 #[test]
 fn check_with_view_references_fails_the_model_blind_control() {
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("out");
-    let o = xaudit(&args(&[
-        "check",
-        "fixtures/models/digits_simclr.pt",
-        "--config",
+    let c = check(
         "fixtures/simclr_views.toml",
-        "--suite",
         "sanity",
-        "--method",
-        "saliency",
-        "--method",
-        "fixed-random",
-        "--data",
-        "fixtures/data/digits/test",
-        "--max-images",
-        "90",
-        "--out-dir",
-        out.to_str().unwrap(),
-    ]));
-    assert_eq!(o.status.code(), Some(1), "{}", output_text(&o));
-    let r: Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
+        &["saliency", "fixed-random"],
+        90,
+    );
+    assert_eq!(c.code, Some(1), "{}", c.text);
+    let r = c.report();
     assert_eq!(r["model"]["embedding"]["reference"], "view");
     assert_eq!(r["model"]["num_classes"], 90);
-    let verdict = |method: &str| {
-        r["audits"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|a| a["name"] == "cascading-randomization" && a["method"] == method)
-            .map(|a| a["verdict"].as_str().unwrap().to_string())
-            .unwrap()
-    };
-    assert_eq!(verdict("saliency"), "pass");
-    assert_eq!(verdict("fixed-random"), "fail");
+    assert_eq!(verdict(&r, "cascading-randomization", "saliency"), "pass");
+    assert_eq!(
+        verdict(&r, "cascading-randomization", "fixed-random"),
+        "fail"
+    );
 }
 
 #[test]
@@ -639,41 +641,19 @@ fn interaction_cam_follows_the_official_formula() {
 /// not, and its failed model-dependence prerequisite fails the gate.
 #[test]
 fn faithfulness_curves_record_the_similarity_on_embedding_models() {
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("out");
-    let o = xaudit(&args(&[
-        "check",
-        "fixtures/models/digits_simclr.pt",
-        "--config",
+    let c = check(
         "fixtures/simclr.toml",
-        "--suite",
         "faithfulness",
-        "--method",
-        "integrated-gradients",
-        "--method",
-        "fixed-random",
-        "--data",
-        "fixtures/data/digits/test",
-        "--max-images",
-        "60",
-        "--out-dir",
-        out.to_str().unwrap(),
-    ]));
-    assert_eq!(o.status.code(), Some(1), "{}", output_text(&o));
-    let r: Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
-    let verdict = |name: &str, method: &str| {
-        r["audits"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|a| a["name"] == name && a["method"] == method)
-            .map(|a| a["verdict"].as_str().unwrap().to_string())
-            .unwrap()
-    };
-    assert_eq!(verdict("deletion", "integrated-gradients"), "pass");
-    assert_ne!(verdict("deletion", "fixed-random"), "pass");
-    assert_eq!(verdict("cascading-randomization", "fixed-random"), "fail");
-    let html = std::fs::read_to_string(out.join("report.html")).unwrap();
-    assert!(html.contains("similarity to the predicted reference"));
+        &["integrated-gradients", "fixed-random"],
+        60,
+    );
+    assert_eq!(c.code, Some(1), "{}", c.text);
+    let r = c.report();
+    assert_eq!(verdict(&r, "deletion", "integrated-gradients"), "pass");
+    assert_ne!(verdict(&r, "deletion", "fixed-random"), "pass");
+    assert_eq!(
+        verdict(&r, "cascading-randomization", "fixed-random"),
+        "fail"
+    );
+    assert!(c.html().contains("similarity to the predicted reference"));
 }

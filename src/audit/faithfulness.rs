@@ -171,18 +171,7 @@ pub fn curves(
 
 /// `probabilities` of any number of inputs, in passes of `run.pass_size()`.
 pub fn chunked_probabilities(run: &RunCtx, xs: &Tensor, targets: &Tensor) -> Result<Vec<f64>> {
-    let n = xs.size()[0] as usize;
-    let mut out = Vec::with_capacity(n);
-    crate::attribution::for_chunks(n, run.pass_size(), |r| {
-        let (st, len) = (r.start as i64, r.len() as i64);
-        out.extend(probabilities(
-            run,
-            &xs.narrow(0, st, len),
-            &targets.narrow(0, st, len),
-        )?);
-        Ok(())
-    })?;
-    Ok(out)
+    chunked(run, xs, targets, probabilities)
 }
 
 /// `scores` of any number of inputs, in passes of `run.pass_size()`.
@@ -192,16 +181,21 @@ pub fn chunked_scores(
     targets: &Tensor,
     s: CurveScore,
 ) -> Result<Vec<f64>> {
+    chunked(run, xs, targets, |run, x, t| scores(run, x, t, s))
+}
+
+/// `f` over any number of inputs, in passes of `run.pass_size()`.
+fn chunked(
+    run: &RunCtx,
+    xs: &Tensor,
+    targets: &Tensor,
+    f: impl Fn(&RunCtx, &Tensor, &Tensor) -> Result<Vec<f64>>,
+) -> Result<Vec<f64>> {
     let n = xs.size()[0] as usize;
     let mut out = Vec::with_capacity(n);
     crate::attribution::for_chunks(n, run.pass_size(), |r| {
         let (st, len) = (r.start as i64, r.len() as i64);
-        out.extend(scores(
-            run,
-            &xs.narrow(0, st, len),
-            &targets.narrow(0, st, len),
-            s,
-        )?);
+        out.extend(f(run, &xs.narrow(0, st, len), &targets.narrow(0, st, len))?);
         Ok(())
     })?;
     Ok(out)
