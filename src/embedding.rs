@@ -613,7 +613,13 @@ pub fn prototypes(model: &Model, cfg: &Config, pre: &Preprocess) -> Result<Refer
             "put at least one image (10 or more is better) in every class folder",
         ));
     }
-    let sums = sums.expect("a support set with classes has images");
+    let sums = sums.ok_or_else(|| {
+        Error::data(
+            path,
+            "the prototype support set has no images",
+            "put images in <folder>/<class>/*.png",
+        )
+    })?;
     let n = Tensor::from_slice(&counts.iter().map(|c| *c as f32).collect::<Vec<_>>())
         .to_device(model.device)
         .view([-1, 1]);

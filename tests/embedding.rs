@@ -410,25 +410,31 @@ fn views_config() -> Config {
 #[test]
 fn explain_explains_both_sides_of_each_view_pair() {
     let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("ex");
-    let o = xaudit(&args(&[
-        "explain",
-        "fixtures/models/digits_simclr.pt",
-        "fixtures/data/digits/test/3",
-        "--config",
-        "fixtures/simclr_views.toml",
-        "--method",
-        "saliency",
-        "--normalize",
-        "none",
-        "--seed",
-        "7",
-        "--out",
-        out.to_str().unwrap(),
-    ]));
-    assert!(o.status.success(), "{}", output_text(&o));
-    let summary: Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    // explain the digit-3 folder with `seed`; its output folder and summary.json.
+    let explain = |seed: &str| {
+        let out = dir.path().join(format!("ex{seed}"));
+        let o = xaudit(&args(&[
+            "explain",
+            "fixtures/models/digits_simclr.pt",
+            "fixtures/data/digits/test/3",
+            "--config",
+            "fixtures/simclr_views.toml",
+            "--method",
+            "saliency",
+            "--normalize",
+            "none",
+            "--seed",
+            seed,
+            "--out",
+            out.to_str().unwrap(),
+        ]));
+        assert!(o.status.success(), "{}", output_text(&o));
+        let summary: Value =
+            serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap())
+                .unwrap();
+        (out, summary)
+    };
+    let (out, summary) = explain("7");
     let images = summary["images"].as_array().unwrap();
     assert_eq!(images.len(), 37);
 
@@ -492,23 +498,7 @@ fn explain_explains_both_sides_of_each_view_pair() {
         assert!(vr["augmentation"].as_str().unwrap().contains("rotate"));
     }
     // Another seed draws other views.
-    let out2 = dir.path().join("ex2");
-    let o = xaudit(&args(&[
-        "explain",
-        "fixtures/models/digits_simclr.pt",
-        "fixtures/data/digits/test/3",
-        "--config",
-        "fixtures/simclr_views.toml",
-        "--method",
-        "saliency",
-        "--seed",
-        "8",
-        "--out",
-        out2.to_str().unwrap(),
-    ]));
-    assert!(o.status.success());
-    let s2: Value =
-        serde_json::from_str(&std::fs::read_to_string(out2.join("summary.json")).unwrap()).unwrap();
+    let (_, s2) = explain("8");
     assert_ne!(
         s2["images"][0]["view"]["augmentation"],
         images[0]["view"]["augmentation"]
