@@ -256,7 +256,17 @@ fn measure_job(run: &RunCtx, plan: &Plan, gi: usize, kind: MethodKind) -> Result
     let method = plan.method(kind);
     let passes0 = run.passes();
     let start = Instant::now();
-    let outcome = if kind.needs_cam() {
+    let outcome = if run.model.clip.is_some() && !g.entry.clips {
+        Err(Error::NotApplicable(format!(
+            "{} does not measure video models yet: its perturbations or map geometry are those of single images",
+            g.entry.doc.name
+        )))
+    } else if run.model.clip.is_some() && !kind.info().clips {
+        Err(Error::NotApplicable(format!(
+            "method {} does not run on video models",
+            kind.name()
+        )))
+    } else if kind.needs_cam() {
         run.model
             .require_cam(kind.name())
             .map_err(|e| Error::NotApplicable(e.to_string()))

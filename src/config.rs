@@ -43,6 +43,17 @@ pub struct Preprocess {
     /// decoding (decompression bombs).
     #[serde(default = "default_max_pixels", rename = "max-pixels")]
     pub max_pixels: u64,
+    /// Video models (`[model] kind = "video"`): frames per clip the model consumes. Each
+    /// clip is sampled to this many frames, every `frame-stride`-th from the clip's centre.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub frames: Option<usize>,
+    /// Step between the sampled frames of a clip (1 = consecutive frames).
+    #[serde(default = "default_frame_stride", rename = "frame-stride")]
+    pub frame_stride: usize,
+}
+
+fn default_frame_stride() -> usize {
+    1
 }
 
 /// 100 megapixels: far above any classifier input, far below what exhausts memory.
@@ -66,7 +77,25 @@ impl Preprocess {
         self.std.clone().unwrap_or_else(|| vec![1.0; self.channels])
     }
 
+    /// The model-space input shape `[C, H, W]` every pipeline stage works on: the image, or
+    /// for a video model the clip's contact sheet `[C, H, T·W]` (`crate::clip`).
+    pub fn input_shape(&self) -> [i64; 3] {
+        let t = self.frames.unwrap_or(1) as i64;
+        [
+            self.channels as i64,
+            self.size[0] as i64,
+            self.size[1] as i64 * t,
+        ]
+    }
+
     pub fn validate(&self, origin: &str) -> Result<()> {
+        if self.frames == Some(0) || self.frame_stride == 0 {
+            return Err(Error::config(
+                origin,
+                "preprocess.frames or frame-stride is 0",
+                "set frames to the clip length the video model consumes (e.g. 16) and frame-stride >= 1",
+            ));
+        }
         if self.channels != 1 && self.channels != 3 {
             return Err(Error::config(
                 origin,
@@ -130,6 +159,8 @@ impl Default for Preprocess {
             mean: Some(vec![0.485, 0.456, 0.406]),
             std: Some(vec![0.229, 0.224, 0.225]),
             max_pixels: DEFAULT_MAX_PIXELS,
+            frames: None,
+            frame_stride: 1,
         }
     }
 }
@@ -330,6 +361,24 @@ impl Config {
                     origin,
                     "[embedding] is set but [model] kind is \"classifier\"",
                     "set `kind = \"embedding\"` under [model] for a model whose forward returns embeddings, or remove [embedding]",
+                ));
+            }
+            crate::embedding::ModelKind::Video
+                if cfg.preprocess.as_ref().and_then(|p| p.frames).is_none() =>
+            {
+                return Err(Error::config(
+                    origin,
+                    "[model] kind = \"video\" but [preprocess] frames is not set",
+                    "set `frames = 16` (the clip length the model consumes) under [preprocess]",
+                ));
+            }
+            crate::embedding::ModelKind::Classifier | crate::embedding::ModelKind::Embedding
+                if cfg.preprocess.as_ref().and_then(|p| p.frames).is_some() =>
+            {
+                return Err(Error::config(
+                    origin,
+                    "[preprocess] frames is set but [model] kind is not \"video\"",
+                    "set `kind = \"video\"` under [model] for a model that takes clips [N,C,T,H,W], or remove frames",
                 ));
             }
             crate::embedding::ModelKind::Embedding if cfg.model.class_names.is_some() => {

@@ -28,6 +28,8 @@ pub enum ModelKind {
     Classifier,
     /// `[N,D]` embeddings, explained through their similarity to references.
     Embedding,
+    /// A video classifier: `forward(x [N,C,T,H,W]) -> [N,K]` logits (`crate::clip`).
+    Video,
 }
 
 /// The reference embeddings an embedding model's score compares with.
@@ -426,7 +428,7 @@ pub fn load(
     pre: &Preprocess,
     run: Option<&RunImages>,
 ) -> Result<Model> {
-    let model = Model::load(path, device, shape)?;
+    let model = Model::load_with(path, device, shape, pre.frames.map(|t| t as i64))?;
     if cfg.model.kind != ModelKind::Embedding {
         return Ok(model);
     }
@@ -552,7 +554,7 @@ pub fn view_references(
 /// As `load`, with the references of `main` (a surrogate of the same encoder, whose
 /// scores must compare with the same references).
 pub fn load_like(main: &Model, path: &Path, shape: [i64; 3]) -> Result<Model> {
-    let m = Model::load(path, main.device, shape)?;
+    let m = Model::load_with(path, main.device, shape, main.clip.map(|c| c.frames))?;
     Ok(match &main.embedding {
         Some(r) => m.with_references(r.share()),
         None => m,

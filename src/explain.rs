@@ -69,6 +69,10 @@ pub struct ImageRecord {
     /// With view references: the other side of the pair.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub view: Option<ViewRecord>,
+    /// Video models: the share of the map's absolute mass in each frame (sums to 1); the
+    /// map file is then `[T,H,W]` and the PNG a contact sheet of the frames.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub frame_mass: Option<Vec<f64>>,
 }
 
 /// The second view of an image, explained against the image's own embedding: the same
@@ -116,6 +120,10 @@ pub struct PreprocessRecord {
     pub resize: Option<usize>,
     pub mean: Vec<f32>,
     pub std: Vec<f32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub frames: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub frame_stride: Option<usize>,
 }
 
 /// A folder whose contents move into `final_dir` on success and vanish on failure.
@@ -255,6 +263,19 @@ pub fn run(
             .to_device(Device::Cpu);
         let raw = attr.maps.to_kind(Kind::Float).to_device(Device::Cpu);
         let (h, w) = (maps.size()[1] as usize, maps.size()[2] as usize);
+        // A clip's map is written as [T,H,W] (its sheet unpacked); the PNG stays the sheet.
+        let frames = model.clip.map(|c| c.frames);
+        let map_shape: Vec<u64> = match frames {
+            Some(t) => vec![t as u64, h as u64, w as u64 / t as u64],
+            None => vec![h as u64, w as u64],
+        };
+        let frame_mass: Option<Vec<Vec<f64>>> = match frames {
+            Some(t) => {
+                let m = crate::clip::frame_mass(&maps, t);
+                Some(Vec::<Vec<f64>>::try_from(&m)?)
+            }
+            None => None,
+        };
         // The other side of each pair: the view, scored against its own image.
         let side = match pairs {
             Some(p) => {
@@ -283,16 +304,34 @@ pub fn run(
             );
             let map: Vec<f32> = Vec::try_from(maps.get(i as i64).flatten(0, -1))?;
             let map_file = format!("{stem}.npy");
-            crate::npy::write_f32(&staging.dir.join(&map_file), &[h as u64, w as u64], &map)?;
+            let frame_major: Vec<f32> = match frames {
+                Some(t) => Vec::try_from(
+                    crate::clip::map_frames(&maps.narrow(0, i as i64, 1), t).flatten(0, -1),
+                )?,
+                None => map.clone(),
+            };
+            crate::npy::write_f32(&staging.dir.join(&map_file), &map_shape, &frame_major)?;
             let png_file = format!("{stem}.png");
-            crate::render::heatmap::write_overlay(
-                &staging.dir.join(&png_file),
-                &batch.displays[i],
-                &map,
-                req.png_min_side,
-            )?;
+            match frames {
+                Some(t) => crate::render::heatmap::write_frames(
+                    &staging.dir.join(&png_file),
+                    &batch.displays[i],
+                    &map,
+                    req.png_min_side,
+                    t as u32,
+                )?,
+                None => crate::render::heatmap::write_overlay(
+                    &staging.dir.join(&png_file),
+                    &batch.displays[i],
+                    &map,
+                    req.png_min_side,
+                )?,
+            }
             let raw_file = if req.write_raw {
-                let r = raw.get(i as i64);
+                let r = match frames {
+                    Some(t) => crate::clip::to_clip(&raw.narrow(0, i as i64, 1), t).get(0),
+                    None => raw.get(i as i64),
+                };
                 let shape: Vec<u64> = r.size().iter().map(|v| *v as u64).collect();
                 let v: Vec<f32> = Vec::try_from(r.flatten(0, -1))?;
                 let f = format!("{stem}.raw.npy");
@@ -355,6 +394,7 @@ pub fn run(
                 png_file,
                 raw_file,
                 view,
+                frame_mass: frame_mass.as_ref().map(|f| f[i].clone()),
             };
             on_image(&rec);
             records.push(rec);
@@ -377,6 +417,8 @@ pub fn run(
             resize: pre.resize,
             mean: pre.mean(),
             std: pre.std(),
+            frames: pre.frames,
+            frame_stride: pre.frames.map(|_| pre.frame_stride),
         },
         images: records,
     };

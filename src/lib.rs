@@ -12,6 +12,7 @@ pub mod baseline;
 pub mod calibrate;
 pub mod check;
 pub mod claim;
+pub mod clip;
 pub mod compare;
 pub mod config;
 pub mod data;

@@ -31,6 +31,18 @@ pub struct Model {
     /// For an embedding model: the references its scores compare with. Every output of
     /// `logits`, `forward_grad` and `head` is then the `[N,K]` similarity to them.
     pub embedding: Option<crate::embedding::References>,
+    /// For a video model: its clip length. Inputs travel as contact sheets `[N,C,H,T·W]`
+    /// (`crate::clip`) and are unpacked to `[N,C,T,H,W]` for every pass.
+    pub clip: Option<ClipShape>,
+}
+
+/// A video model's time axis.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClipShape {
+    /// Frames T of the input clip.
+    pub frames: i64,
+    /// Frames T' of its `features` `[N,C',T',h,w]`, when it exports them.
+    pub feature_frames: Option<i64>,
 }
 
 /// Counts of images the model processed: plain forward passes, and forward passes recorded
@@ -121,6 +133,17 @@ pub fn probe_input(shape: [i64; 3], n: i64, device: Device) -> Tensor {
 impl Model {
     /// Loads `path` on `device` and checks the contract with a probe batch of `input_shape`.
     pub fn load(path: &Path, device: Device, input_shape: [i64; 3]) -> Result<Model> {
+        Model::load_with(path, device, input_shape, None)
+    }
+
+    /// As `load`; with `frames`, a video model whose input is checked as clips
+    /// `[N,C,T,H,W]` of the contact sheets `input_shape = [C,H,T·W]`.
+    pub fn load_with(
+        path: &Path,
+        device: Device,
+        input_shape: [i64; 3],
+        frames: Option<i64>,
+    ) -> Result<Model> {
         sniff(path)?;
         // The profiling executor's graph optimiser returns NaN from the second double-backward
         // call on (gradients of explanations, measured on PyTorch 2.13); turning it off costs
@@ -154,13 +177,21 @@ impl Model {
         drop(params);
 
         let x = probe_input(input_shape, 2, device);
-        let shape_fix = "check `channels` and `size` under [preprocess] in xaudit.toml (or --channels/--size): they must match what the model consumes";
-        let logits = tch::no_grad(|| module.forward_ts(&[&x])).map_err(|e| {
+        let shape_fix = if frames.is_some() {
+            "check `channels`, `size` and `frames` under [preprocess] in xaudit.toml: they must match the clips [N,C,T,H,W] the model consumes"
+        } else {
+            "check `channels` and `size` under [preprocess] in xaudit.toml (or --channels/--size): they must match what the model consumes"
+        };
+        let fed = match frames {
+            Some(t) => crate::clip::to_clip(&x, t),
+            None => x.shallow_clone(),
+        };
+        let logits = tch::no_grad(|| module.forward_ts(&[&fed])).map_err(|e| {
             let m = torch_msg(&e);
             if m.contains("did not return a tensor") {
                 Error::model(path, "forward returned a tuple or other value, not a [N,K] logits tensor", "make forward return only the logits tensor; export feature maps through a separate `features` method")
             } else {
-                Error::model(path, format!("forward failed on a probe input of shape {:?}: {m}", x.size()), shape_fix)
+                Error::model(path, format!("forward failed on a probe input of shape {:?}: {m}", fed.size()), shape_fix)
             }
         })?;
         let osize = logits.size();
@@ -186,7 +217,16 @@ impl Model {
             ));
         }
         let num_classes = osize[1];
-        let cam = check_cam(&module, &x, &logits);
+        let cam = check_cam(&module, &fed, &logits, frames.is_some());
+        let clip = frames.map(|t| ClipShape {
+            frames: t,
+            feature_frames: match &cam {
+                CamSupport::Available { feature_shape } if feature_shape.len() == 4 => {
+                    Some(feature_shape[1])
+                }
+                _ => None,
+            },
+        });
         Ok(Model {
             module,
             path: path.to_path_buf(),
@@ -198,6 +238,7 @@ impl Model {
             cam,
             passes: Passes::default(),
             embedding: None,
+            clip,
         })
     }
 
@@ -216,40 +257,65 @@ impl Model {
         }
     }
 
+    /// What the module consumes: the input itself, or a video model's clips unpacked from
+    /// their contact sheets.
+    fn fed(&self, x: &Tensor) -> Tensor {
+        match &self.clip {
+            Some(c) => crate::clip::to_clip(x, c.frames),
+            None => x.shallow_clone(),
+        }
+    }
+
+    /// A video model's features `[N,C',T',h,w]` as sheets `[N,C',h,T'·w]`, so every CAM
+    /// method treats them as one feature grid; `head` unpacks them again.
+    fn features_out(&self, a: Tensor) -> Tensor {
+        match &self.clip {
+            Some(_) => crate::clip::to_sheet(&a),
+            None => a,
+        }
+    }
+
+    fn head_in(&self, a: &Tensor) -> Tensor {
+        match self.clip.and_then(|c| c.feature_frames) {
+            Some(t) => crate::clip::to_clip(a, t),
+            None => a.shallow_clone(),
+        }
+    }
+
     /// The raw `forward` output without building a graph (an embedding model's embeddings).
     pub fn embed(&self, x: &Tensor) -> Result<Tensor> {
         let _g = tch::no_grad_guard();
         self.passes.add_forward(x);
-        Ok(self.module.forward_ts(&[x])?)
+        Ok(self.module.forward_ts(&[self.fed(x)])?)
     }
 
     /// Logits without building a graph.
     pub fn logits(&self, x: &Tensor) -> Result<Tensor> {
         let _g = tch::no_grad_guard();
         self.passes.add_forward(x);
-        Ok(self.out(self.module.forward_ts(&[x])?))
+        Ok(self.out(self.module.forward_ts(&[self.fed(x)])?))
     }
 
     /// Logits with autograd recording (x should require grad).
     pub fn forward_grad(&self, x: &Tensor) -> Result<Tensor> {
         self.passes.add_backward(x);
-        Ok(self.out(self.module.forward_ts(&[x])?))
+        Ok(self.out(self.module.forward_ts(&[self.fed(x)])?))
     }
 
     pub fn features(&self, x: &Tensor) -> Result<Tensor> {
         let _g = tch::no_grad_guard();
         self.passes.add_forward(x);
-        Ok(self.module.method_ts("features", &[x])?)
+        Ok(self.features_out(self.module.method_ts("features", &[self.fed(x)])?))
     }
 
     /// `features` with autograd recording (second-order gradients of CAM maps).
     pub fn features_grad(&self, x: &Tensor) -> Result<Tensor> {
         self.passes.add_backward(x);
-        Ok(self.module.method_ts("features", &[x])?)
+        Ok(self.features_out(self.module.method_ts("features", &[self.fed(x)])?))
     }
 
     pub fn head(&self, a: &Tensor) -> Result<Tensor> {
-        Ok(self.out(self.module.method_ts("head", &[a])?))
+        Ok(self.out(self.module.method_ts("head", &[self.head_in(a)])?))
     }
 
     /// Top-1 class and its softmax probability for each row of `logits` `[B,K]`, refusing
@@ -322,7 +388,7 @@ pub fn agreement(a: &Model, b: &Model, x: &Tensor) -> Result<Agreement> {
     })
 }
 
-fn check_cam(module: &CModule, x: &Tensor, logits: &Tensor) -> CamSupport {
+fn check_cam(module: &CModule, x: &Tensor, logits: &Tensor, video: bool) -> CamSupport {
     let _g = tch::no_grad_guard();
     let feats = match module.method_ts("features", &[x]) {
         Ok(f) => f,
@@ -337,10 +403,12 @@ fn check_cam(module: &CModule, x: &Tensor, logits: &Tensor) -> CamSupport {
             );
         }
     };
-    if feats.dim() != 4 {
+    let want = if video { 5 } else { 4 };
+    if feats.dim() != want {
         return CamSupport::Unavailable(format!(
-            "`features` returned shape {:?}, expected [N,C',h,w]",
-            feats.size()
+            "`features` returned shape {:?}, expected {}",
+            feats.size(),
+            if video { "[N,C',T',h,w]" } else { "[N,C',h,w]" }
         ));
     }
     let out = match module.method_ts("head", &[&feats]) {

@@ -191,7 +191,8 @@ fn equivariance_defaults_to_label_preserving_transforms() {
         .iter()
         .map(|v| v.as_str().unwrap())
         .collect();
-    assert_eq!(t, vec!["hflip", "translate", "rotate"]);
+    // time-shift applies to video models only; image models skip it.
+    assert_eq!(t, vec!["hflip", "translate", "rotate", "time-shift"]);
 }
 
 #[test]

@@ -59,6 +59,7 @@ fn random_methods_are_seeded_and_batch_size_independent() {
             grid: 4,
             p: 0.5,
             norm: rise::Norm::Official,
+            ..Default::default()
         }),
         MethodSpec::with_defaults(MethodKind::Random),
     ];

@@ -149,6 +149,7 @@ fn constant_model_occlusion_is_zero_and_rise_is_constant() {
         window: 3,
         stride: 2,
         baseline: 0.0,
+        ..Default::default()
     });
     for score in [Score::Logit, Score::Softmax] {
         let o = occ.attribute(&ctx(&m, score), &x, &t, &ids()).unwrap().maps;
@@ -165,6 +166,7 @@ fn constant_model_occlusion_is_zero_and_rise_is_constant() {
         grid: 3,
         p: 0.5,
         norm: rise::Norm::MaskSum,
+        ..Default::default()
     });
     let r = spec
         .attribute(&ctx(&m, Score::Softmax), &x, &t, &ids())
@@ -177,6 +179,7 @@ fn constant_model_occlusion_is_zero_and_rise_is_constant() {
         grid: 3,
         p: 0.5,
         norm: rise::Norm::Official,
+        ..Default::default()
     });
     let r = spec
         .attribute(&ctx(&m, Score::Softmax), &x, &t, &ids())

@@ -188,12 +188,29 @@ fn extremal_perturbation_matches_torchray() {
         // gradient then depends on the order of equal values; not traced further). Rust runs
         // of that image agree with each other whatever the batch size. So: every face and 3
         // of the 4 digits within 1e-3, and the gap is printed.
-        let want = npy(&format!("peers/cam/{set}_extremal_a10.npy"));
-        let errs: Vec<f64> = (0..4).map(|i| rel_l2(&got.get(i), &want.get(i))).collect();
-        eprintln!("{set}_extremal_a10 per image relative L2: {errs:?}");
-        let close = errs.iter().filter(|e| **e < 1e-3).count();
+        //
+        // The 800 steps also amplify the CPU's last-bit kernel differences: TorchRay itself,
+        // rerun with the same torch 2.13.0 on an AMD EPYC Zen 3 CPU, ends 0.34, 1.2e-4, 0.17
+        // and 0.61 away from its digits golden (xaudit there: the same four numbers to two
+        // digits). That rerun is a second golden (`_zen3`); the digits must match TorchRay run
+        // on one of the two CPUs.
+        let goldens: &[&str] = if set == "faces" {
+            &["faces_extremal_a10"]
+        } else {
+            &["digits_extremal_a10", "digits_extremal_a10_zen3"]
+        };
         let need = if set == "faces" { 4 } else { 3 };
-        assert!(close >= need, "{set}: {errs:?}");
+        let mut matched = false;
+        for g in goldens {
+            let want = npy(&format!("peers/cam/{g}.npy"));
+            let errs: Vec<f64> = (0..4).map(|i| rel_l2(&got.get(i), &want.get(i))).collect();
+            eprintln!("{g} per image relative L2: {errs:?}");
+            matched |= errs.iter().filter(|e| **e < 1e-3).count() >= need;
+        }
+        assert!(
+            matched,
+            "{set}: no TorchRay golden matched (errors printed above)"
+        );
     }
 }
 

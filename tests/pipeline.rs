@@ -59,6 +59,7 @@ fn report_of(plan: &Plan, o: Outcome) -> Report {
                 sha256: "0".repeat(64),
                 num_classes: 10,
                 embedding: None,
+                frames: None,
                 num_parameters: 1,
             },
             provenance: Provenance {

@@ -48,6 +48,7 @@ pub const INFO: super::MethodInfo = super::MethodInfo {
     needs: super::Needs::Nothing,
     stochastic: false,
     control: true,
+    clips: true,
     cost: "none",
 };
 
@@ -55,13 +56,17 @@ pub const INFO: super::MethodInfo = super::MethodInfo {
 pub type Params = super::NoParams;
 
 /// The registry's uniform entry point.
+/// Video models: each frame's own edges (no edge at the seams between frames).
 pub fn explain(
-    _ctx: &super::Ctx,
+    ctx: &super::Ctx,
     _p: &Params,
     x: &tch::Tensor,
     _targets: &tch::Tensor,
     _ids: &[u64],
 ) -> crate::error::Result<super::Attribution> {
     use super::Attribution;
-    Ok(Attribution::plain(attribute(x)))
+    Ok(Attribution::plain(match ctx.model.clip {
+        Some(c) => crate::clip::per_frame(x, c.frames, attribute),
+        None => attribute(x),
+    }))
 }

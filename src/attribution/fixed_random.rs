@@ -29,6 +29,7 @@ pub const INFO: super::MethodInfo = super::MethodInfo {
     needs: super::Needs::Nothing,
     stochastic: false,
     control: true,
+    clips: true,
     cost: "none",
 };
 

@@ -1,6 +1,8 @@
 //! Grad-CAM (Selvaraju et al. 2017, arXiv:1610.02391) on the model's exported `features`.
 //!
 //! `α_k = mean_ij ∂y^c/∂A^k_ij`, `L = ReLU(Σ_k α_k A^k)`, upsampled bilinearly to the input.
+//! Video models: `features` are `[N,C',T',h,w]`, the mean runs over space and time (3D
+//! Grad-CAM) and the map is upsampled trilinearly to `[T,H,W]`.
 //! The features are recomputed as a detached leaf and fed to `head`: gradients w.r.t. a
 //! tensor *returned* by a scripted method are undefined from the second call on under the
 //! profiling executor (libtorch-tch.md §3.3).
@@ -68,7 +70,30 @@ pub fn weighted_features(
 }
 
 pub fn attribute(ctx: &Ctx, p: &Params, x: &Tensor, targets: &Tensor) -> Result<Tensor> {
-    Ok(upsample(&lowres(ctx, p, x, targets)?, x, p.upsample))
+    Ok(upsample_in(
+        ctx,
+        &lowres(ctx, p, x, targets)?,
+        x,
+        p.upsample,
+    ))
+}
+
+/// `upsample` for the model of `ctx`: a video model's map at its feature grid `[T',h,w]`
+/// (a sheet `[B,1,h,T'·w]`) is upsampled trilinearly to the clip `[T,H,W]`, as 3D
+/// Grad-CAM implementations interpolate, so no frame borrows from its neighbour.
+pub fn upsample_in(ctx: &Ctx, cam: &Tensor, x: &Tensor, how: Upsample) -> Tensor {
+    let Some(c) = ctx.model.clip else {
+        return upsample(cam, x, how);
+    };
+    let tf = c.feature_frames.unwrap_or(c.frames);
+    let lo = crate::clip::to_clip(cam, tf);
+    let (h, w) = (x.size()[2], x.size()[3] / c.frames);
+    let size = [c.frames, h, w];
+    let up = match how {
+        Upsample::Bilinear => lo.upsample_trilinear3d(size, false, None, None, None),
+        Upsample::Nearest => lo.upsample_nearest3d(size, None, None, None),
+    };
+    crate::clip::to_sheet(&up)
 }
 
 /// A feature-grid map `[B,1,h,w]` brought to the input's resolution (shared by the CAM family).
@@ -90,6 +115,7 @@ pub const INFO: super::MethodInfo = super::MethodInfo {
     needs: super::Needs::FeaturesAndGradients,
     stochastic: false,
     control: false,
+    clips: true,
     cost: "1 forward + 1 backward through `head`",
 };
 

@@ -10,7 +10,7 @@
 //!   `g = 0`.
 //! * `official-code` (adityac94/Grad_CAM_plus_plus, TF1): a zero denominator is replaced by 1,
 //!   and `α` is divided by its sum over each channel, a step that is not in the paper.
-use super::grad_cam::{upsample, weighted_features, Upsample};
+use super::grad_cam::{upsample_in, weighted_features, Upsample};
 use super::Ctx;
 use crate::error::Result;
 use serde::Serialize;
@@ -73,7 +73,12 @@ pub fn lowres(ctx: &Ctx, p: &Params, x: &Tensor, targets: &Tensor) -> Result<Ten
 }
 
 pub fn attribute(ctx: &Ctx, p: &Params, x: &Tensor, targets: &Tensor) -> Result<Tensor> {
-    Ok(upsample(&lowres(ctx, p, x, targets)?, x, p.upsample))
+    Ok(upsample_in(
+        ctx,
+        &lowres(ctx, p, x, targets)?,
+        x,
+        p.upsample,
+    ))
 }
 
 /// Registry entry (see `attribution::registry`).
@@ -86,6 +91,7 @@ pub const INFO: super::MethodInfo = super::MethodInfo {
     needs: super::Needs::FeaturesAndGradients,
     stochastic: false,
     control: false,
+    clips: true,
     cost: "1 forward + 1 backward through `head`",
 };
 

@@ -184,6 +184,7 @@ pub const INFO: super::MethodInfo = super::MethodInfo {
     needs: super::Needs::Gradients,
     stochastic: false,
     control: false,
+    clips: true,
     cost: "steps (+1) forward + backward passes",
 };
 

@@ -90,6 +90,7 @@ pub const INFO: super::MethodInfo = super::MethodInfo {
     needs: super::Needs::FeaturesAndGradients,
     stochastic: false,
     control: false,
+    clips: false,
     cost: "1 forward + 1 backward through `head`",
 };
 

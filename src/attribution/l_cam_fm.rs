@@ -12,6 +12,7 @@ pub const INFO: super::MethodInfo = super::MethodInfo {
     needs: super::Needs::Features,
     stochastic: false,
     control: false,
+    clips: false,
     cost: "1 forward pass to `features` (after training with `xaudit train l-cam`)",
 };
 

@@ -87,6 +87,7 @@ pub const INFO: super::MethodInfo = super::MethodInfo {
     needs: super::Needs::Gradients,
     stochastic: false,
     control: false,
+    clips: false,
     cost: "iterations forward + backward passes (300 at the defaults)",
 };
 

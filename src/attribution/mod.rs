@@ -414,6 +414,9 @@ pub struct MethodInfo {
     pub stochastic: bool,
     /// A model-blind control explanation.
     pub control: bool,
+    /// Runs on video models (clips as contact sheets, `crate::clip`): per-pixel methods,
+    /// and those whose windows, masks or feature grids know the frames.
+    pub clips: bool,
     /// Model passes per image, as the method's structure fixes them.
     pub cost: &'static str,
 }
@@ -503,6 +506,19 @@ macro_rules! registry {
                 targets: &Tensor,
                 ids: &[u64],
             ) -> Result<Attribution> {
+                let info = self.kind().info();
+                if ctx.model.clip.is_some() && !info.clips {
+                    let ok: Vec<&str> = MethodKind::ALL
+                        .iter()
+                        .filter(|k| k.info().clips)
+                        .map(|k| k.info().name)
+                        .collect();
+                    return Err(Error::method(
+                        info.name,
+                        "does not run on video models: its masks or feature maps are those of single images",
+                        format!("pick a method that knows clips: {}", ok.join(", ")),
+                    ));
+                }
                 match self {
                     $(MethodSpec::$Variant(p) => $module::explain(ctx, p, x, targets, ids)),*
                 }

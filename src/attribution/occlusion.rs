@@ -2,6 +2,10 @@
 //! windows over all channels, first window at 0, stride `t` until the side is covered
 //! (the last window may be truncated); each pixel gets the mean score drop of the windows
 //! covering it. Defaults: window 15, stride 8, baseline 0 (model space), softmax score.
+//!
+//! Video models: windows are spatio-temporal boxes, `time-window` frames long (default 2)
+//! at every `time-stride`-th frame (default 1), each frame's part at the same square (as
+//! Captum's `Occlusion` with a `(C, t, h, w)` sliding window on clips).
 use super::{target_score, Ctx};
 use crate::error::Result;
 use serde::Serialize;
@@ -14,6 +18,10 @@ pub struct Params {
     pub stride: usize,
     /// Value written into the window, in model-input space.
     pub baseline: f64,
+    /// Video models: frames per window.
+    pub time_window: usize,
+    /// Video models: frames between window starts.
+    pub time_stride: usize,
 }
 
 impl Default for Params {
@@ -22,6 +30,8 @@ impl Default for Params {
             window: 15,
             stride: 8,
             baseline: 0.0,
+            time_window: 2,
+            time_stride: 1,
         }
     }
 }
@@ -51,12 +61,35 @@ pub fn masks(h: usize, w: usize, p: &Params) -> (usize, Vec<f32>) {
     (k, m)
 }
 
+/// Spatio-temporal window masks of clips of `t` frames, in sheet layout `[n, H*(T*W)]`.
+pub fn clip_masks(t: usize, h: usize, w: usize, p: &Params) -> (usize, Vec<f32>) {
+    let (nw, spatial) = masks(h, w, p);
+    let ts = starts(t, p.time_window, p.time_stride);
+    let plane = h * t * w;
+    let mut m = vec![0f32; ts.len() * nw * plane];
+    for (i, &t0) in ts.iter().enumerate() {
+        for k in 0..nw {
+            let dst = &mut m[(i * nw + k) * plane..(i * nw + k + 1) * plane];
+            for f in t0..(t0 + p.time_window).min(t) {
+                for y in 0..h {
+                    let src = &spatial[k * h * w + y * w..k * h * w + (y + 1) * w];
+                    dst[y * t * w + f * w..y * t * w + (f + 1) * w].copy_from_slice(src);
+                }
+            }
+        }
+    }
+    (ts.len() * nw, m)
+}
+
 /// Returns `[B,1,H,W]` (Captum repeats the same map over the channels).
 pub fn attribute(ctx: &Ctx, p: &Params, x: &Tensor, targets: &Tensor) -> Result<Tensor> {
     let size = x.size();
     let (b, h, w) = (size[0], size[2] as usize, size[3] as usize);
     let dev = x.device();
-    let (nw, m) = masks(h, w, p);
+    let (nw, m) = match ctx.model.clip {
+        Some(c) => clip_masks(c.frames as usize, h, w / c.frames as usize, p),
+        None => masks(h, w, p),
+    };
     let m = Tensor::from_slice(&m)
         .view([nw as i64, (h * w) as i64])
         .to_device(dev);
@@ -96,13 +129,14 @@ pub const INFO: super::MethodInfo = super::MethodInfo {
     needs: super::Needs::Forward,
     stochastic: false,
     control: false,
+    clips: true,
     cost: "1 + one forward pass per window position",
 };
 
 impl super::Validate for Params {
     fn validate(&self) -> std::result::Result<(), String> {
-        if self.window == 0 || self.stride == 0 {
-            return Err("window and stride must be >= 1".into());
+        if self.window == 0 || self.stride == 0 || self.time_window == 0 || self.time_stride == 0 {
+            return Err("window, stride, time-window and time-stride must be >= 1".into());
         }
         if !self.baseline.is_finite() {
             return Err("give a finite baseline (model space)".into());
@@ -140,11 +174,32 @@ mod tests {
             window: 3,
             stride: 2,
             baseline: 0.0,
+            ..Params::default()
         };
         let (n, m) = masks(5, 6, &p);
         assert_eq!(n, 2 * 3);
         for px in 0..30 {
             assert!((0..n).any(|k| m[k * 30 + px] == 1.0));
         }
+    }
+
+    #[test]
+    fn clip_windows_span_frames_and_never_straddle_them() {
+        let p = Params {
+            window: 2,
+            stride: 2,
+            time_window: 2,
+            time_stride: 1,
+            ..Params::default()
+        };
+        // 3 frames of 2x4: 2 spatial windows x 2 temporal starts.
+        let (n, m) = clip_masks(3, 2, 4, &p);
+        assert_eq!(n, 4);
+        let plane = 2 * 12;
+        // Window 1 (t0 = 0, right half) covers columns 2..4 of frames 0 and 1 only.
+        let row: Vec<f32> = m[plane..plane + 12].to_vec();
+        assert_eq!(row, vec![0., 0., 1., 1., 0., 0., 1., 1., 0., 0., 0., 0.]);
+        let last: Vec<f32> = m[3 * plane..3 * plane + 12].to_vec();
+        assert_eq!(last, vec![0., 0., 0., 0., 0., 0., 1., 1., 0., 0., 1., 1.]);
     }
 }

@@ -3,6 +3,11 @@
 //! (s+1)·⌈H/s⌉ with skimage's `resize(order=1, mode='reflect')` convention, randomly
 //! shifted by less than one cell and cropped. Saliency `Σ_i f_c(x ⊙ M_i) M_i / (N p)`.
 //! Masks are shared by all images and drawn from `--seed` per mask index.
+//!
+//! Video models: the grid gains a time axis of `time-grid` cells (default 4) and each axis
+//! is upsampled, shifted and cropped as above, so masks are smooth spatio-temporal blobs
+//! over the clip `[T,H,W]` (an extension of RISE's construction to three axes; the paper
+//! has no video variant).
 use super::{target_score, Ctx};
 use crate::error::Result;
 use rand::Rng;
@@ -25,6 +30,8 @@ pub struct Params {
     pub grid: usize,
     pub p: f64,
     pub norm: Norm,
+    /// Video models: grid cells along time.
+    pub time_grid: usize,
 }
 
 impl Default for Params {
@@ -34,6 +41,7 @@ impl Default for Params {
             grid: 7,
             p: 0.5,
             norm: Norm::Official,
+            time_grid: 4,
         }
     }
 }
@@ -97,6 +105,44 @@ pub fn mask(seed: u64, j: u64, p: &Params, h: usize, w: usize) -> Vec<f32> {
     out
 }
 
+/// Mask `j` of clips of `t` frames `[H,W]` in sheet layout (`H × T·W` values, frame f in
+/// columns `f·W..(f+1)·W`); depends only on (seed, j) and the parameters.
+pub fn clip_mask(seed: u64, j: u64, p: &Params, t: usize, h: usize, w: usize) -> Vec<f32> {
+    let s = p.grid.max(1);
+    let st = p.time_grid.max(1);
+    let mut rng = crate::rng::stream(seed, "rise-clip-mask", j, 0);
+    let grid: Vec<f32> = (0..st * s * s)
+        .map(|_| if rng.random::<f64>() < p.p { 1.0 } else { 0.0 })
+        .collect();
+    let (ct, ch, cw) = (t.div_ceil(st), h.div_ceil(s), w.div_ceil(s));
+    let dt = rng.random_range(0..ct);
+    let dy = rng.random_range(0..ch);
+    let dx = rng.random_range(0..cw);
+    let (tt, ty, tx) = (
+        taps(st, (st + 1) * ct),
+        taps(s, (s + 1) * ch),
+        taps(s, (s + 1) * cw),
+    );
+    let g = |a: usize, y: usize, x: usize| grid[(a * s + y) * s + x];
+    let mut out = vec![0f32; h * t * w];
+    for f in 0..t {
+        let (t0, t1, ft) = tt[f + dt];
+        for y in 0..h {
+            let (y0, y1, fy) = ty[y + dy];
+            for x in 0..w {
+                let (x0, x1, fx) = tx[x + dx];
+                let plane = |a: usize| {
+                    let top = g(a, y0, x0) * (1.0 - fx) + g(a, y0, x1) * fx;
+                    let bot = g(a, y1, x0) * (1.0 - fx) + g(a, y1, x1) * fx;
+                    top * (1.0 - fy) + bot * fy
+                };
+                out[y * t * w + f * w + x] = plane(t0) * (1.0 - ft) + plane(t1) * ft;
+            }
+        }
+    }
+    out
+}
+
 /// Returns `[B,1,H,W]`.
 pub fn attribute(ctx: &Ctx, p: &Params, x: &Tensor, targets: &Tensor) -> Result<Tensor> {
     let size = x.size();
@@ -109,7 +155,13 @@ pub fn attribute(ctx: &Ctx, p: &Params, x: &Tensor, targets: &Tensor) -> Result<
     super::for_chunks(n, per, |r| {
         let mut m = Vec::with_capacity(r.len() * h * w);
         for j in r.clone() {
-            m.extend(mask(ctx.seed, j as u64, p, h, w));
+            m.extend(match ctx.model.clip {
+                Some(c) => {
+                    let t = c.frames as usize;
+                    clip_mask(ctx.seed, j as u64, p, t, h, w / t)
+                }
+                None => mask(ctx.seed, j as u64, p, h, w),
+            });
         }
         let k = r.len() as i64;
         let m = Tensor::from_slice(&m)
@@ -142,13 +194,14 @@ pub const INFO: super::MethodInfo = super::MethodInfo {
     needs: super::Needs::Forward,
     stochastic: true,
     control: false,
+    clips: true,
     cost: "masks forward passes (4000 at the defaults)",
 };
 
 impl super::Validate for Params {
     fn validate(&self) -> std::result::Result<(), String> {
-        if self.masks == 0 || self.grid == 0 {
-            return Err("masks and grid must be >= 1".into());
+        if self.masks == 0 || self.grid == 0 || self.time_grid == 0 {
+            return Err("masks, grid and time-grid must be >= 1".into());
         }
         if !(self.p > 0.0 && self.p < 1.0) {
             return Err("p is the probability that a grid cell is kept: give a value in (0, 1) (paper: 0.5)".into());
@@ -180,11 +233,31 @@ mod tests {
             grid: 4,
             p: 0.5,
             norm: Norm::Official,
+            ..Params::default()
         };
         let a = mask(3, 5, &p, 10, 12);
         assert_eq!(a, mask(3, 5, &p, 10, 12));
         assert_ne!(a, mask(3, 6, &p, 10, 12));
         assert!(a.iter().all(|v| (0.0..=1.0).contains(v)));
+    }
+
+    #[test]
+    fn clip_masks_are_reproducible_and_vary_over_time() {
+        let p = Params {
+            grid: 3,
+            time_grid: 2,
+            ..Params::default()
+        };
+        let m = clip_mask(1, 2, &p, 4, 6, 6);
+        assert_eq!(m.len(), 6 * 24);
+        assert!(m.iter().all(|v| (0.0..=1.0).contains(v)));
+        assert_eq!(m, clip_mask(1, 2, &p, 4, 6, 6));
+        // Some mask of a few differs between its first and last frame.
+        let differs = (0..8u64).any(|j| {
+            let m = clip_mask(1, j, &p, 4, 6, 6);
+            (0..6).any(|y| m[y * 24..y * 24 + 6] != m[y * 24 + 18..y * 24 + 24])
+        });
+        assert!(differs);
     }
 
     #[test]

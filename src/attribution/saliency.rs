@@ -33,6 +33,7 @@ pub const INFO: super::MethodInfo = super::MethodInfo {
     needs: super::Needs::Gradients,
     stochastic: false,
     control: false,
+    clips: true,
     cost: "1 forward + 1 backward",
 };
 

@@ -107,6 +107,7 @@ pub const INFO: super::MethodInfo = super::MethodInfo {
     needs: super::Needs::Features,
     stochastic: false,
     control: false,
+    clips: false,
     cost: "1 + K forward passes (K feature channels)",
 };
 

@@ -181,7 +181,15 @@ impl MethodSpec {
                 // The Sobel map is a function of the input alone: its gradient is exact.
                 tch::with_grad(|| -> Result<Tensor> {
                     let leaf = x.detach().set_requires_grad(true);
-                    let l = (super::edge::attribute_differentiable(&leaf) * u).sum(Kind::Float);
+                    let map = match ctx.model.clip {
+                        Some(c) => crate::clip::per_frame(
+                            &leaf,
+                            c.frames,
+                            super::edge::attribute_differentiable,
+                        ),
+                        None => super::edge::attribute_differentiable(&leaf),
+                    };
+                    let l = (map * u).sum(Kind::Float);
                     backward(&l, &leaf, false)
                 })?
             }
@@ -205,7 +213,6 @@ fn grad_cam_vjp(
 ) -> Result<Tensor> {
     ctx.model.require_cam("grad-cam")?;
     let b = x.size()[0] as usize;
-    let (h, w) = (x.size()[2], x.size()[3]);
     let mut out = Vec::new();
     super::for_chunks(b, ctx.internal_batch, |r| {
         let xs = x.narrow(0, r.start as i64, r.len() as i64);
@@ -219,12 +226,7 @@ fn grad_cam_vjp(
             let alpha = ga.mean_dim([2i64, 3].as_slice(), true, Kind::Float);
             let cam = (alpha * &feats).sum_dim_intlist(1, true, Kind::Float);
             let cam = if p.relu { cam.relu() } else { cam };
-            let up = match p.upsample {
-                super::grad_cam::Upsample::Bilinear => {
-                    cam.upsample_bilinear2d([h, w], false, None, None)
-                }
-                super::grad_cam::Upsample::Nearest => cam.upsample_nearest2d([h, w], None, None),
-            };
+            let up = super::grad_cam::upsample_in(ctx, &cam, &xs, p.upsample);
             backward(&(up * us).sum(Kind::Float), &leaf, false)
         })?;
         out.push(g);

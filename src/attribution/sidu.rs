@@ -91,6 +91,7 @@ pub const INFO: super::MethodInfo = super::MethodInfo {
     needs: super::Needs::Features,
     stochastic: false,
     control: false,
+    clips: false,
     cost: "2 + K forward passes (K feature channels)",
 };
 

@@ -82,6 +82,7 @@ pub const INFO: super::MethodInfo = super::MethodInfo {
     needs: super::Needs::Gradients,
     stochastic: true,
     control: false,
+    clips: true,
     cost: "samples forward + backward passes",
 };
 

@@ -150,6 +150,7 @@ pub const INFO: super::MethodInfo = super::MethodInfo {
     needs: super::Needs::Forward,
     stochastic: false,
     control: false,
+    clips: false,
     cost: "designs · (grid² + 2) forward passes (2112 at the defaults)",
 };
 

@@ -36,4 +36,5 @@ pub const ENTRY: AuditEntry = AuditEntry {
     check: super::check::<Params>,
     finish: Some(super::attack::finish),
     shardable: true,
+    clips: true,
 };

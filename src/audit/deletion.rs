@@ -39,4 +39,5 @@ pub const ENTRY: AuditEntry = AuditEntry {
     check: super::check::<Params>,
     finish: None,
     shardable: true,
+    clips: true,
 };

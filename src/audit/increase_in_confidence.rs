@@ -109,4 +109,5 @@ pub const ENTRY: AuditEntry = AuditEntry {
     check: super::check::<Params>,
     finish: Some(finish),
     shardable: true,
+    clips: true,
 };

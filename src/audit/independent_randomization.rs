@@ -160,4 +160,5 @@ pub const ENTRY: AuditEntry = AuditEntry {
     check: super::check::<Params>,
     finish: Some(finish_layers),
     shardable: true,
+    clips: true,
 };

@@ -230,6 +230,7 @@ pub const ENTRY: AuditEntry = AuditEntry {
     check: super::check::<Params>,
     finish: None,
     shardable: true,
+    clips: true,
 };
 
 #[cfg(test)]

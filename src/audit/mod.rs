@@ -546,6 +546,10 @@ pub struct AuditEntry {
     /// Whether the audit measures each image on its own, so `check --shard` may split the
     /// data set (false: it needs every image in one process).
     pub shardable: bool,
+    /// Whether it measures video models (clips as contact sheets, `crate::clip`): audits
+    /// whose perturbations, transforms or map geometry are per pixel or per model. The
+    /// others are NOT RUN on video models, with the reason.
+    pub clips: bool,
 }
 
 /// An audit's typed parameters: parsed over their defaults and range-checked when the suite

@@ -287,4 +287,5 @@ pub const ENTRY: AuditEntry = AuditEntry {
     check: super::check::<Params>,
     finish: None,
     shardable: false,
+    clips: true,
 };

@@ -239,6 +239,7 @@ pub const ENTRY: AuditEntry = AuditEntry {
     check: super::check::<Params>,
     finish: None,
     shardable: true,
+    clips: false,
 };
 
 #[cfg(test)]

@@ -160,4 +160,5 @@ pub const ENTRY: AuditEntry = AuditEntry {
     check: super::check::<Params>,
     finish: None,
     shardable: true,
+    clips: true,
 };

@@ -92,4 +92,5 @@ pub const ENTRY: AuditEntry = AuditEntry {
     check: super::check::<Params>,
     finish: Some(super::sampling::finish),
     shardable: true,
+    clips: true,
 };

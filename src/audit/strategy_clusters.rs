@@ -318,6 +318,7 @@ pub const ENTRY: AuditEntry = AuditEntry {
     check: super::check::<Params>,
     finish: None,
     shardable: false,
+    clips: false,
 };
 
 #[cfg(test)]

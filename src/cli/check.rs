@@ -219,7 +219,7 @@ pub(super) fn load_inputs(
         .cloned()
         .or(cfg.data.clone())
         .context("no images given: pass --data DIR|CSV or set `data = \"...\"` in xaudit.toml")?;
-    let mut ds = Dataset::from_inputs(std::slice::from_ref(&data_path))?;
+    let mut ds = Dataset::open(std::slice::from_ref(&data_path), pre)?;
     let origin = cfg
         .origin
         .as_ref()
@@ -254,7 +254,7 @@ pub(super) fn load_inputs(
         labels = xaudit::data::LabelInfo::default();
     }
     let dev = xaudit::device::parse_device(device)?;
-    let shape = [pre.channels as i64, pre.size[0] as i64, pre.size[1] as i64];
+    let shape = pre.input_shape();
     if device.trim().eq_ignore_ascii_case("auto") && dev == tch::Device::Cpu {
         eprintln!("note: --device auto found no CUDA device; running on the CPU");
     }
@@ -463,7 +463,7 @@ pub fn run(a: CheckArgs) -> Result<i32> {
         None => None,
     };
     let oos = match &a.out_of_set {
-        Some(p) => Some(Dataset::from_inputs(std::slice::from_ref(p))?),
+        Some(p) => Some(Dataset::open(std::slice::from_ref(p), &pre)?),
         None => None,
     };
     let model_sha256 = sha256_file(&a.run.model)?;
@@ -602,6 +602,7 @@ pub fn run(a: CheckArgs) -> Result<i32> {
                 num_classes: model.num_classes,
                 num_parameters: model.num_parameters,
                 embedding: model.embedding.as_ref().map(EmbeddingInfo::of),
+                frames: model.clip.map(|c| c.frames),
             },
             provenance: provenance(String::new())?,
         };
@@ -663,6 +664,7 @@ pub fn run(a: CheckArgs) -> Result<i32> {
         num_classes: model.num_classes,
         num_parameters: model.num_parameters,
         embedding: model.embedding.as_ref().map(EmbeddingInfo::of),
+        frames: model.clip.map(|c| c.frames),
     };
     let provenance = provenance(data_manifest_sha256(&outcome.images))?;
     let report = xaudit::check::report(

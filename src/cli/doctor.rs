@@ -60,12 +60,12 @@ pub fn run(a: DoctorArgs) -> Result<()> {
     let device = xaudit::device::parse_device(&a.common.device)?;
     outln!("device: {}", xaudit::device::describe(device));
     if let Some(path) = a.model {
-        let shape = [pre.channels as i64, pre.size[0] as i64, pre.size[1] as i64];
+        let shape = pre.input_shape();
         // View references are built from images: --data's, when given.
         let mut view_data = None;
         if xaudit::embedding::uses_views(&cfg) {
             if let Some(d) = &a.data {
-                let mut ds = xaudit::data::Dataset::from_inputs(std::slice::from_ref(d))?;
+                let mut ds = xaudit::data::Dataset::open(std::slice::from_ref(d), &pre)?;
                 ds.items.truncate(256);
                 xaudit::embedding::label_by_position(&mut ds);
                 view_data = Some(ds);
@@ -83,7 +83,19 @@ pub fn run(a: DoctorArgs) -> Result<()> {
             xaudit::embedding::load(&path, device, shape, &cfg, &pre, run_images.as_ref())?
         };
         outln!("model: {}", path.display());
-        outln!("  input [C,H,W]: {shape:?} (from preprocessing)");
+        match m.clip {
+            Some(c) => {
+                let [ch, h, tw] = shape;
+                outln!(
+                    "  input [N,C,T,H,W]: [N, {ch}, {}, {h}, {}] clips (from preprocessing: frames = {}, frame-stride = {}); xaudit handles each clip as its contact sheet [C,H,T*W] = {shape:?}",
+                    c.frames,
+                    tw / c.frames,
+                    c.frames,
+                    pre.frame_stride
+                );
+            }
+            None => outln!("  input [C,H,W]: {shape:?} (from preprocessing)"),
+        }
         use xaudit::embedding::Reference;
         match &m.embedding {
             None if xaudit::embedding::uses_views(&cfg) => {
@@ -93,6 +105,15 @@ pub fn run(a: DoctorArgs) -> Result<()> {
                 );
                 outln!("  targets: second augmented views: in use, built from the images of `explain` and `check` (give --data to build them here)");
                 outln!("  targets: class prototypes: available with [embedding] reference = \"prototypes\" and prototypes = DIR (a labelled support folder)");
+            }
+            None if m.clip.is_some() => {
+                outln!("  kind: video classifier, forward(x [N,C,T,H,W]) -> [N,K] logits\n  classes: {}", m.num_classes);
+                let ok: Vec<&str> = xaudit::attribution::MethodKind::ALL
+                    .iter()
+                    .filter(|k| k.info().clips)
+                    .map(|k| k.info().name)
+                    .collect();
+                outln!("  methods for clips: {}", ok.join(", "));
             }
             None => outln!("  kind: classifier\n  classes: {}", m.num_classes),
             Some(r) => {
@@ -122,6 +143,9 @@ pub fn run(a: DoctorArgs) -> Result<()> {
             m.num_parameter_tensors
         );
         match &m.cam {
+            CamSupport::Available { feature_shape } if m.clip.is_some() => outln!(
+                "  features/head: ok, features [C',T',h,w] = {feature_shape:?}; grad-cam and grad-cam-plus-plus available (3D: weights averaged over space and time)"
+            ),
             CamSupport::Available { feature_shape } => {
                 outln!("  features/head: ok, features {feature_shape:?}; CAM methods available")
             }
@@ -157,7 +181,7 @@ pub fn run(a: DoctorArgs) -> Result<()> {
             let s = xaudit::embedding::load_like(&m, sp, shape)?;
             let x = match &a.data {
                 Some(d) => {
-                    let ds = xaudit::data::Dataset::from_inputs(std::slice::from_ref(d))?;
+                    let ds = xaudit::data::Dataset::open(std::slice::from_ref(d), &pre)?;
                     let n = ds.len().min(256);
                     ds.load_batch(0..n, &pre, device)?.x
                 }

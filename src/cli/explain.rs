@@ -116,8 +116,8 @@ pub fn run(a: ExplainArgs) -> Result<()> {
     let (cfg, pre) = a.common.resolve()?;
     let method = a.method(&cfg)?;
     let device = xaudit::device::parse_device(&a.common.device)?;
-    let mut data = Dataset::from_inputs(&a.inputs)?;
-    let shape = [pre.channels as i64, pre.size[0] as i64, pre.size[1] as i64];
+    let mut data = Dataset::open(&a.inputs, &pre)?;
+    let shape = pre.input_shape();
     let views = xaudit::embedding::uses_views(&cfg);
     if views {
         xaudit::embedding::label_by_position(&mut data);

@@ -42,7 +42,7 @@ pub fn run(a: ReplayArgs) -> Result<i32> {
     })?;
     let device = xaudit::device::parse_device(&a.device)?;
     let pre = &ce.preprocess;
-    let shape = [pre.channels as i64, pre.size[0] as i64, pre.size[1] as i64];
+    let shape = pre.input_shape();
     let model = Model::load(std::path::Path::new(&r.model.path), device, shape)?;
     let data = Dataset::from_inputs(&[PathBuf::from(&ce.path)])?;
     let b = data.load_batch(0..1, pre, device)?;

@@ -43,11 +43,11 @@ pub fn run(a: ThroughputArgs) -> Result<()> {
     );
     let (cfg, pre) = a.common.resolve()?;
     let device = xaudit::device::parse_device(&a.common.device)?;
-    let shape = [pre.channels as i64, pre.size[0] as i64, pre.size[1] as i64];
+    let shape = pre.input_shape();
     let m = xaudit::embedding::load(&a.model, device, shape, &cfg, &pre, None)?;
     let images = match &a.data {
         Some(p) => {
-            let d = xaudit::data::Dataset::from_inputs(std::slice::from_ref(p))?;
+            let d = xaudit::data::Dataset::open(std::slice::from_ref(p), &pre)?;
             let n = d
                 .len()
                 .min(a.batch_sizes.iter().copied().max().unwrap_or(1));

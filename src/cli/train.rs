@@ -52,7 +52,7 @@ pub fn run(c: TrainCommand) -> Result<()> {
     let (cfg, pre) = a.common.resolve()?;
     let device = xaudit::device::parse_device(&a.common.device)?;
     let data = Dataset::from_inputs(std::slice::from_ref(&a.data))?;
-    let shape = [pre.channels as i64, pre.size[0] as i64, pre.size[1] as i64];
+    let shape = pre.input_shape();
     let model = xaudit::embedding::load(&a.model, device, shape, &cfg, &pre, None)?;
     model.require_cam("l-cam")?;
     // The training set is held on the device once: L-CAM's own examples are small data sets

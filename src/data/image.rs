@@ -107,6 +107,11 @@ pub fn decode_bytes(bytes: &[u8], path: &Path, p: &Preprocess) -> Result<Decoded
     if img.width() == 0 || img.height() == 0 {
         return Err(Error::image(path, "image has no pixels", "remove the file"));
     }
+    Ok(preprocess(img, p))
+}
+
+/// Resize, centre crop and channel conversion of a decoded image (or video frame).
+pub fn preprocess(img: DynamicImage, p: &Preprocess) -> Decoded {
     let img = resize_crop(img, p);
     let [h, w] = p.size;
     let mut pixels = vec![0f32; p.channels * h * w];
@@ -132,7 +137,7 @@ pub fn decode_bytes(bytes: &[u8], path: &Path, p: &Preprocess) -> Result<Decoded
             }
         }
     }
-    Ok(Decoded { pixels, display })
+    Decoded { pixels, display }
 }
 
 #[cfg(test)]
@@ -148,6 +153,8 @@ mod tests {
             mean: None,
             std: None,
             max_pixels: crate::config::DEFAULT_MAX_PIXELS,
+            frames: None,
+            frame_stride: 1,
         }
     }
 

@@ -1,5 +1,6 @@
 //! Data sets: single images, flat folders, ImageFolder trees and CSV manifests, streamed in batches.
 pub mod image;
+pub mod video;
 
 use crate::config::Preprocess;
 use crate::error::{Error, Result};
@@ -9,7 +10,7 @@ use tch::{Device, Tensor};
 
 const IMAGE_EXTS: &[&str] = &["png", "jpg", "jpeg"];
 
-fn is_image(p: &Path) -> bool {
+pub(crate) fn is_image(p: &Path) -> bool {
     p.extension()
         .and_then(|e| e.to_str())
         .map(|e| IMAGE_EXTS.contains(&e.to_ascii_lowercase().as_str()))
@@ -25,6 +26,24 @@ pub fn sha256_file(p: &Path) -> Result<String> {
     let mut h = Sha256::new();
     std::io::copy(&mut f, &mut h)
         .map_err(|e| Error::data(p, format!("cannot read: {e}"), "check the path"))?;
+    Ok(format!("{:x}", h.finalize()))
+}
+
+/// sha256 of an image or `.npy` clip file; for a clip folder, of its files' names and bytes
+/// in name order.
+pub fn sha256_item(p: &Path) -> Result<String> {
+    if !p.is_dir() {
+        return sha256_file(p);
+    }
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    for f in sorted_entries(p)? {
+        if f.is_file() {
+            h.update(f.file_name().map(|n| n.as_encoded_bytes()).unwrap_or(b""));
+            h.update([0u8]);
+            h.update(sha256_file(&f)?.as_bytes());
+        }
+    }
     Ok(format!("{:x}", h.finalize()))
 }
 
@@ -71,7 +90,7 @@ pub struct Dataset {
     pub folder_classes: Option<Vec<String>>,
 }
 
-fn sorted_entries(dir: &Path) -> Result<Vec<PathBuf>> {
+pub(crate) fn sorted_entries(dir: &Path) -> Result<Vec<PathBuf>> {
     let rd = std::fs::read_dir(dir)
         .map_err(|e| Error::data(dir, format!("cannot list folder: {e}"), "check the path"))?;
     let mut v = Vec::new();
@@ -85,6 +104,115 @@ fn sorted_entries(dir: &Path) -> Result<Vec<PathBuf>> {
 }
 
 impl Dataset {
+    /// The data set of CLI inputs as `pre` reads them: images, or clips for a video model.
+    pub fn open(inputs: &[PathBuf], pre: &Preprocess) -> Result<Dataset> {
+        if pre.frames.is_some() {
+            Dataset::clips(inputs)
+        } else {
+            Dataset::from_inputs(inputs)
+        }
+    }
+
+    /// Clips from CLI inputs (`data::video`): a clip (a folder of frames or a `.npy`
+    /// file), a folder of clips, an ImageFolder tree of clips (one sub-folder per class),
+    /// or a CSV manifest whose paths are clips.
+    pub fn clips(inputs: &[PathBuf]) -> Result<Dataset> {
+        let mut ds = Dataset::default();
+        for input in inputs {
+            let part = Dataset::clips_of(input)?;
+            if part.folder_classes.is_some() {
+                if ds.folder_classes.is_some() && ds.folder_classes != part.folder_classes {
+                    return Err(Error::data(
+                        input,
+                        "its class sub-folders differ from an earlier input's",
+                        "pass ImageFolder trees with the same class folders, or one at a time",
+                    ));
+                }
+                ds.folder_classes = part.folder_classes;
+            }
+            ds.items.extend(part.items);
+        }
+        Ok(ds)
+    }
+
+    fn clips_of(input: &Path) -> Result<Dataset> {
+        let none = || {
+            Error::data(
+                input,
+                "no clips found",
+                "give clips as folders of frames (PNG/JPEG) or uint8 .npy files [T,H,W,C], a folder of them (optionally one sub-folder per class), or a CSV manifest with a `path,label` header",
+            )
+        };
+        let one = |path: &Path| Dataset {
+            items: vec![Item {
+                path: path.to_path_buf(),
+                label: None,
+            }],
+            folder_classes: None,
+        };
+        let meta = std::fs::metadata(input)
+            .map_err(|e| Error::data(input, format!("cannot open: {e}"), "check the path"))?;
+        if !meta.is_dir() {
+            let ext = input.extension().and_then(|e| e.to_str()).unwrap_or("");
+            return if ext.eq_ignore_ascii_case("csv") {
+                Dataset::from_manifest(input)
+            } else if video::is_clip_file(input) {
+                Ok(one(input))
+            } else {
+                Err(Error::data(
+                    input,
+                    "is not a clip",
+                    "a video model reads clips: folders of frames or uint8 .npy files [T,H,W,C]",
+                ))
+            };
+        }
+        if video::is_clip_dir(input) {
+            return Ok(one(input));
+        }
+        let clips_in = |dir: &Path| -> Result<Vec<PathBuf>> {
+            Ok(sorted_entries(dir)?
+                .into_iter()
+                .filter(|p| video::is_clip_file(p) || video::is_clip_dir(p))
+                .collect())
+        };
+        let entries = sorted_entries(input)?;
+        let classes: Vec<&PathBuf> = entries
+            .iter()
+            .filter(|p| p.is_dir() && !video::is_clip_dir(p))
+            .collect();
+        let ds = if classes.is_empty() {
+            Dataset {
+                items: clips_in(input)?
+                    .into_iter()
+                    .map(|path| Item { path, label: None })
+                    .collect(),
+                folder_classes: None,
+            }
+        } else {
+            let mut items = Vec::new();
+            let mut names = Vec::new();
+            for (idx, sub) in classes.iter().enumerate() {
+                names.push(
+                    sub.file_name()
+                        .map(|s| s.to_string_lossy().into_owned())
+                        .unwrap_or_default(),
+                );
+                items.extend(clips_in(sub)?.into_iter().map(|path| Item {
+                    path,
+                    label: Some(idx as i64),
+                }));
+            }
+            Dataset {
+                items,
+                folder_classes: Some(names),
+            }
+        };
+        if ds.items.is_empty() {
+            return Err(none());
+        }
+        Ok(ds)
+    }
+
     /// Builds a data set from CLI inputs: image files, folders (ImageFolder or flat) and `.csv` manifests.
     pub fn from_inputs(inputs: &[PathBuf]) -> Result<Dataset> {
         let mut ds = Dataset::default();
@@ -276,7 +404,7 @@ impl Dataset {
                 Ok(crate::report::ImageRecord {
                     index,
                     path: it.path.display().to_string(),
-                    sha256: sha256_file(&it.path)?,
+                    sha256: sha256_item(&it.path)?,
                 })
             })
             .collect()
@@ -445,9 +573,12 @@ impl Dataset {
         let items = &self.items[range.clone()];
         let decoded: Vec<image::Decoded> = items
             .par_iter()
-            .map(|it| image::decode_file(&it.path, p))
+            .map(|it| match p.frames {
+                Some(_) => video::decode_clip(&it.path, p),
+                None => image::decode_file(&it.path, p),
+            })
             .collect::<Result<_>>()?;
-        let [h, w] = p.size;
+        let [_, h, w] = p.input_shape().map(|v| v as usize);
         let mut flat = Vec::with_capacity(decoded.len() * p.channels * h * w);
         for d in &decoded {
             flat.extend_from_slice(&d.pixels);

@@ -12,6 +12,26 @@ pub fn write_overlay(path: &Path, img: &RgbImage, map: &[f32], min_side: u32) ->
     write_png(path, &overlay(img, map, min_side))
 }
 
+/// A clip's overlay: its contact sheet (frames side by side) with a white line between
+/// frames, so the strip reads as `frames` pictures.
+pub fn write_frames(
+    path: &Path,
+    img: &RgbImage,
+    map: &[f32],
+    min_side: u32,
+    frames: u32,
+) -> Result<()> {
+    let mut out = overlay(img, map, min_side);
+    let (w, h) = out.dimensions();
+    for k in 1..frames.max(1) {
+        let x = k * w / frames;
+        for y in 0..h {
+            out.put_pixel(x.min(w - 1), y, Rgb([255, 255, 255]));
+        }
+    }
+    write_png(path, &out)
+}
+
 /// Two overlays side by side with a white gutter (an image and its second view).
 pub fn write_pair(
     path: &Path,

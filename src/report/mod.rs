@@ -438,6 +438,10 @@ pub struct ModelInfo {
     /// For an embedding model: what its scores compare with (absent for a classifier).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub embedding: Option<EmbeddingInfo>,
+    /// For a video model: frames per clip (absent for image models). Its maps are `[T,H,W]`,
+    /// shown as contact sheets (the frames side by side).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub frames: Option<i64>,
 }
 
 /// An embedding model's score: cosine similarity to references, divided by a temperature.

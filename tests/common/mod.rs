@@ -70,6 +70,8 @@ pub fn preprocess(channels: usize, side: usize, mean: f32, std: f32) -> Preproce
         mean: Some(vec![mean; channels]),
         std: Some(vec![std; channels]),
         max_pixels: xaudit::config::DEFAULT_MAX_PIXELS,
+        frames: None,
+        frame_stride: 1,
     }
 }
 
