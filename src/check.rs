@@ -273,7 +273,13 @@ fn measure_job(run: &RunCtx, plan: &Plan, gi: usize, kind: MethodKind) -> Result
     } else {
         Ok(())
     }
-    .and_then(|_| (g.entry.measure)(run, &method, &g.params));
+    .and_then(|_| (g.entry.measure)(run, &method, &g.params))
+    .and_then(|mut fs| {
+        for f in &mut fs {
+            partner_panels(run, &method, f)?;
+        }
+        Ok(fs)
+    });
     let first = |s: String| s.lines().next().unwrap_or_default().to_string();
     let measure = match outcome {
         Ok(f) => Measure::Findings(f),
@@ -296,6 +302,52 @@ fn measure_job(run: &RunCtx, plan: &Plan, gi: usize, kind: MethodKind) -> Result
         passes: (passes1.0 - passes0.0, passes1.1 - passes0.1),
         stopping: None,
     })
+}
+
+/// Embedding models with paired references: each example gets the other side of its pair,
+/// the partner (view or partner image) and the method's map of it explained against the
+/// image, beside the audit's own pictures (Sammani et al. 2022 show both images of a pair).
+fn partner_panels(run: &RunCtx, method: &Method, f: &mut crate::audit::Finding) -> Result<()> {
+    let Some(other) = run.partner_model else {
+        return Ok(());
+    };
+    let idx: Vec<usize> = f
+        .examples
+        .iter()
+        // Out-of-set inputs (named) are no data-set item and have no pair.
+        .filter(|(i, p)| !p.is_empty() && !f.names.contains_key(i))
+        .map(|(i, _)| *i)
+        .collect();
+    if idx.is_empty() {
+        return Ok(());
+    }
+    let Some(refs) = run.model.embedding.as_ref() else {
+        return Ok(());
+    };
+    let targets: Vec<i64> = idx.iter().map(|i| *i as i64).collect();
+    let t = tch::Tensor::from_slice(&targets);
+    let Some(x) = refs.partner_pixels(&t, run.model.device) else {
+        return Ok(());
+    };
+    let ids: Vec<u64> = idx
+        .iter()
+        .map(|i| crate::audit::run::eval_id(*i, 0))
+        .collect();
+    let a = run.attribution(other, method, &x, &targets, &ids)?;
+    let maps = crate::attribution::aggregate(&a.maps, method.aggregate);
+    let what = match refs.reference {
+        crate::embedding::Reference::View => "view",
+        _ => "partner",
+    };
+    for (k, i) in idx.iter().enumerate() {
+        let panels = f.examples.get_mut(i).expect("example index");
+        panels.push(run.image_panel(&x.get(k as i64), &format!("the pair's {what}"))?);
+        panels.push(crate::audit::run::map_panel(
+            &maps.get(k as i64),
+            &format!("{}'s map", what),
+        )?);
+    }
+    Ok(())
 }
 
 /// The looks of a sequential run over `n` images, as image counts: the first once `min_n`

@@ -338,21 +338,40 @@ impl Config {
             }
         }
         let emb = &cfg.embedding;
-        let view = emb.reference == crate::embedding::Reference::View;
-        let emb_set =
-            emb.prototypes.is_some() || emb.temperature.is_some() || emb.view.is_some() || view;
-        if view && emb.prototypes.is_some() {
+        use crate::embedding::Reference;
+        let view = emb.reference == Reference::View;
+        let image = emb.reference == Reference::Image;
+        let emb_set = emb.prototypes.is_some()
+            || emb.temperature.is_some()
+            || emb.view.is_some()
+            || emb.images.is_some()
+            || emb.reference.pairs();
+        if emb.reference.pairs() && emb.prototypes.is_some() {
             return Err(Error::config(
                 origin,
-                "[embedding] prototypes is set with reference = \"view\"",
-                "remove prototypes (views need no support set), or set reference = \"prototypes\"",
+                "[embedding] prototypes is set with paired references (reference = \"view\" or \"image\")",
+                "remove prototypes (pairs need no support set), or set reference = \"prototypes\"",
             ));
         }
         if !view && emb.view.is_some() {
             return Err(Error::config(
                 origin,
-                "[embedding.view] is set but reference is \"prototypes\"",
+                "[embedding.view] is set but reference is not \"view\"",
                 "set reference = \"view\" under [embedding], or remove [embedding.view]",
+            ));
+        }
+        if !image && emb.images.is_some() {
+            return Err(Error::config(
+                origin,
+                "[embedding] images is set but reference is not \"image\"",
+                "set reference = \"image\" under [embedding] to pair each image with a partner, or remove images",
+            ));
+        }
+        if image && emb.images.is_none() {
+            return Err(Error::config(
+                origin,
+                "[embedding] reference = \"image\" needs partner images, and images is not set",
+                "set `images = \"FILE-or-DIR\"` under [embedding]: one image for all, or a folder holding each image's partner at the same relative path",
             ));
         }
         match cfg.model.kind {

@@ -42,6 +42,18 @@ pub enum Reference {
     /// A second augmented view of each audited image (SimCLR's pretext task): image i is
     /// scored against the embedding of its own view, which is reference i.
     View,
+    /// Another image: image i is scored against the embedding of its partner in
+    /// `[embedding] images` (the file at the same relative path, or one image for all),
+    /// which is reference i.
+    Image,
+}
+
+impl Reference {
+    /// Whether image i is paired with reference i (views and partner images), rather than
+    /// scored against every class prototype.
+    pub fn pairs(self) -> bool {
+        matches!(self, Reference::View | Reference::Image)
+    }
 }
 
 /// The seeded augmentation of the second view (`[embedding.view]`): each image gets its
@@ -199,6 +211,11 @@ pub struct EmbeddingSection {
     /// The second view's augmentation (`reference = "view"`).
     #[serde(default)]
     pub view: Option<ViewAugment>,
+    /// Partner images (`reference = "image"`), relative to the working directory: one image
+    /// every audited image is paired with, or a folder in which each audited image's partner
+    /// is the file at the same path relative to the data folder.
+    #[serde(default)]
+    pub images: Option<PathBuf>,
 }
 
 /// The references of an embedding model, as attached to a loaded `Model`.
@@ -224,6 +241,15 @@ pub struct References {
     features: Option<[Tensor; 3]>,
     /// The same for the clean images (view references).
     clean_features: Option<[Tensor; 3]>,
+    /// Paired references: each reference's own pixels `[K,C,H,W]` (model space, CPU), for
+    /// the methods that perturb both images of a pair (pairwise occlusion, averaged
+    /// transforms).
+    pixels: Option<Tensor>,
+    /// The clean images' pixels, the other side of each pair.
+    clean_pixels: Option<Tensor>,
+    /// The preprocessing's per-channel mean and std: model space = ([0,1] pixels − mean) / std,
+    /// for the methods that augment pixels (pixel invariance).
+    pub pixel_space: (Vec<f32>, Vec<f32>),
 }
 
 /// How a feature map `[C',h,w]` is summarised per channel (Sammani et al.'s reductions).
@@ -298,7 +324,19 @@ impl References {
             clean: self.clean.as_ref().map(Tensor::shallow_clone),
             features: self.features.as_ref().map(shallow3),
             clean_features: self.clean_features.as_ref().map(shallow3),
+            pixels: self.pixels.as_ref().map(Tensor::shallow_clone),
+            clean_pixels: self.clean_pixels.as_ref().map(Tensor::shallow_clone),
+            pixel_space: self.pixel_space.clone(),
         }
+    }
+
+    /// The pixels `[B,C,H,W]` (model space, on `device`) of the references `targets`, the
+    /// other image of each pair; None for class prototypes, which are no image.
+    pub fn partner_pixels(&self, targets: &Tensor, device: Device) -> Option<Tensor> {
+        self.pixels.as_ref().map(|p| {
+            p.index_select(0, &targets.to_device(Device::Cpu))
+                .to_device(device)
+        })
     }
 
     /// For view references: the other side of each pair, the clean images' embeddings as
@@ -310,6 +348,8 @@ impl References {
         r.clean = Some(self.unit.shallow_clone());
         r.features = self.clean_features.as_ref().map(shallow3);
         r.clean_features = self.features.as_ref().map(shallow3);
+        r.pixels = self.clean_pixels.as_ref().map(Tensor::shallow_clone);
+        r.clean_pixels = self.pixels.as_ref().map(Tensor::shallow_clone);
         r.source = format!("the clean images of {}", self.source);
         Some(r)
     }
@@ -325,6 +365,12 @@ impl References {
             ),
             Reference::View => format!(
                 "a second augmented view of each of the {} images ({}), temperature {}",
+                self.names.len(),
+                self.source,
+                self.temperature
+            ),
+            Reference::Image => format!(
+                "a partner image for each of the {} images (from {}), temperature {}",
                 self.names.len(),
                 self.source,
                 self.temperature
@@ -395,7 +441,7 @@ pub fn class_names(cfg: &Config) -> Result<Option<Vec<String>>> {
     if cfg.model.kind != ModelKind::Embedding {
         return Ok(cfg.model.class_names.clone());
     }
-    if cfg.embedding.reference == Reference::View {
+    if cfg.embedding.reference.pairs() {
         return Ok(None);
     }
     let ds = support(cfg)?;
@@ -434,26 +480,26 @@ pub fn load(
     }
     let refs = match cfg.embedding.reference {
         Reference::Prototypes => prototypes(&model, cfg, pre)?,
-        Reference::View => {
+        Reference::View | Reference::Image => {
             let run = run.ok_or_else(|| {
                 Error::config(
                     origin(cfg),
-                    "[embedding] reference = \"view\" scores each image against its own second view, and this command has no images",
-                    "use reference = \"view\" with `xaudit explain` and `xaudit check`, or reference = \"prototypes\"",
+                    "[embedding] reference = \"view\" or \"image\" scores each image against its own partner, and this command has no images",
+                    "use these references with `xaudit explain` and `xaudit check`, or reference = \"prototypes\"",
                 )
             })?;
-            view_references(&model, cfg, pre, run)?
+            pair_references(&model, cfg, pre, run)?
         }
     };
     Ok(model.with_references(refs))
 }
 
-/// Whether the configuration scores images against their own views.
-pub fn uses_views(cfg: &Config) -> bool {
-    cfg.model.kind == ModelKind::Embedding && cfg.embedding.reference == Reference::View
+/// Whether the configuration scores each image against its own partner (a view or an image).
+pub fn uses_pairs(cfg: &Config) -> bool {
+    cfg.model.kind == ModelKind::Embedding && cfg.embedding.reference.pairs()
 }
 
-/// View references score image i against reference i: its label is its position.
+/// Paired references score image i against reference i: its label is its position.
 pub fn label_by_position(data: &mut Dataset) {
     for (i, it) in data.items.iter_mut().enumerate() {
         it.label = Some(i as i64);
@@ -473,7 +519,13 @@ fn temperature(cfg: &Config) -> Result<f64> {
     Ok(t)
 }
 
-fn unit(e: &Tensor) -> Tensor {
+/// Cosine similarity of the rows of `a` and `b` `[N,D]` (F.cosine_similarity's eps).
+pub fn cosine(a: &Tensor, b: &Tensor) -> Tensor {
+    (unit(a) * unit(b)).sum_dim_intlist(1, false, Kind::Float)
+}
+
+/// Rows scaled to unit length (F.normalize's rule: x / max(|x|, eps)).
+pub fn unit(e: &Tensor) -> Tensor {
     e / e
         .norm_scalaropt_dim(2, [1].as_slice(), true)
         .clamp_min(1e-12)
@@ -501,24 +553,90 @@ fn embeddings(model: &Model, x: &Tensor, what: &str) -> Result<Tensor> {
     Ok(e)
 }
 
-/// Reference i: the unit embedding of image i's second view; also the clean images'.
-pub fn view_references(
+/// The partner image of the audited image at `path` (`reference = "image"`): the one
+/// partner file, or the file at the same relative path under the partner folder.
+pub fn partner_of(cfg: &Config, run: &RunImages, path: &Path) -> Result<PathBuf> {
+    let dir = cfg.embedding.images.as_deref().ok_or_else(|| {
+        Error::config(
+            origin(cfg),
+            "[embedding] reference = \"image\" needs partner images, and [embedding] images is not set",
+            "set `images = \"FILE-or-DIR\"` under [embedding]: one image every audited image is paired with, or a folder holding each audited image's partner at the same relative path",
+        )
+    })?;
+    if dir.is_file() {
+        return Ok(dir.to_path_buf());
+    }
+    let p = dir.join(run.key(path));
+    if !p.is_file() {
+        return Err(Error::data(
+            &p,
+            format!("no partner image for {}", path.display()),
+            format!(
+                "put each audited image's partner in {} at the same relative path, or give [embedding] images one image for all",
+                dir.display()
+            ),
+        ));
+    }
+    Ok(p)
+}
+
+/// The partners `[B,C,H,W]` (model space, on the model's device) of a batch of audited
+/// images: their second views, or their partner images.
+fn partners(
+    cfg: &Config,
+    pre: &Preprocess,
+    run: &RunImages,
+    b: &crate::data::Batch,
+) -> Result<Tensor> {
+    match cfg.embedding.reference {
+        Reference::View => {
+            let aug = cfg.embedding.view.clone().unwrap_or_default();
+            Ok(views(&aug, run, pre, &b.x, &b.paths))
+        }
+        _ => {
+            let items = b
+                .paths
+                .iter()
+                .map(|p| {
+                    Ok(crate::data::Item {
+                        path: partner_of(cfg, run, p)?,
+                        label: None,
+                    })
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let ds = Dataset {
+                items,
+                ..Default::default()
+            };
+            Ok(ds.load_batch(0..ds.len(), pre, b.x.device())?.x)
+        }
+    }
+}
+
+/// Reference i: the unit embedding of image i's partner (its second view or its partner
+/// image); also the clean images' embeddings, and both sides' pixels.
+pub fn pair_references(
     model: &Model,
     cfg: &Config,
     pre: &Preprocess,
     run: &RunImages,
 ) -> Result<References> {
     let temperature = temperature(cfg)?;
-    let aug = cfg.embedding.view.clone().unwrap_or_default();
-    aug.validate()
-        .map_err(|e| Error::config(origin(cfg), e, "give finite budgets >= 0 (contrast < 1)"))?;
+    let reference = cfg.embedding.reference;
+    if reference == Reference::View {
+        let aug = cfg.embedding.view.clone().unwrap_or_default();
+        aug.validate().map_err(|e| {
+            Error::config(origin(cfg), e, "give finite budgets >= 0 (contrast < 1)")
+        })?;
+    }
     let (mut seen, mut clean) = (Vec::new(), Vec::new());
     let (mut seen_f, mut clean_f) = (Vec::new(), Vec::new());
+    let (mut seen_px, mut clean_px) = (Vec::new(), Vec::new());
     let mut dim = 0;
     for r in run.data.batch_ranges(64) {
         let b = run.data.load_batch(r, pre, model.device)?;
         let what = format!("the images of {}", run.root.display());
-        let v = views(&aug, run, pre, &b.x, &b.paths);
+        let v = partners(cfg, pre, run, &b)?;
         let ev = embeddings(model, &v, &what)?;
         dim = ev.size()[1];
         seen.push(unit(&ev));
@@ -529,25 +647,40 @@ pub fn view_references(
         if let Some(f) = feature_summaries(model, &b.x)? {
             clean_f.push(f);
         }
+        seen_px.push(v.to_device(Device::Cpu));
+        clean_px.push(b.x.to_device(Device::Cpu));
     }
     let names = run
         .data
         .items
         .iter()
-        .map(|it| format!("view of {}", run.key(&it.path)))
-        .collect();
+        .map(|it| {
+            let what = match reference {
+                Reference::View => "view",
+                _ => "partner",
+            };
+            format!("{what} of {}", run.key(&it.path))
+        })
+        .collect::<Vec<_>>();
+    let source = match (reference, cfg.embedding.images.as_deref()) {
+        (Reference::Image, Some(p)) => p.display().to_string(),
+        _ => run.root.display().to_string(),
+    };
     Ok(References {
         unit: Tensor::cat(&seen, 0),
         scale: 1.0 / temperature,
         temperature,
         names,
         dim,
-        reference: Reference::View,
-        source: run.root.display().to_string(),
+        reference,
+        source,
         counts: vec![1; run.data.len()],
         clean: Some(Tensor::cat(&clean, 0)),
         features: cat3(seen_f),
         clean_features: cat3(clean_f),
+        pixels: Some(Tensor::cat(&seen_px, 0)),
+        clean_pixels: Some(Tensor::cat(&clean_px, 0)),
+        pixel_space: (pre.mean(), pre.std()),
     })
 }
 
@@ -638,5 +771,8 @@ pub fn prototypes(model: &Model, cfg: &Config, pre: &Preprocess) -> Result<Refer
         clean: None,
         features,
         clean_features: None,
+        pixels: None,
+        clean_pixels: None,
+        pixel_space: (pre.mean(), pre.std()),
     })
 }

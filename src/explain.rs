@@ -82,19 +82,25 @@ pub struct ImageRecord {
 pub struct ViewRecord {
     /// Cosine similarity of the image's and its view's embeddings.
     pub similarity: f64,
-    /// The augmentation that made the view.
+    /// The augmentation that made the view (`none` for a partner image).
     pub augmentation: String,
+    /// `reference = "image"`: the partner image.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub partner: Option<String>,
     pub map_file: String,
     pub png_file: String,
     /// Image overlay and view overlay side by side.
     pub pair_file: String,
 }
 
-/// Explaining both sides of view pairs: `other` is the model scoring views against the
-/// clean images' embeddings (`References::swapped`).
+/// Explaining both sides of pairs: `other` is the model scoring the partners (views or
+/// partner images) against the clean images' embeddings (`References::swapped`).
 pub struct Pairs<'a> {
     pub other: &'a Model,
-    pub augment: crate::embedding::ViewAugment,
+    /// The views' augmentation; None for partner images.
+    pub augment: Option<crate::embedding::ViewAugment>,
+    /// The configuration (partner images' folder).
+    pub config: &'a crate::config::Config,
     pub run: crate::embedding::RunImages<'a>,
 }
 
@@ -279,8 +285,14 @@ pub fn run(
         // The other side of each pair: the view, scored against its own image.
         let side = match pairs {
             Some(p) => {
-                let xv =
-                    crate::embedding::views(&p.augment, &p.run, pre, &batch.x, &batch.paths);
+                let t = Tensor::from_slice(&targets);
+                let xv = model
+                    .embedding
+                    .as_ref()
+                    .and_then(|r| r.partner_pixels(&t, model.device))
+                    .ok_or_else(|| {
+                        crate::error::Error::NotApplicable("paired references without pixels".into())
+                    })?;
                 let a = run.attribution(p.other, &method, &xv, &targets, &ids)?;
                 let m = normalize(&aggregate(&a.maps, req.aggregate), req.normalize)
                     .to_kind(Kind::Float)
@@ -366,9 +378,20 @@ pub fn run(
                     )?;
                     Some(ViewRecord {
                         similarity: sim[i],
-                        augmentation: crate::perturb::describe(
-                            &p.augment.ops(p.run.seed, &p.run.key(&batch.paths[i])),
-                        ),
+                        augmentation: match &p.augment {
+                            Some(a) => crate::perturb::describe(
+                                &a.ops(p.run.seed, &p.run.key(&batch.paths[i])),
+                            ),
+                            None => "none".into(),
+                        },
+                        partner: match &p.augment {
+                            Some(_) => None,
+                            None => Some(
+                                crate::embedding::partner_of(p.config, &p.run, &batch.paths[i])?
+                                    .display()
+                                    .to_string(),
+                            ),
+                        },
                         map_file,
                         png_file,
                         pair_file,

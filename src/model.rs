@@ -289,6 +289,12 @@ impl Model {
         Ok(self.module.forward_ts(&[self.fed(x)])?)
     }
 
+    /// The raw `forward` output with autograd recording (x should require grad).
+    pub fn embed_grad(&self, x: &Tensor) -> Result<Tensor> {
+        self.passes.add_backward(x);
+        Ok(self.module.forward_ts(&[self.fed(x)])?)
+    }
+
     /// Logits without building a graph.
     pub fn logits(&self, x: &Tensor) -> Result<Tensor> {
         let _g = tch::no_grad_guard();

@@ -143,32 +143,15 @@ fn similarity_explanations_are_faithful_and_the_model_blind_control_is_not() {
     let m = simclr();
     let (x, _, _) = test_images(9);
     let targets = m.logits(&x).unwrap().argmax(-1, false);
-    let (b, hw) = (x.size()[0], 28 * 28);
-    let k = (hw as f64 * 0.15) as i64;
-    let similarity = |x: &Tensor| {
-        m.logits(x)
-            .unwrap()
-            .gather(1, &targets.view([-1, 1]), false)
-            .mean(Kind::Float)
-            .double_value(&[])
-    };
-    let delete = |scores: &Tensor| {
-        let idx = scores.reshape([b, hw]).topk(k, 1, true, true).1;
-        let keep = Tensor::ones([b, hw], (Kind::Float, Device::Cpu))
-            .scatter_value(1, &idx, 0.0)
-            .view([b, 1, 28, 28]);
-        similarity(&(&x * &keep))
-    };
-    let base = similarity(&x);
-    tch::manual_seed(0);
-    let random_drop = base - delete(&Tensor::rand([b, 28, 28], (Kind::Float, Device::Cpu)));
+    let (base, random_drop) = deletion(&m, &x, &targets, None);
     let mut drops = Vec::new();
     for kind in [
         MethodKind::IntegratedGradients,
         MethodKind::Occlusion,
         MethodKind::FixedRandom,
     ] {
-        drops.push((kind.name(), base - delete(&maps(&m, kind, &x, &targets))));
+        let map = maps(&m, kind, &x, &targets);
+        drops.push((kind.name(), deletion(&m, &x, &targets, Some(&map)).1));
     }
     eprintln!("mean similarity {base:.3}; drop after deleting 15% random pixels {random_drop:.3}, the top 15% of each map: {drops:.3?}");
     for (name, d) in &drops {
@@ -184,6 +167,30 @@ fn similarity_explanations_are_faithful_and_the_model_blind_control_is_not() {
             );
         }
     }
+}
+
+/// Deletion on the similarity at one step: (the mean similarity of `x` to its `targets`, its
+/// drop once the 15% of pixels `scores` `[B,H,W]` ranks first are set to 0 in model space);
+/// random scores (seeded) when `scores` is None.
+fn deletion(m: &Model, x: &Tensor, targets: &Tensor, scores: Option<&Tensor>) -> (f64, f64) {
+    let (b, hw) = (x.size()[0], 28 * 28);
+    let k = (hw as f64 * 0.15) as i64;
+    let similarity = |x: &Tensor| {
+        m.logits(x)
+            .unwrap()
+            .gather(1, &targets.view([-1, 1]), false)
+            .mean(Kind::Float)
+            .double_value(&[])
+    };
+    tch::manual_seed(0);
+    let random = Tensor::rand([b, 28, 28], (Kind::Float, Device::Cpu));
+    let scores = scores.unwrap_or(&random);
+    let idx = scores.reshape([b, hw]).topk(k, 1, true, true).1;
+    let keep = Tensor::ones([b, hw], (Kind::Float, Device::Cpu))
+        .scatter_value(1, &idx, 0.0)
+        .view([b, 1, 28, 28]);
+    let base = similarity(x);
+    (base, base - similarity(&(x * &keep)))
 }
 
 fn args(list: &[&str]) -> Vec<String> {
@@ -303,11 +310,23 @@ fn bad_embedding_configurations_are_refused_with_the_fix() {
     let cases = [
         (
             base.replace("reference = \"prototypes\"", "reference = \"view\""),
-            "prototypes is set with reference = \"view\"",
+            "prototypes is set with paired references",
         ),
         (
             format!("{base}\n[embedding.view]\nnoise = 0.1\n"),
-            "[embedding.view] is set but reference is \"prototypes\"",
+            "[embedding.view] is set but reference is not \"view\"",
+        ),
+        (
+            base.replace(
+                "[embedding]",
+                "[embedding]\nimages = \"fixtures/data/digits/test\"",
+            ),
+            "[embedding] images is set but reference is not \"image\"",
+        ),
+        (
+            base.replace("reference = \"prototypes\"", "reference = \"image\"")
+                .replace("prototypes = \"fixtures/data/digits_support\"", ""),
+            "reference = \"image\" needs partner images",
         ),
         (
             base.replace("prototypes = \"fixtures/data/digits_support\"", ""),
@@ -646,4 +665,505 @@ fn faithfulness_curves_record_the_similarity_on_embedding_models() {
         "fail"
     );
     assert!(c.html().contains("similarity to the predicted reference"));
+}
+
+// ---------------------------------------------------------------- the pair methods of Sammani et al.
+
+/// The encoder with paired references: the images of `root` (the first `n`, labelled by
+/// position) and the `[embedding]` table `embedding`.
+fn paired(embedding: &str, root: &str, n: usize) -> (Model, Tensor) {
+    let cfg = config(&format!(
+        "[preprocess]\nchannels = 1\nsize = [28, 28]\nmean = [0.5]\nstd = [0.5]\n\n[model]\nkind = \"embedding\"\n\n[embedding]\n{embedding}\n"
+    ));
+    let mut data = Dataset::from_inputs(&[std::path::PathBuf::from(root)]).unwrap();
+    data.items.truncate(n);
+    xaudit::embedding::label_by_position(&mut data);
+    let run = xaudit::embedding::RunImages {
+        data: &data,
+        root: std::path::Path::new(root),
+        seed: 0,
+    };
+    let m = xaudit::embedding::load(
+        &fixture("models/digits_simclr.pt"),
+        Device::Cpu,
+        [1, 28, 28],
+        &cfg,
+        &digits_pre(),
+        Some(&run),
+    )
+    .unwrap();
+    let x = data
+        .load_batch(0..data.len(), &digits_pre(), Device::Cpu)
+        .unwrap()
+        .x;
+    (m, x)
+}
+
+/// Each image paired with itself (`reference = "image"`, the partner folder = the data).
+fn self_paired(n: usize) -> (Model, Tensor) {
+    paired(
+        "reference = \"image\"\nimages = \"fixtures/data/digits/test/3\"",
+        "fixtures/data/digits/test/3",
+        n,
+    )
+}
+
+fn with(kind: MethodKind, table: &str) -> MethodSpec {
+    MethodSpec::from_table(kind, &toml::from_str(table).unwrap()).unwrap()
+}
+
+fn cosine(a: &Tensor, b: &Tensor) -> Tensor {
+    (unit(a) * unit(b)).sum_dim_intlist([1].as_slice(), false, Kind::Float)
+}
+
+/// Context-agnostic conditional occlusion against `occlusion_context_agnositc` of the official
+/// code written out here: per window, cos(f(window kept alone) − f(window occluded),
+/// prototype), then xaudit's shift of the lowest window to 0 and each pixel's mean over the
+/// windows covering it.
+#[test]
+fn context_agnostic_occlusion_follows_the_official_formula() {
+    let m = simclr();
+    let (x, _, _) = test_images(60);
+    let t = m.logits(&x).unwrap().argmax(-1, false);
+    let protos = m.embedding.as_ref().unwrap().unit_cpu().index_select(0, &t);
+    let (win, stride) = (8i64, 4i64);
+    let n = (28 - win) / stride + 1; // the official output_size
+    let b = x.size()[0];
+    let mut grid = Vec::new();
+    let mut masks = Vec::new();
+    for i in 0..n {
+        for j in 0..n {
+            let mk = Tensor::zeros([1, 1, 28, 28], (Kind::Float, Device::Cpu));
+            let _ = mk
+                .narrow(2, i * stride, win)
+                .narrow(3, j * stride, win)
+                .fill_(1.0);
+            let kept = &x * &mk; // zeros elsewhere: the code's background
+            let hidden = &x * (1.0 - &mk);
+            let d = m.embed(&kept).unwrap() - m.embed(&hidden).unwrap();
+            grid.push(cosine(&d, &protos));
+            masks.push(mk.view([28 * 28]));
+        }
+    }
+    let grid = Tensor::stack(&grid, 1); // [B, n*n]
+    let grid = &grid - grid.amin([1].as_slice(), true);
+    let masks = Tensor::stack(&masks, 0); // [n*n, 784]
+    let want = (grid.matmul(&masks) / masks.sum_dim_intlist([0].as_slice(), false, Kind::Float))
+        .view([b, 1, 28, 28]);
+    let spec = with(
+        MethodKind::ContextAgnosticOcclusion,
+        "window = 8\nstride = 4",
+    );
+    let ids: Vec<u64> = (0..b as u64).collect();
+    let got = spec.attribute(&ctx(&m), &x, &t, &ids).unwrap().maps;
+    let d = common::rel_l2(&got, &want);
+    assert!(d < 1e-4, "relative difference {d}");
+}
+
+/// Averaged transforms: the mean over the mixes of the official per-mix gradients (one
+/// backward pass each, as `averaged_transforms` loops), times the image, equals xaudit's
+/// single backward pass through the mean unit embedding of the mixes.
+#[test]
+fn averaged_transforms_averages_the_official_per_mix_gradients() {
+    let (m, x) = paired("reference = \"view\"", "fixtures/data/digits/test/3", 5);
+    let t = Tensor::arange(5, (Kind::Int64, Device::Cpu));
+    let other = m
+        .embedding
+        .as_ref()
+        .unwrap()
+        .partner_pixels(&t, Device::Cpu)
+        .unwrap();
+    let p = xaudit::attribution::averaged_transforms::Params::default();
+    let ids: Vec<u64> = (0..5).collect();
+    let mixes = xaudit::attribution::averaged_transforms::mixes(&p, &x, &other, &ids, 0)
+        .unwrap()
+        .view([5, 9, 1, 28, 28]);
+    let mut grads = Vec::new();
+    for j in 0..9 {
+        let fixed = m.embed(&mixes.select(1, j)).unwrap();
+        grads.push(tch::with_grad(|| {
+            let leaf = x.detach().set_requires_grad(true);
+            let s = cosine(&m.embed_grad(&leaf).unwrap(), &fixed).sum(Kind::Float);
+            Tensor::run_backward(&[&s], &[&leaf], false, false)
+                .pop()
+                .unwrap()
+        }));
+    }
+    let want = &x * Tensor::stack(&grads, 0).mean_dim([0].as_slice(), false, Kind::Float);
+    let got = MethodSpec::with_defaults(MethodKind::AveragedTransforms)
+        .attribute(&ctx(&m), &x, &t, &ids)
+        .unwrap()
+        .maps;
+    let d = common::rel_l2(&got, &want);
+    assert!(d < 1e-4, "relative difference {d}");
+    // The same mixes again: the noise is keyed by the seed and the image.
+    let again = xaudit::attribution::averaged_transforms::mixes(&p, &x, &other, &ids, 0).unwrap();
+    assert!(common::max_abs_diff(&again.view([5, 9, 1, 28, 28]), &mixes) == 0.0);
+}
+
+/// Pairwise occlusion against `pairwise_occlusion` of the official code written out here, one
+/// draw at a time: both images erased with the library's keyed rectangles, the softmax of the
+/// similarity drops over the draws, and each draw's weight added to the erased rectangle of
+/// the image whose erased embedding has the smaller norm.
+#[test]
+fn pairwise_occlusion_follows_the_official_loop() {
+    use xaudit::attribution::pairwise_occlusion::{erase_rect, Params};
+    let (m, x) = paired("reference = \"view\"", "fixtures/data/digits/test/3", 4);
+    let t = Tensor::arange(4, (Kind::Int64, Device::Cpu));
+    let other = m
+        .embedding
+        .as_ref()
+        .unwrap()
+        .partner_pixels(&t, Device::Cpu)
+        .unwrap();
+    let p = Params {
+        erases: 24,
+        ..Params::default()
+    };
+    let ids: Vec<u64> = (0..4).collect();
+    let got = with(MethodKind::PairwiseOcclusion, "erases = 24")
+        .attribute(&ctx(&m), &x, &t, &ids)
+        .unwrap()
+        .maps;
+    let erase = |img: &Tensor, r: Option<(usize, usize, usize, usize)>| {
+        let mk = Tensor::zeros([1, 1, 28, 28], (Kind::Float, Device::Cpu));
+        if let Some((a, b, h, w)) = r {
+            let _ = mk
+                .narrow(2, a as i64, h as i64)
+                .narrow(3, b as i64, w as i64)
+                .fill_(1.0);
+        }
+        (img * (1.0 - &mk), mk)
+    };
+    for i in 0..4i64 {
+        let (x1, x2) = (x.narrow(0, i, 1), other.narrow(0, i, 1));
+        let base = cosine(&m.embed(&x1).unwrap(), &m.embed(&x2).unwrap()).double_value(&[0]);
+        let (mut drops, mut credit, mut rects) = (Vec::new(), Vec::new(), Vec::new());
+        for k in 0..24u64 {
+            let draw = |side: u64| {
+                let mut rng = xaudit::rng::stream(0, "pairwise-occlusion", i as u64, 2 * k + side);
+                erase_rect(&mut rng, 28, 28, &p)
+            };
+            let ((e1, m1), (e2, _)) = (erase(&x1, draw(0)), erase(&x2, draw(1)));
+            let (o1, o2) = (m.embed(&e1).unwrap(), m.embed(&e2).unwrap());
+            drops.push(base - cosine(&o1, &o2).double_value(&[0]));
+            credit.push(o1.norm().double_value(&[]) < o2.norm().double_value(&[]));
+            rects.push(m1);
+        }
+        let w = Tensor::from_slice(&drops).softmax(0, Kind::Double);
+        let mut want = Tensor::zeros([1, 1, 28, 28], (Kind::Double, Device::Cpu));
+        for k in 0..24 {
+            if credit[k] {
+                want += &rects[k] * w.double_value(&[k as i64]);
+            }
+        }
+        let d = common::max_abs_diff(&got.narrow(0, i, 1), &want);
+        assert!(d < 1e-5, "image {i}: max difference {d}");
+    }
+    // Class prototypes are no image: the method says so and how to fix it.
+    let e = MethodSpec::with_defaults(MethodKind::PairwiseOcclusion)
+        .attribute(&ctx(&simclr()), &x, &t.zeros_like(), &ids)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        e.contains("class prototypes are no image")
+            && e.contains("reference = \"view\" or \"image\""),
+        "{e}"
+    );
+}
+
+/// Known answers for the pair methods: with each image paired with itself, deleting the
+/// pixels a model-dependent map ranks first lowers the pair's similarity more than deleting
+/// as many random pixels (deletion at one step, as above); context-agnostic occlusion on the
+/// class prototypes likewise. Pixel invariance explains what the similarity to augmented
+/// copies rests on, the digit's strokes: its mass sits on the ink far above the ink's share
+/// of the pixels.
+#[test]
+fn the_pair_methods_point_at_what_the_similarity_rests_on() {
+    let (m, x) = self_paired(24);
+    let t = Tensor::arange(24, (Kind::Int64, Device::Cpu));
+    let (base, random_drop) = deletion(&m, &x, &t, None);
+    assert!(
+        base > 0.999,
+        "an image paired with itself: similarity {base}"
+    );
+    let mut drops = Vec::new();
+    for kind in [
+        MethodKind::PairwiseOcclusion,
+        MethodKind::AveragedTransforms,
+        MethodKind::ContextAgnosticOcclusion,
+    ] {
+        let map = maps(&m, kind, &x, &t);
+        drops.push((kind.name(), deletion(&m, &x, &t, Some(&map)).1));
+    }
+    let protos = simclr();
+    let pt = protos.logits(&x).unwrap().argmax(-1, false);
+    let map = maps(&protos, MethodKind::ContextAgnosticOcclusion, &x, &pt);
+    let (_, proto_random) = deletion(&protos, &x, &pt, None);
+    let proto_drop = deletion(&protos, &x, &pt, Some(&map)).1;
+    eprintln!("self pairs: random deletion drop {random_drop:.4}, maps' {drops:.4?}; prototypes: random {proto_random:.4}, context-agnostic occlusion {proto_drop:.4}");
+    for (name, d) in &drops {
+        assert!(
+            *d > 1.5 * random_drop,
+            "{name}: {d} vs random {random_drop}"
+        );
+    }
+    assert!(
+        proto_drop > 1.5 * proto_random,
+        "{proto_drop} vs {proto_random}"
+    );
+    // Pixel invariance: the share of the map's mass on ink (pixels above 0.5).
+    let pi = maps(
+        &m,
+        MethodKind::PixelInvariance,
+        &x.narrow(0, 0, 8),
+        &t.narrow(0, 0, 8),
+    );
+    let ink = (&x.narrow(0, 0, 8) * 0.5 + 0.5)
+        .squeeze_dim(1)
+        .gt(0.5)
+        .to_kind(Kind::Float);
+    let share = ((&pi * &ink).sum(Kind::Float) / pi.sum(Kind::Float)).double_value(&[]);
+    let ink_share = ink.mean(Kind::Float).double_value(&[]);
+    eprintln!(
+        "pixel invariance: {share:.3} of the mass on ink, which is {ink_share:.3} of the pixels"
+    );
+    assert!(share > 2.0 * ink_share, "{share} vs {ink_share}");
+}
+
+// ---------------------------------------------------------------- partner images
+
+/// A config file in `dir` pairing each image with its partner under `images`.
+fn partner_config(dir: &std::path::Path, name: &str, images: &std::path::Path) -> String {
+    let text = std::fs::read_to_string(fixture("simclr_views.toml")).unwrap();
+    let head = &text[..text.find("[embedding]").unwrap()];
+    let p = dir.join(name);
+    std::fs::write(
+        &p,
+        format!(
+            "{head}[embedding]\nreference = \"image\"\nimages = \"{}\"\n",
+            images.display()
+        ),
+    )
+    .unwrap();
+    p.to_str().unwrap().to_string()
+}
+
+/// `explain` of `data` with `config` and `method`; its output folder and summary.json.
+fn explain_pairs(
+    dir: &std::path::Path,
+    out: &str,
+    data: &std::path::Path,
+    config: &str,
+    method: &str,
+) -> (std::path::PathBuf, Value) {
+    let out = dir.join(out);
+    let o = xaudit(&args(&[
+        "explain",
+        "fixtures/models/digits_simclr.pt",
+        data.to_str().unwrap(),
+        "--config",
+        config,
+        "--method",
+        method,
+        "--normalize",
+        "none",
+        "--out",
+        out.to_str().unwrap(),
+    ]));
+    assert!(o.status.success(), "{method}: {}", output_text(&o));
+    let s =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    (out, s)
+}
+
+/// `reference = "image"`: each image against its partner, the file at the same relative path
+/// under `images` (or one image for all). The recorded similarity is the cosine of the two
+/// embeddings computed here; a missing partner is refused naming the file, nothing written.
+#[test]
+fn partner_images_pair_each_image_with_its_partner() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    for (folder, digit) in [(&a, 3), (&b, 5)] {
+        std::fs::create_dir_all(folder).unwrap();
+        let src = Dataset::from_inputs(&[fixture(&format!("data/digits/test/{digit}"))]).unwrap();
+        for k in 0..4 {
+            std::fs::copy(&src.items[k].path, folder.join(format!("p{k}.png"))).unwrap();
+        }
+    }
+    let plain = Model::load(
+        &fixture("models/digits_simclr.pt"),
+        Device::Cpu,
+        [1, 28, 28],
+    )
+    .unwrap();
+    let load = |d: &std::path::Path| {
+        let ds = Dataset::from_inputs(&[d.to_path_buf()]).unwrap();
+        ds.load_batch(0..ds.len(), &digits_pre(), Device::Cpu)
+            .unwrap()
+            .x
+    };
+    let (xa, xb) = (load(&a), load(&b));
+    // A folder of partners: p{k} of a against p{k} of b.
+    let cfg = partner_config(dir.path(), "ab.toml", &b);
+    let (_, s) = explain_pairs(dir.path(), "ab", &a, &cfg, "saliency");
+    let want = cosine(&plain.embed(&xa).unwrap(), &plain.embed(&xb).unwrap());
+    for (k, r) in s["images"].as_array().unwrap().iter().enumerate() {
+        assert_eq!(r["target"], k as i64);
+        let v = &r["view"];
+        assert!(
+            v["partner"]
+                .as_str()
+                .unwrap()
+                .ends_with(&format!("b/p{k}.png")),
+            "{v}"
+        );
+        assert_eq!(v["augmentation"], "none");
+        let sim = v["similarity"].as_f64().unwrap();
+        assert!((sim - want.double_value(&[k as i64])).abs() < 1e-5, "{sim}");
+    }
+    // One partner for all.
+    let one = b.join("p2.png");
+    let cfg1 = partner_config(dir.path(), "one.toml", &one);
+    let (_, s1) = explain_pairs(dir.path(), "one", &a, &cfg1, "saliency");
+    let e2 = plain
+        .embed(&xb.narrow(0, 2, 1))
+        .unwrap()
+        .expand([4, 64], false);
+    let want1 = cosine(&plain.embed(&xa).unwrap(), &e2);
+    for (k, r) in s1["images"].as_array().unwrap().iter().enumerate() {
+        let sim = r["view"]["similarity"].as_f64().unwrap();
+        assert!(
+            (sim - want1.double_value(&[k as i64])).abs() < 1e-5,
+            "{sim}"
+        );
+        assert!(r["view"]["partner"].as_str().unwrap().ends_with("b/p2.png"));
+    }
+    // A missing partner: exit 2 naming it, no output.
+    std::fs::copy(a.join("p0.png"), a.join("extra.png")).unwrap();
+    let out = dir.path().join("missing");
+    let o = xaudit(&args(&[
+        "explain",
+        "fixtures/models/digits_simclr.pt",
+        a.to_str().unwrap(),
+        "--config",
+        &cfg,
+        "--out",
+        out.to_str().unwrap(),
+    ]));
+    let text = output_text(&o);
+    assert_eq!(o.status.code(), Some(2), "{text}");
+    assert!(
+        text.contains("b/extra.png") && text.contains("no partner image for"),
+        "{text}"
+    );
+    assert!(
+        text.contains("fix:") && !text.contains("panicked"),
+        "{text}"
+    );
+    assert!(!out.exists());
+    // doctor names the target in use and measures retrieval with --data.
+    std::fs::remove_file(a.join("extra.png")).unwrap();
+    let o = xaudit(&args(&[
+        "doctor",
+        "fixtures/models/digits_simclr.pt",
+        "--config",
+        &cfg,
+        "--data",
+        a.to_str().unwrap(),
+    ]));
+    let text = output_text(&o);
+    assert!(o.status.success(), "{text}");
+    assert!(
+        text.contains("targets: partner images: in use, a partner image for each of the 4 images"),
+        "{text}"
+    );
+    assert!(
+        text.contains("top-1 retrieval of the own partner"),
+        "{text}"
+    );
+}
+
+/// Swapping the two images of each pair mirrors the explanations: explaining a against b
+/// gives (map of a, map of b), and explaining b against a gives (map of b, map of a), for
+/// every pair method (the stochastic ones draw per image and side, so the same maps come
+/// back). Compared file by file, the image's `.npy` of one run with the partner's
+/// `.view.npy` of the other.
+#[test]
+fn swapping_the_two_images_mirrors_the_explanations() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    for (folder, digit) in [(&a, 3), (&b, 5)] {
+        std::fs::create_dir_all(folder).unwrap();
+        let src = Dataset::from_inputs(&[fixture(&format!("data/digits/test/{digit}"))]).unwrap();
+        for k in 0..3 {
+            std::fs::copy(&src.items[k + 4].path, folder.join(format!("q{k}.png"))).unwrap();
+        }
+    }
+    let ab = partner_config(dir.path(), "ab.toml", &b);
+    let ba = partner_config(dir.path(), "ba.toml", &a);
+    for method in [
+        "saliency",
+        "smoothgrad",
+        "interaction-cam",
+        "context-agnostic-occlusion",
+        "pairwise-occlusion",
+        "averaged-transforms",
+    ] {
+        let (o1, s1) = explain_pairs(dir.path(), &format!("{method}-ab"), &a, &ab, method);
+        let (o2, s2) = explain_pairs(dir.path(), &format!("{method}-ba"), &b, &ba, method);
+        let read = |o: &std::path::Path, f: &Value| {
+            let (_, v) = xaudit::npy::read_f32(&o.join(f.as_str().unwrap())).unwrap();
+            Tensor::from_slice(&v)
+        };
+        for k in 0..3 {
+            let (r1, r2) = (&s1["images"][k], &s2["images"][k]);
+            let d_a = common::max_abs_diff(
+                &read(&o1, &r1["map_file"]),
+                &read(&o2, &r2["view"]["map_file"]),
+            );
+            let d_b = common::max_abs_diff(
+                &read(&o1, &r1["view"]["map_file"]),
+                &read(&o2, &r2["map_file"]),
+            );
+            assert!(d_a < 1e-6 && d_b < 1e-6, "{method}, pair {k}: {d_a} {d_b}");
+            let (c1, c2) = (
+                r1["view"]["similarity"].as_f64().unwrap(),
+                r2["view"]["similarity"].as_f64().unwrap(),
+            );
+            assert!((c1 - c2).abs() < 1e-6, "{c1} {c2}");
+        }
+    }
+}
+
+/// `check` with paired references shows both sides of each example's pair: the audit's
+/// pictures of the image, then the pair's view and the method's map of it explained against
+/// the image (not for out-of-set inputs, which have no pair).
+#[test]
+fn check_reports_show_both_images_of_each_pair() {
+    let c = check("fixtures/simclr_views.toml", "salience", &["saliency"], 12);
+    let r = c.report();
+    let mut paired = 0;
+    for a in r["audits"].as_array().unwrap() {
+        for e in a["examples"].as_array().unwrap() {
+            let labels: Vec<&str> = e["panels"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| p["label"].as_str().unwrap())
+                .collect();
+            let has = labels.ends_with(&["the pair's view", "view's map"]);
+            if a["name"] == "out-of-set" {
+                assert!(!has, "{labels:?}");
+            } else {
+                assert!(has, "{}: {labels:?}", a["name"]);
+                paired += 1;
+            }
+        }
+    }
+    assert!(paired >= 8, "{paired} examples with both sides");
+    let html = c.html();
+    assert!(html.contains("the pair&#x27;s view") || html.contains("the pair's view"));
+    assert!(html.contains("view&#x27;s map") || html.contains("view's map"));
 }

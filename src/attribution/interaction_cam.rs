@@ -46,13 +46,7 @@ impl super::Validate for Params {}
 pub fn lowres(ctx: &Ctx, p: &Params, x: &Tensor, targets: &Tensor) -> Result<Tensor> {
     let model = ctx.model;
     model.require_cam(INFO.name)?;
-    let refs = model.embedding.as_ref().ok_or_else(|| {
-        Error::method(
-            INFO.name,
-            "explains the similarity of two images' embeddings, and this model is a classifier",
-            "declare the model as an embedding model ([model] kind = \"embedding\", docs/model-contract.md), or pick grad-cam",
-        )
-    })?;
+    let refs = super::references(model, INFO.name)?;
     let feats = model.features(x)?.to_kind(Kind::Float);
     let theirs = refs
         .feature_summary(p.reduction, &targets.to_device(feats.device()))

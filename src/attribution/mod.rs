@@ -1,6 +1,8 @@
 //! Attribution methods. One file per method; this module holds what they share:
 //! targets, scores, batching of perturbations, channel aggregation and normalisation.
+pub mod averaged_transforms;
 pub mod config;
+pub mod context_agnostic_occlusion;
 pub mod edge;
 pub mod extremal_perturbation;
 pub mod fixed_random;
@@ -14,6 +16,8 @@ pub mod l_cam_fm;
 pub mod l_cam_img;
 pub mod meaningful_perturbation;
 pub mod occlusion;
+pub mod pairwise_occlusion;
+pub mod pixel_invariance;
 pub mod random;
 pub mod rise;
 pub mod saliency;
@@ -309,6 +313,32 @@ pub fn auto_group(x: &Tensor) -> usize {
     g
 }
 
+/// The references of an embedding model, for the methods of Sammani et al. that explain the
+/// similarity of a pair; a classifier is refused with the fix.
+pub fn references<'a>(model: &'a Model, method: &str) -> Result<&'a crate::embedding::References> {
+    model.embedding.as_ref().ok_or_else(|| {
+        Error::method(
+            method,
+            "explains the similarity of two images' embeddings, and this model is a classifier",
+            "declare the model as an embedding model ([model] kind = \"embedding\", docs/model-contract.md), or pick a classifier method",
+        )
+    })
+}
+
+/// The other image of each pair `[B,C,H,W]` (model space, on `device`), for the methods
+/// that perturb both images; class prototypes are no image and are refused with the fix.
+pub fn partners(model: &Model, method: &str, targets: &Tensor) -> Result<Tensor> {
+    references(model, method)?
+        .partner_pixels(targets, model.device)
+        .ok_or_else(|| {
+            Error::method(
+                method,
+                "perturbs both images of a pair, and class prototypes are no image",
+                "pair each image with its second view or a partner image ([embedding] reference = \"view\" or \"image\", docs/model-contract.md)",
+            )
+        })
+}
+
 /// Evaluates `f` on consecutive sample ranges of at most `chunk` items.
 pub fn for_chunks(
     total: usize,
@@ -535,6 +565,10 @@ registry! {
     grad_cam => GradCam,
     grad_cam_plus_plus => GradCamPlusPlus,
     interaction_cam => InteractionCam,
+    context_agnostic_occlusion => ContextAgnosticOcclusion,
+    pairwise_occlusion => PairwiseOcclusion,
+    averaged_transforms => AveragedTransforms,
+    pixel_invariance => PixelInvariance,
     score_cam => ScoreCam,
     sidu => Sidu,
     sobol => Sobol,

@@ -20,6 +20,9 @@ pub enum Baseline {
     Blur,
     /// The image's own per-channel mean.
     Mean,
+    /// Black: 0 in [0,1] pixels (−mean/std in model space), the black frame video pipelines
+    /// pad clips with.
+    Black,
 }
 
 /// What the curves record for the predicted class.
@@ -42,11 +45,68 @@ pub enum Order {
     Lerf,
 }
 
+/// What is removed (or inserted) at a time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Unit {
+    /// Single pixels (all channels), RISE's curves.
+    Pixel,
+    /// Video models: whole frames, ranked by the map's mass in each ("when").
+    Frame,
+    /// Spatial squares of `tube-size` pixels through every frame of a clip, ranked by the
+    /// map's mass in each ("where"); on images, squares (Samek et al.'s regions).
+    Tube,
+}
+
+/// The unit of each pixel `[H·W']` of an input `h` × `w` (a clip's sheet: `frames` frames of
+/// width `w / frames` side by side), and the number of units.
+pub fn unit_layout(unit: Unit, h: i64, w: i64, frames: i64, tube: i64) -> (Vec<i64>, i64) {
+    let fw = w / frames.max(1);
+    match unit {
+        Unit::Pixel => ((0..h * w).collect(), h * w),
+        Unit::Frame => ((0..h * w).map(|p| (p % w) / fw).collect(), frames),
+        Unit::Tube => {
+            let t = tube.max(1);
+            let cols = (fw + t - 1) / t;
+            let rows = (h + t - 1) / t;
+            let v = (0..h * w)
+                .map(|p| {
+                    let (y, x) = (p / w, (p % w) % fw);
+                    (y / t) * cols + x / t
+                })
+                .collect();
+            (v, rows * cols)
+        }
+    }
+}
+
+/// Sums `[B,HW]` values per unit: `[B,U]`.
+fn per_unit(values: &Tensor, layout: &Tensor, units: i64) -> Tensor {
+    let b = values.size()[0];
+    Tensor::zeros([b, units], (Kind::Double, values.device())).scatter_add(
+        1,
+        &layout.unsqueeze(0).expand([b, -1], true),
+        &values.to_kind(Kind::Double),
+    )
+}
+
+/// Each pixel's unit rank `[B,HW]` from unit ranks `[B,U]`.
+fn to_pixels(unit_ranks: &Tensor, layout: &Tensor) -> Tensor {
+    let b = unit_ranks.size()[0];
+    unit_ranks.gather(1, &layout.unsqueeze(0).expand([b, -1], true), false)
+}
+
 /// The replacement image `[B,C,H,W]` in model space. `blur_sigma` in pixels; absent: RISE's
 /// σ 5 at 224 pixels scaled by min(H, W)/224, at least 1 pixel.
-pub fn baseline_image(x: &Tensor, b: Baseline, blur_sigma: Option<f64>) -> Tensor {
+pub fn baseline_image(
+    x: &Tensor,
+    b: Baseline,
+    blur_sigma: Option<f64>,
+    pre: &crate::config::Preprocess,
+) -> Tensor {
     match b {
         Baseline::Zero => x.zeros_like(),
+        Baseline::Black => crate::data::normalise(&x.zeros_like(), pre),
         Baseline::Mean => x
             .mean_dim([2i64, 3].as_slice(), true, Kind::Float)
             .expand_as(x),
@@ -115,13 +175,14 @@ fn ranks_from_order(order_px: &Tensor) -> Tensor {
     order_px.zeros_like().scatter(1, order_px, &pos)
 }
 
-/// Pixels changed after step `s` of `steps`.
-fn changed(s: usize, steps: usize, hw: i64) -> i64 {
-    ((s as f64 / steps as f64) * hw as f64).round() as i64
+/// Units changed after step `s` of `steps`.
+fn changed(s: usize, steps: usize, units: i64) -> i64 {
+    ((s as f64 / steps as f64) * units as f64).round() as i64
 }
 
 /// Probability of `targets` along the curves: for image i and step s (0..=steps), the input
-/// is `from` with the pixels of rank < round(s/steps · HW) taken from `to`. Every (image,
+/// is `from` with the pixels of rank < round(s/steps · units) taken from `to` (ranks are
+/// per pixel, or per unit broadcast to its pixels). Every (image,
 /// step) input of all curves goes through the model in passes of `run.pass_size()`.
 /// Returns, per curve set in `ranks`, `[B][steps+1]`.
 pub fn curves(
@@ -130,7 +191,7 @@ pub fn curves(
     to: &Tensor,
     ranks: &[&Tensor],
     targets: &[i64],
-    steps: usize,
+    (steps, units): (usize, i64),
     score: CurveScore,
 ) -> Result<Vec<Vec<Vec<f64>>>> {
     let s = from.size();
@@ -148,7 +209,7 @@ pub fn curves(
         let part = &jobs[range];
         let img: Vec<i64> = part.iter().map(|j| j.1 as i64).collect();
         let row: Vec<i64> = part.iter().map(|j| (j.0 * b + j.1) as i64).collect();
-        let k: Vec<i64> = part.iter().map(|j| changed(j.2, steps, h * w)).collect();
+        let k: Vec<i64> = part.iter().map(|j| changed(j.2, steps, units)).collect();
         let img = Tensor::from_slice(&img).to_device(dev);
         let row = Tensor::from_slice(&row).to_device(dev);
         let k = Tensor::from_slice(&k).to_device(dev);
@@ -290,6 +351,10 @@ pub struct CurveParams<K: CurveKind> {
     pub blur_sigma: Option<f64>,
     /// `probability` (softmax, RISE) or `logit`.
     pub score: CurveScore,
+    /// `pixel`, `frame` (video models) or `tube`.
+    pub unit: Unit,
+    /// Side of a tube's square in pixels (absent: a seventh of the frame's shorter side).
+    pub tube_size: Option<usize>,
     #[serde(skip)]
     kind: std::marker::PhantomData<K>,
 }
@@ -307,6 +372,8 @@ impl<K: CurveKind> Default for CurveParams<K> {
             random_orders: 1,
             blur_sigma: None,
             score: CurveScore::Probability,
+            unit: Unit::Pixel,
+            tube_size: None,
             kind: std::marker::PhantomData,
         }
     }
@@ -319,6 +386,9 @@ impl<K: CurveKind> super::AuditParams for CurveParams<K> {
         }
         if self.blur_sigma.is_some_and(|s| !super::positive(s)) {
             return Err("blur-sigma must be > 0 pixels".into());
+        }
+        if self.tube_size == Some(0) {
+            return Err("tube-size must be >= 1 pixel".into());
         }
         Ok(())
     }
@@ -335,39 +405,53 @@ pub fn measure_curves<K: CurveKind>(
     code: &str,
 ) -> Result<Vec<super::Finding>> {
     let insert = K::INSERT;
+    let layout = layout_for(run, p)?;
+    // Whole units per step: at most one step per unit.
+    let steps = p.steps.min(layout.1 as usize);
     let mut f = super::Finding::new("");
     run.for_batches(|b| {
         let clean = run.clean(b)?;
         let targets: Vec<i64> = clean.iter().map(|c| c.pred).collect();
         let maps = pixel_maps(run, m, b)?;
-        let hw = (maps.size()[1] * maps.size()[2]) as usize;
         let idx: Vec<usize> = b.indices.clone().collect();
+        let (layout, units) = &layout;
+        let n = *units as usize;
         let tie: Vec<Vec<i64>> = idx
             .iter()
-            .map(|&i| permutation(run.seed, &format!("{code} ties"), i, hw, 0))
+            .map(|&i| permutation(run.seed, &format!("{code} ties"), i, n, 0))
             .collect();
-        let own = ranks_of(&maps, p.order, &tie);
+        let flat = maps.reshape([maps.size()[0], -1]);
+        let own = match p.unit {
+            Unit::Pixel => ranks_of(&maps, p.order, &tie),
+            _ => to_pixels(
+                &ranks_of(&per_unit(&flat, layout, *units), p.order, &tie),
+                layout,
+            ),
+        };
         let random: Vec<Tensor> = (0..p.random_orders)
             .map(|k| {
                 let orders: Vec<Vec<i64>> = idx
                     .iter()
                     .map(|&i| {
-                        permutation(run.seed, &format!("{code} random order"), i, hw, k as u64)
+                        permutation(run.seed, &format!("{code} random order"), i, n, k as u64)
                     })
                     .collect();
-                random_ranks(&orders, run.device())
+                match p.unit {
+                    Unit::Pixel => random_ranks(&orders, run.device()),
+                    _ => to_pixels(&random_ranks(&orders, run.device()), layout),
+                }
             })
             .collect();
-        let base = baseline_image(&b.x, p.baseline, p.blur_sigma);
+        let base = baseline_image(&b.x, p.baseline, p.blur_sigma, run.pre);
         let (from, to) = if insert { (&base, &b.x) } else { (&b.x, &base) };
         let mut sets: Vec<&Tensor> = vec![&own];
         sets.extend(random.iter());
-        let c = curves(run, from, to, &sets, &targets, p.steps, p.score)?;
+        let c = curves(run, from, to, &sets, &targets, (steps, *units), p.score)?;
         let maps_cpu = super::run::to_vecs(&maps)?;
         let (h, w) = (b.x.size()[2] as usize, b.x.size()[3] as usize);
         for (j, &i) in idx.iter().enumerate() {
             let a = auc(&c[0][j]);
-            let mean_random: Vec<f64> = (0..=p.steps)
+            let mean_random: Vec<f64> = (0..=steps)
                 .map(|s| (1..c.len()).map(|r| c[r][j][s]).sum::<f64>() / (c.len() - 1) as f64)
                 .collect();
             let ar = auc(&mean_random);
@@ -390,7 +474,12 @@ pub fn measure_curves<K: CurveKind>(
         Ok(())
     })?;
     let what = if insert { "inserted" } else { "removed" };
-    let x_label = format!("fraction of pixels {what} ({:?})", p.order).to_lowercase();
+    let unit = match p.unit {
+        Unit::Pixel => "pixels",
+        Unit::Frame => "frames",
+        Unit::Tube => "tubes",
+    };
+    let x_label = format!("fraction of {unit} {what} ({:?})", p.order).to_lowercase();
     f.defer_curve_with_reference(
         "probability",
         &x_label,
@@ -399,17 +488,37 @@ pub fn measure_curves<K: CurveKind>(
             (CurveScore::Probability, _) => "probability of the predicted class",
             (CurveScore::Logit, _) => "logit of the predicted class",
         },
-        curve_columns(&[], p.steps)
-            .into_iter()
-            .map(|c| c.0)
-            .collect(),
+        curve_columns(&[], steps).into_iter().map(|c| c.0).collect(),
         "random order",
     );
     f.summary(
         "model_passes_per_image",
-        (p.steps + 1) * (1 + p.random_orders),
+        (steps + 1) * (1 + p.random_orders),
     );
+    f.summary("unit", unit);
+    f.summary("units", layout.1);
     Ok(vec![f])
+}
+
+/// The unit of each pixel of the run's inputs (on the device) and the number of units;
+/// frames on a model without clips are refused with the fix.
+fn layout_for<K: CurveKind>(run: &RunCtx, p: &CurveParams<K>) -> Result<(Tensor, i64)> {
+    let [_, h, w] = run.model.input_shape;
+    let frames = run.model.clip.map(|c| c.frames).unwrap_or(1);
+    if p.unit == Unit::Frame && run.model.clip.is_none() {
+        return Err(crate::error::Error::config(
+            "the suite",
+            "unit = \"frame\" removes whole frames, and this model takes images",
+            "use unit = \"pixel\" or \"tube\" (squares) for image models",
+        ));
+    }
+    let side = h.min(w / frames);
+    let tube = p
+        .tube_size
+        .map(|t| t as i64)
+        .unwrap_or_else(|| ((side as f64 / 7.0).round() as i64).max(1));
+    let (v, units) = unit_layout(p.unit, h, w, frames, tube);
+    Ok((Tensor::from_slice(&v).to_device(run.device()), units))
 }
 
 /// Confidence of one image under the map-weighted masking of Average Drop / Increase in
@@ -542,5 +651,21 @@ mod tests {
         let r: Vec<i64> =
             Vec::try_from(random_ranks(&[vec![3, 0, 2, 1]], tch::Device::Cpu).view([-1])).unwrap();
         assert_eq!(r, vec![1, 3, 2, 0]);
+    }
+
+    #[test]
+    fn units_cover_the_sheet_by_frame_and_by_tube() {
+        // A clip of 3 frames of 4 x 4 as its sheet [4, 12].
+        let (v, n) = unit_layout(Unit::Frame, 4, 12, 3, 1);
+        assert_eq!(n, 3);
+        assert_eq!(&v[..12], &[0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2]);
+        // Tubes of 3 px: 2 x 2 squares per frame (the last truncated), the same in every frame.
+        let (v, n) = unit_layout(Unit::Tube, 4, 12, 3, 3);
+        assert_eq!(n, 4);
+        assert_eq!(&v[..12], &[0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 1]);
+        assert_eq!(&v[36..48], &[2, 2, 2, 3, 2, 2, 2, 3, 2, 2, 2, 3]);
+        // Pixels are their own units.
+        let (v, n) = unit_layout(Unit::Pixel, 2, 2, 1, 1);
+        assert_eq!((v, n), (vec![0, 1, 2, 3], 4));
     }
 }

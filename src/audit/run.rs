@@ -35,6 +35,10 @@ pub struct RunCtx<'a> {
     pub surrogate: Option<&'a Model>,
     /// Independently trained copies of the model (run-to-run stability).
     pub replicas: Vec<&'a Model>,
+    /// Embedding models with paired references: the encoder scoring each partner (view or
+    /// partner image) against its own image (`References::swapped`), so the reports show
+    /// both sides of each example's pair.
+    pub partner_model: Option<&'a Model>,
     /// Called with the number of images an audit finished (progress bars).
     pub progress: &'a (dyn Fn(usize) + Sync),
     /// One input per model pass: results bitwise-identical whatever the batch sizes
@@ -166,6 +170,7 @@ impl<'a> RunCtx<'a> {
             out_of_set: None,
             surrogate: None,
             replicas: Vec::new(),
+            partner_model: None,
             progress,
             per_sample: false,
             shard: None,

@@ -249,7 +249,7 @@ pub(super) fn load_inputs(
     if let (Some((_, alt)), Some(n)) = (labels.alternative.as_mut(), max_images) {
         alt.truncate(n);
     }
-    if xaudit::embedding::uses_views(cfg) {
+    if xaudit::embedding::uses_pairs(cfg) {
         xaudit::embedding::label_by_position(&mut ds);
         labels = xaudit::data::LabelInfo::default();
     }
@@ -495,6 +495,15 @@ pub fn run(a: CheckArgs) -> Result<i32> {
         shape,
     )?;
     ctx.replicas = replicas.iter().collect();
+    // Paired references: the same encoder scoring each partner against its own image, for
+    // the reports' second side of each example.
+    let partner_model = match model.embedding.as_ref().and_then(|r| r.swapped()) {
+        Some(r) => {
+            Some(xaudit::model::Model::load(&a.run.model, device, shape)?.with_references(r))
+        }
+        None => None,
+    };
+    ctx.partner_model = partner_model.as_ref();
     ctx.per_sample = a.per_sample || cfg.per_sample.unwrap_or(false);
     ctx.out_of_set = oos.as_ref();
     ctx.shard = a.shard.map(|s| (s.index, s.count));

@@ -63,7 +63,7 @@ pub fn run(a: DoctorArgs) -> Result<()> {
         let shape = pre.input_shape();
         // View references are built from images: --data's, when given.
         let mut view_data = None;
-        if xaudit::embedding::uses_views(&cfg) {
+        if xaudit::embedding::uses_pairs(&cfg) {
             if let Some(d) = &a.data {
                 let mut ds = xaudit::data::Dataset::open(std::slice::from_ref(d), &pre)?;
                 ds.items.truncate(256);
@@ -77,7 +77,7 @@ pub fn run(a: DoctorArgs) -> Result<()> {
             root: &root,
             seed: 0,
         });
-        let m = if xaudit::embedding::uses_views(&cfg) && run_images.is_none() {
+        let m = if xaudit::embedding::uses_pairs(&cfg) && run_images.is_none() {
             Model::load(&path, device, shape)?
         } else {
             xaudit::embedding::load(&path, device, shape, &cfg, &pre, run_images.as_ref())?
@@ -98,12 +98,16 @@ pub fn run(a: DoctorArgs) -> Result<()> {
         }
         use xaudit::embedding::Reference;
         match &m.embedding {
-            None if xaudit::embedding::uses_views(&cfg) => {
+            None if xaudit::embedding::uses_pairs(&cfg) => {
                 outln!(
                     "  kind: embedding, {}-dimensional embeddings",
                     m.num_classes
                 );
-                outln!("  targets: second augmented views: in use, built from the images of `explain` and `check` (give --data to build them here)");
+                let what = match cfg.embedding.reference {
+                    Reference::Image => "partner images",
+                    _ => "second augmented views",
+                };
+                outln!("  targets: {what}: in use, built from the images of `explain` and `check` (give --data to build them here)");
                 outln!("  targets: class prototypes: available with [embedding] reference = \"prototypes\" and prototypes = DIR (a labelled support folder)");
             }
             None if m.clip.is_some() => {
@@ -118,6 +122,12 @@ pub fn run(a: DoctorArgs) -> Result<()> {
             None => outln!("  kind: classifier\n  classes: {}", m.num_classes),
             Some(r) => {
                 outln!("  kind: embedding, {}-dimensional embeddings", r.dim);
+                let pairs = if r.reference.pairs() {
+                    ", pairwise-occlusion, averaged-transforms".to_string()
+                } else {
+                    "; pairwise-occlusion and averaged-transforms perturb the partner's pixels and need reference = \"view\" or \"image\"".to_string()
+                };
+                outln!("  methods for embeddings (Sammani et al. 2022): interaction-cam (needs features/head), context-agnostic-occlusion, pixel-invariance{pairs}; every other method explains the similarity score");
                 match r.reference {
                     Reference::Prototypes => {
                         outln!(
@@ -125,10 +135,15 @@ pub fn run(a: DoctorArgs) -> Result<()> {
                             r.describe()
                         );
                         outln!("  targets: second augmented views: available with [embedding] reference = \"view\" (each image against its own seeded view)");
+                        outln!("  targets: partner images: available with [embedding] reference = \"image\" and images = FILE-or-DIR (each image against its partner)");
                     }
-                    Reference::View => {
+                    Reference::View | Reference::Image => {
+                        let (what, own) = match r.reference {
+                            Reference::View => ("second augmented views", "view"),
+                            _ => ("partner images", "partner"),
+                        };
                         outln!(
-                            "  targets: second augmented views: in use, {}; top-1 retrieval of the own view {}",
+                            "  targets: {what}: in use, {}; top-1 retrieval of the own {own} {}",
                             r.describe(),
                             view_retrieval(&m, view_data.as_ref(), &pre)?
                         );

@@ -118,7 +118,7 @@ pub fn run(a: ExplainArgs) -> Result<()> {
     let device = xaudit::device::parse_device(&a.common.device)?;
     let mut data = Dataset::open(&a.inputs, &pre)?;
     let shape = pre.input_shape();
-    let views = xaudit::embedding::uses_views(&cfg);
+    let views = xaudit::embedding::uses_pairs(&cfg);
     if views {
         xaudit::embedding::label_by_position(&mut data);
     }
@@ -140,7 +140,9 @@ pub fn run(a: ExplainArgs) -> Result<()> {
     };
     let pairs = other.as_ref().map(|o| xaudit::explain::Pairs {
         other: o,
-        augment: cfg.embedding.view.clone().unwrap_or_default(),
+        augment: (cfg.embedding.reference == xaudit::embedding::Reference::View)
+            .then(|| cfg.embedding.view.clone().unwrap_or_default()),
+        config: &cfg,
         run: xaudit::embedding::RunImages {
             data: &data,
             root: &root,
