@@ -305,25 +305,68 @@ fn optimise(ctx: &Ctx, p: &Params, x: &Tensor, targets: &Tensor) -> Result<Tenso
     if let Some(c) = ctx.model.clip {
         return optimise_clip(ctx, p, x, targets, c.frames);
     }
-    let size = x.size();
-    let (b, h, w) = (size[0], size[2], size[3]);
-    let dev = x.device();
+    let (h, w) = (x.size()[2], x.size()[3]);
     let (step, sigma, max_blur) = p.scales(h, w);
     let pyr = tch::no_grad(|| pyramid(&x.detach(), p, max_blur));
-    let gen = MaskGenerator::new(h, w, step, sigma, dev);
+    let gen = MaskGenerator::new(h, w, step, sigma, x.device());
+    // TorchRay: torch.optim.SGD lr 0.01, the area weight ×1.0035 per iteration.
+    let schedule = Schedule {
+        per: 1,
+        lr: 0.01,
+        growth: 1.0035,
+    };
+    descend(
+        ctx,
+        p,
+        &pyr,
+        &gen,
+        targets,
+        schedule,
+        |m| ctx.model.forward_grad(m),
+        None,
+    )
+}
+
+/// How the masks of one explained input are laid out and optimised.
+struct Schedule {
+    /// Masks per input (1, or a clip's frames).
+    per: i64,
+    lr: f64,
+    /// The area weight's growth per iteration.
+    growth: f64,
+}
+
+/// TorchRay's descent: masks `[B·per,1,h',w']` from the generator, the area constraint over
+/// each input's `per` masks together, SGD with momentum 0.9 and dampening 0.9; `forward`
+/// scores the masked pyramid, `penalty` (of the masks `[B,per,P]`) is subtracted from the
+/// energy. Returns the masks of the last iteration, before its update (as TorchRay).
+#[allow(clippy::too_many_arguments)]
+fn descend(
+    ctx: &Ctx,
+    p: &Params,
+    pyr: &Tensor,
+    gen: &MaskGenerator,
+    targets: &Tensor,
+    s: Schedule,
+    forward: impl Fn(&Tensor) -> Result<Tensor>,
+    penalty: Option<&dyn Fn(&Tensor) -> Tensor>,
+) -> Result<Tensor> {
+    let dev = pyr.device();
+    let b = targets.size()[0];
     let [hi, wi] = gen.shape_in();
     let full = gen.shape_up.map(|z| z - gen.step + 1);
-    let max_area = full[0] * full[1];
-    let zeros = (max_area as f64 * (1.0 - p.area)) as i64;
+    let plane = full[0] * full[1];
+    let volume = s.per * plane;
+    let zeros = (volume as f64 * (1.0 - p.area)) as i64;
     let reference = Tensor::cat(
         &[
             Tensor::zeros([zeros], (Kind::Float, dev)),
-            Tensor::ones([max_area - zeros], (Kind::Float, dev)),
+            Tensor::ones([volume - zeros], (Kind::Float, dev)),
         ],
         0,
     )
-    .view([1, max_area]);
-    let mut pmask = Tensor::ones([b, 1, hi, wi], (Kind::Float, dev));
+    .view([1, volume]);
+    let mut pmask = Tensor::ones([b * s.per, 1, hi, wi], (Kind::Float, dev));
     let mut buf: Option<Tensor> = None;
     let mut weight = 300.0f64;
     let mut last = None;
@@ -336,36 +379,38 @@ fn optimise(ctx: &Ctx, p: &Params, x: &Tensor, targets: &Tensor) -> Result<Tenso
         let grad = tch::with_grad(|| -> Result<Tensor> {
             let leaf = pmask.detach().set_requires_grad(true);
             let (cropped, m) = gen.generate(&leaf);
-            // TorchRay returns the mask of the last iteration, before its update.
             last = Some(cropped.detach());
             let masked = match p.variant {
-                Variant::Preserve => apply(&pyr, &cropped),
-                Variant::Delete => apply(&pyr, &(-&cropped + 1.0)),
+                Variant::Preserve => apply(pyr, &cropped),
+                Variant::Delete => apply(pyr, &(-&cropped + 1.0)),
             };
             let masked = if p.jitter && t % 2 == 0 {
                 masked.flip([3])
             } else {
                 masked
             };
-            let y = ctx.model.forward_grad(&masked)?;
+            let y = forward(&masked)?;
             let reward = target_score(&y, targets, ctx.score) * sign;
-            let sorted = m.reshape([b, max_area]).sort(1, false).0;
+            let sorted = m.reshape([b, volume]).sort(1, false).0;
             let regul = -((sorted - &reference)
                 .square()
                 .mean_dim(1, false, Kind::Float))
                 * weight;
-            let energy = (reward + regul).sum(Kind::Float);
+            let energy = match penalty {
+                Some(f) => reward + regul - f(&m.reshape([b, s.per, plane])),
+                None => reward + regul,
+            }
+            .sum(Kind::Float);
             let mut g = Tensor::f_run_backward(&[&(-energy)], &[&leaf], false, false)?;
             Ok(g.pop().unwrap_or_else(|| leaf.zeros_like()))
         })?;
-        // torch.optim.SGD with momentum 0.9, dampening 0.9, lr 0.01.
         let step = match buf.take() {
             None => grad,
             Some(v) => v * 0.9 + grad * (1.0 - 0.9),
         };
-        pmask = (&pmask - &step * 0.01).clamp(0.0, 1.0);
+        pmask = (&pmask - &step * s.lr).clamp(0.0, 1.0);
         buf = Some(step);
-        weight *= 1.0035;
+        weight *= s.growth;
     }
     Ok(last.unwrap_or_else(|| tch::no_grad(|| gen.generate(&pmask).0)))
 }
@@ -407,7 +452,6 @@ fn optimise_clip(
     let size = x.size();
     let (b, c, h, w) = (size[0], size[1], size[2], size[3] / frames);
     let bt = b * frames;
-    let dev = x.device();
     let (step, sigma, max_blur) = p.scales(h, w);
     // Frames as images [B·T,C,H,W], clip-major.
     let to_frames = |v: &Tensor, ch: i64| {
@@ -419,65 +463,24 @@ fn optimise_clip(
         crate::clip::to_sheet(&f.view([b, frames, ch, h, w]).permute([0, 2, 1, 3, 4]))
     };
     let pyr = tch::no_grad(|| pyramid(&to_frames(&x.detach(), c), p, max_blur));
-    let gen = MaskGenerator::new(h, w, step, sigma, dev);
-    let [hi, wi] = gen.shape_in();
-    let full = gen.shape_up.map(|z| z - gen.step + 1);
-    let plane = full[0] * full[1];
-    let volume = frames * plane;
-    let zeros = (volume as f64 * (1.0 - p.area)) as i64;
-    let reference = Tensor::cat(
-        &[
-            Tensor::zeros([zeros], (Kind::Float, dev)),
-            Tensor::ones([volume - zeros], (Kind::Float, dev)),
-        ],
-        0,
-    )
-    .view([1, volume]);
-    let mut pmask = Tensor::ones([bt, 1, hi, wi], (Kind::Float, dev));
-    let mut buf: Option<Tensor> = None;
-    let mut weight = 300.0f64;
-    let mut last = None;
-    let sign = match p.variant {
-        Variant::Preserve => 1.0,
-        Variant::Delete => -1.0,
+    let gen = MaskGenerator::new(h, w, step, sigma, x.device());
+    // Li et al.'s schedule: lr 0.05, the area weight doubling every 800 iterations.
+    let schedule = Schedule {
+        per: frames,
+        lr: 0.05,
+        growth: 1.0008668,
     };
-    for t in 0..p.iterations {
-        crate::interrupt::check()?;
-        let grad = tch::with_grad(|| -> Result<Tensor> {
-            let leaf = pmask.detach().set_requires_grad(true);
-            let (cropped, m) = gen.generate(&leaf);
-            last = Some(cropped.detach());
-            let masked = match p.variant {
-                Variant::Preserve => apply(&pyr, &cropped),
-                Variant::Delete => apply(&pyr, &(-&cropped + 1.0)),
-            };
-            let masked = if p.jitter && t % 2 == 0 {
-                masked.flip([3])
-            } else {
-                masked
-            };
-            let y = ctx.model.forward_grad(&to_sheets(&masked, c))?;
-            let reward = target_score(&y, targets, ctx.score) * sign;
-            let sorted = m.reshape([b, volume]).sort(1, false).0;
-            let regul = -((sorted - &reference)
-                .square()
-                .mean_dim(1, false, Kind::Float))
-                * weight;
-            let rough = time_roughness(&m.reshape([b, frames, plane])) * p.time_smoothness;
-            let energy = (reward + regul - rough).sum(Kind::Float);
-            let mut g = Tensor::f_run_backward(&[&(-energy)], &[&leaf], false, false)?;
-            Ok(g.pop().unwrap_or_else(|| leaf.zeros_like()))
-        })?;
-        let step = match buf.take() {
-            None => grad,
-            Some(v) => v * 0.9 + grad * (1.0 - 0.9),
-        };
-        // Li et al.'s schedule: lr 0.05, the area weight doubling every 800 iterations.
-        pmask = (&pmask - &step * 0.05).clamp(0.0, 1.0);
-        buf = Some(step);
-        weight *= 1.0008668;
-    }
-    let masks = last.unwrap_or_else(|| tch::no_grad(|| gen.generate(&pmask).0));
+    let rough = |m: &Tensor| time_roughness(m) * p.time_smoothness;
+    let masks = descend(
+        ctx,
+        p,
+        &pyr,
+        &gen,
+        targets,
+        schedule,
+        |m| ctx.model.forward_grad(&to_sheets(m, c)),
+        Some(&rough),
+    )?;
     Ok(to_sheets(&masks, 1))
 }
 

@@ -117,9 +117,14 @@ impl Dataset {
     /// file), a folder of clips, an ImageFolder tree of clips (one sub-folder per class),
     /// or a CSV manifest whose paths are clips.
     pub fn clips(inputs: &[PathBuf]) -> Result<Dataset> {
+        Dataset::merged(inputs, Dataset::clips_of)
+    }
+
+    /// The items of several inputs in order; ImageFolder inputs must have the same classes.
+    fn merged(inputs: &[PathBuf], part_of: impl Fn(&Path) -> Result<Dataset>) -> Result<Dataset> {
         let mut ds = Dataset::default();
         for input in inputs {
-            let part = Dataset::clips_of(input)?;
+            let part = part_of(input)?;
             if part.folder_classes.is_some() {
                 if ds.folder_classes.is_some() && ds.folder_classes != part.folder_classes {
                     return Err(Error::data(
@@ -215,21 +220,7 @@ impl Dataset {
 
     /// Builds a data set from CLI inputs: image files, folders (ImageFolder or flat) and `.csv` manifests.
     pub fn from_inputs(inputs: &[PathBuf]) -> Result<Dataset> {
-        let mut ds = Dataset::default();
-        for input in inputs {
-            let part = Dataset::from_input(input)?;
-            if part.folder_classes.is_some() {
-                if ds.folder_classes.is_some() && ds.folder_classes != part.folder_classes {
-                    return Err(Error::data(
-                        input,
-                        "its class sub-folders differ from an earlier input's",
-                        "pass ImageFolder trees with the same class folders, or one at a time",
-                    ));
-                }
-                ds.folder_classes = part.folder_classes;
-            }
-            ds.items.extend(part.items);
-        }
+        let ds = Dataset::merged(inputs, Dataset::from_input)?;
         if ds.items.is_empty() {
             return Err(Error::data(
                 inputs.first().map(PathBuf::as_path).unwrap_or(Path::new("")),
