@@ -339,12 +339,26 @@ fn explain_writes_frame_maps_and_contact_sheets() {
 
 /// A finished `xaudit check` of the video model on the test clips.
 fn check(suite: &str, methods: &[&str], extra: &str) -> (Value, String, Option<i32>, String) {
+    check_n(suite, methods, extra, 40)
+}
+
+/// As `check`, on the first `clips` clips.
+fn check_n(
+    suite: &str,
+    methods: &[&str],
+    extra: &str,
+    clips: usize,
+) -> (Value, String, Option<i32>, String) {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
     let cfg = dir.path().join("video.toml");
     std::fs::write(
         &cfg,
-        std::fs::read_to_string(fixture("video.toml")).unwrap() + "\n" + extra,
+        // video.toml opens with a table, so `extra` may hold top-level keys or tables.
+        format!(
+            "{extra}\n{}",
+            std::fs::read_to_string(fixture("video.toml")).unwrap()
+        ),
     )
     .unwrap();
     let mut a = args(&[
@@ -356,6 +370,8 @@ fn check(suite: &str, methods: &[&str], extra: &str) -> (Value, String, Option<i
         suite,
         "--data",
         "fixtures/data/moving_digits/test",
+        "--max-images",
+        &clips.to_string(),
         "--out-dir",
         out.to_str().unwrap(),
     ]);
@@ -421,6 +437,43 @@ fn check_salience_tests_time_shifts_and_skips_image_only_audits() {
         deg["reason"].as_str().unwrap_or_default().contains("video")
             || deg.to_string().contains("does not measure video models"),
         "{deg}"
+    );
+}
+
+/// The robustness suite on clips: the attacks and sensitivity audits measure the video
+/// model (their L∞ budget is per pixel, so the same in every frame) and reach a verdict or
+/// an honest INCONCLUSIVE on 12 clips (min-n lowered to 10 to keep the test short), never an
+/// error or NOT RUN; the model-blind fixed random map, perfectly stable under every attack,
+/// fails its model-dependence prerequisite, and with it the gate.
+#[test]
+fn check_robustness_attacks_clips_and_fails_the_model_blind_control() {
+    let (r, text, code, _) = check_n(
+        "robustness",
+        &["saliency", "fixed-random"],
+        "min-n = 10",
+        12,
+    );
+    assert_eq!(code, Some(1), "{text}");
+    for name in [
+        "attack-random-sign",
+        "attack-top-k",
+        "sensitivity-max",
+        "attack-targeted",
+    ] {
+        let a = audit(&r, name, "saliency");
+        let v = a["verdict"].as_str().unwrap();
+        assert!(["pass", "fail", "inconclusive"].contains(&v), "{name}: {v}");
+        assert!(a["n"].as_u64().unwrap() >= 10, "{name}: n = {}", a["n"]);
+    }
+    // Its failed model dependence fails the gate: it would pass the stability audits
+    // trivially (a map that never moves), which the report says means nothing.
+    assert_eq!(
+        audit(&r, "cascading-randomization", "fixed-random")["verdict"],
+        "fail"
+    );
+    assert!(
+        text.contains("fixed-random's explanations are not shown to depend on the model"),
+        "{text}"
     );
 }
 
