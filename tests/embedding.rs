@@ -708,6 +708,24 @@ fn self_paired(n: usize) -> (Model, Tensor) {
     )
 }
 
+/// The first `n` digit-3 images paired with their views: (model, images, targets = their
+/// positions, the views' pixels).
+fn view_pairs(n: i64) -> (Model, Tensor, Tensor, Tensor) {
+    let (m, x) = paired(
+        "reference = \"view\"",
+        "fixtures/data/digits/test/3",
+        n as usize,
+    );
+    let t = Tensor::arange(n, (Kind::Int64, Device::Cpu));
+    let other = m
+        .embedding
+        .as_ref()
+        .unwrap()
+        .partner_pixels(&t, Device::Cpu)
+        .unwrap();
+    (m, x, t, other)
+}
+
 fn with(kind: MethodKind, table: &str) -> MethodSpec {
     MethodSpec::from_table(kind, &toml::from_str(table).unwrap()).unwrap()
 }
@@ -765,14 +783,7 @@ fn context_agnostic_occlusion_follows_the_official_formula() {
 /// single backward pass through the mean unit embedding of the mixes.
 #[test]
 fn averaged_transforms_averages_the_official_per_mix_gradients() {
-    let (m, x) = paired("reference = \"view\"", "fixtures/data/digits/test/3", 5);
-    let t = Tensor::arange(5, (Kind::Int64, Device::Cpu));
-    let other = m
-        .embedding
-        .as_ref()
-        .unwrap()
-        .partner_pixels(&t, Device::Cpu)
-        .unwrap();
+    let (m, x, t, other) = view_pairs(5);
     let p = xaudit::attribution::averaged_transforms::Params::default();
     let ids: Vec<u64> = (0..5).collect();
     let mixes = xaudit::attribution::averaged_transforms::mixes(&p, &x, &other, &ids, 0)
@@ -808,14 +819,7 @@ fn averaged_transforms_averages_the_official_per_mix_gradients() {
 #[test]
 fn pairwise_occlusion_follows_the_official_loop() {
     use xaudit::attribution::pairwise_occlusion::{erase_rect, Params};
-    let (m, x) = paired("reference = \"view\"", "fixtures/data/digits/test/3", 4);
-    let t = Tensor::arange(4, (Kind::Int64, Device::Cpu));
-    let other = m
-        .embedding
-        .as_ref()
-        .unwrap()
-        .partner_pixels(&t, Device::Cpu)
-        .unwrap();
+    let (m, x, t, other) = view_pairs(4);
     let p = Params {
         erases: 24,
         ..Params::default()
