@@ -340,7 +340,9 @@ fn partner_panels(run: &RunCtx, method: &Method, f: &mut crate::audit::Finding) 
         _ => "partner",
     };
     for (k, i) in idx.iter().enumerate() {
-        let panels = f.examples.get_mut(i).expect("example index");
+        let Some(panels) = f.examples.get_mut(i) else {
+            continue;
+        };
         panels.push(run.image_panel(&x.get(k as i64), &format!("the pair's {what}"))?);
         panels.push(crate::audit::run::map_panel(
             &maps.get(k as i64),

@@ -142,9 +142,8 @@ pub fn attribute(
             let leaf = xs.detach().set_requires_grad(true);
             let ours = crate::embedding::unit(&model.embed_grad(&leaf)?.to_kind(Kind::Float));
             let s = (ours * &mean).sum(Kind::Float);
-            Ok(Tensor::run_backward(&[&s], &[&leaf], false, false)
-                .pop()
-                .expect("one gradient"))
+            let mut g = Tensor::f_run_backward(&[&s], &[&leaf], false, false)?;
+            Ok(g.pop().unwrap_or_else(|| leaf.zeros_like()))
         })?;
         parts.push(&xs * g);
         Ok(())
